@@ -74,3 +74,12 @@ def test_change_detection_sees_edits_additions_and_deletions(tmp_path: Path) -> 
     (tmp_path / "n/b.md").unlink()
     note.unlink()
     assert notes_changed(tmp_path / "n", stamps)
+
+
+def test_repo_notes_are_the_seed_unchanged() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    seed = repo.parent / "shared" / "seeds" / "000_b4903a1153fda4d3.txt"
+    if not seed.exists():
+        pytest.skip("the seed corpus is not beside this checkout")
+    joined = (repo / "notes" / "kaggle.md").read_bytes() + (repo / "notes" / "career.md").read_bytes()
+    assert joined == seed.read_bytes()
