@@ -146,36 +146,28 @@ def index(
     )
 
 
-@app.command()
-def ask(
-    question: QuestionArg = None,
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
-    model: ModelOpt = None,
-    k: KOpt = 5,
-    as_json: JsonOpt = False,
-) -> None:
-    """Answer a free-form question with the closest passages from the notes."""
-    text = read_question(question)
-    with user_errors():
-        hits = make_retriever(notes, index, model).ask(text, k)
-    show(text, hits, as_json)
+def search_command(method: str, summary: str):  # noqa: ANN201 - a typer command
+    """`ask` and `similar` differ only in which Retriever method answers."""
+
+    def command(
+        question: QuestionArg = None,
+        notes: NotesOpt = Path("notes"),
+        index: IndexOpt = Path("index"),
+        model: ModelOpt = None,
+        k: KOpt = 5,
+        as_json: JsonOpt = False,
+    ) -> None:
+        text = read_question(question)
+        with user_errors():
+            hits = getattr(make_retriever(notes, index, model), method)(text, k)
+        show(text, hits, as_json)
+
+    command.__doc__ = summary
+    return app.command(method)(command)
 
 
-@app.command()
-def similar(
-    question: QuestionArg = None,
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
-    model: ModelOpt = None,
-    k: KOpt = 5,
-    as_json: JsonOpt = False,
-) -> None:
-    """Find the notes' own questions (headings) closest to this one, each with its answer."""
-    text = read_question(question)
-    with user_errors():
-        hits = make_retriever(notes, index, model).similar(text, k)
-    show(text, hits, as_json)
+search_command("ask", "Answer a free-form question with the closest passages from the notes.")
+search_command("similar", "Find the notes' own questions (headings) closest to this one, each with its answer.")
 
 
 @app.command()
