@@ -5,12 +5,17 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .chunking import Chunk, ChunkerSettings
-from .encoders import DEFAULT_MODEL, Encoder, load_encoder
+import numpy as np
+
+from .chunking import ChunkerSettings
+from .encoders import ALIASES, DEFAULT_MODEL, Encoder, load_encoder
 from .errors import RetrieverError
 from .indexer import IndexReport, build
+from .lexical import LexicalScores
+from .ranking import MODES, Mode, RankSettings, rank, rank_questions
 from .notes import normalise, notes_changed, require_folder, scan_notes
 from .store import IndexStore, LoadedIndex
 
@@ -32,9 +37,13 @@ class Hit:
     start_line: int
     end_line: int
     text: str
+    explain: dict[str, dict[str, float]] | None = None  # per channel: its scores and its share of the rank
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.explain is None:
+            del data["explain"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,14 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("retriever"))
 
 
+DEFAULT_MODELS = (DEFAULT_MODEL,)
+
+
 def canonical_model(name: str) -> str:
-    """The name an index records for a model, so `--model ./m` and `--model /abs/m` compare equal."""
+    """The name an index records for a model, so `e5`, `./m` and `/abs/m` compare equal to what it stored."""
+    name = ALIASES.get(name, name)
     local = Path(name).expanduser()
-    return str(local.resolve()) if name != DEFAULT_MODEL and local.exists() else name
+    return str(local.resolve()) if name not in ALIASES.values() and local.exists() else name
 
 
 class Retriever:
@@ -64,43 +77,49 @@ class Retriever:
         self,
         notes_dir: Path | str = "notes",
         index_dir: Path | str = "index",
-        model: str | None = None,
+        models: Sequence[str] | str | None = None,
         cache_dir: Path | None = None,
         chunker: ChunkerSettings | None = None,
         reporter: Reporter | None = None,
         auto_update: bool = True,
+        mode: Mode = "hybrid",
     ) -> None:
         self.notes_dir = Path(notes_dir)
         self.store = IndexStore(Path(index_dir))
-        self.requested_model = canonical_model(model) if model else None
+        if isinstance(models, str):
+            models = [models]
+        self.requested_models = [canonical_model(m) for m in models] if models else None
         self.cache_dir = cache_dir or default_cache_dir()
         self.chunker = chunker or ChunkerSettings()
         self.reporter = reporter
         self.auto_update = auto_update
-        self._encoder: Encoder | None = None
+        if mode not in MODES:
+            raise RetrieverError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.ranking = RankSettings(mode=mode)
         self._loaded: LoadedIndex | None = None
 
-    # -- model -------------------------------------------------------------------------------------------------
-    def model_name(self) -> str:
-        """Explicit choice first, then whatever the existing index was built with, then the default."""
-        if self.requested_model:
-            return self.requested_model
+    # -- models ------------------------------------------------------------------------------------------------
+    def built_models(self) -> list[str] | None:
+        """The models of the existing index, or None when there is none (or it is broken and will be rebuilt)."""
         try:
-            return self.store.read_manifest().model.name if self.store.exists() else DEFAULT_MODEL
-        except RetrieverError:  # a broken index is rebuilt with the default
-            return DEFAULT_MODEL
+            return [m.name for m in self.store.read_manifest().models] if self.store.exists() else None
+        except RetrieverError:
+            return None
 
-    def encoder(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = load_encoder(self.model_name(), self.cache_dir)
-        return self._encoder
+    def index_models(self) -> list[str]:
+        """What `index` embeds with: the explicit choice, else what the index already has, else the defaults."""
+        return self.requested_models or self.built_models() or list(DEFAULT_MODELS)
+
+    def encoders(self, names: Sequence[str]) -> list[Encoder]:
+        return [load_encoder(name, self.cache_dir) for name in names]
 
     # -- index -------------------------------------------------------------------------------------------------
     def index(self, full: bool = False) -> IndexReport:
         with self.store.lock():
             scan = scan_notes(self.notes_dir)
             progress = self.reporter.progress if self.reporter else None
-            report = build(scan, self.encoder(), self.chunker, self.store, self._previous(), not full, progress)
+            encoders = self.encoders(self.index_models())
+            report = build(scan, encoders, self.chunker, self.store, self._previous(), not full, progress)
         self._loaded = None
         return report
 
@@ -132,13 +151,13 @@ class Retriever:
         return self.index()
 
     def loaded(self) -> LoadedIndex:
-        if self.requested_model and self.store.exists():
-            built_with = self.store.read_manifest().model.name
-            if built_with != self.requested_model:
-                raise RetrieverError(
-                    f"index at {self.store.root} was built with model {built_with!r}, not {self.requested_model!r}; "
-                    f"rebuild it with `retriever index --full --model {self.requested_model}`"
-                )
+        built = self.built_models()
+        missing = [m for m in self.requested_models or [] if built is not None and m not in built]
+        if missing:
+            raise RetrieverError(
+                f"index at {self.store.root} was built with model {', '.join(repr(b) for b in built or [])}, "
+                f"not {missing[0]!r}; rebuild it with `retriever index --full --model {' --model '.join(missing)}`"
+            )
         if self.auto_update:
             self.ensure_index()
         if self._loaded is None:
@@ -146,31 +165,43 @@ class Retriever:
         return self._loaded
 
     # -- search ------------------------------------------------------------------------------------------------
-    def _search(self, question: str, k: int, collection: str) -> list[tuple[float, Chunk]]:
+    def _prepare(self, question: str, k: int) -> tuple[LoadedIndex, dict[int, np.ndarray], LexicalScores | None]:
         question = normalise(question).strip()
         if not question:
             raise RetrieverError("the question is empty")
         if k < 1:
             raise RetrieverError(f"k must be at least 1, not {k}")
         loaded = self.loaded()
-        items = loaded.manifest.items(collection)
-        if not items:
-            return []
-        vector = self.encoder().encode([question], "query")
-        scores, rows = loaded.ann[collection].search(vector, k)
-        return [(float(s), items[r]) for s, r in zip(scores[0], rows[0]) if r >= 0]
+        names = [m.name for m in loaded.manifest.models]
+        use = [names.index(m) for m in self.requested_models] if self.requested_models else list(range(len(names)))
+        queries = {}
+        if self.ranking.mode != "lexical":
+            for model in use:
+                queries[model] = load_encoder(names[model], self.cache_dir).encode([question], "query")
+        lexical = loaded.lexical.score(question) if self.ranking.mode != "dense" else None
+        return loaded, queries, lexical
 
-    def ask(self, question: str, k: int = 5) -> list[Hit]:
-        return [
-            Hit(rank, round(score, 4), c.path, c.heading, c.start_line, c.end_line, c.text)
-            for rank, (score, c) in enumerate(self._search(question, k, "chunks"), start=1)
-        ]
+    def ask(self, question: str, k: int = 5, explain: bool = False) -> list[Hit]:
+        loaded, queries, lexical = self._prepare(question, k)
+        ranked = rank(loaded, queries, lexical, self.ranking, explain)
+        hits = []
+        for i, (row, score) in enumerate(zip(ranked.rows[:k], ranked.scores[:k])):
+            c = loaded.manifest.chunks[int(row)]
+            why = ranked.explain[i] if explain else None
+            hits.append(Hit(i + 1, round(float(score), 4), c.path, c.heading, c.start_line, c.end_line, c.text, why))
+        return hits
 
-    def similar(self, question: str, k: int = 5) -> list[QuestionHit]:
-        return [
-            QuestionHit(rank, round(score, 4), c.path, c.heading, c.start_line, c.end_line, c.text, c.heading)
-            for rank, (score, c) in enumerate(self._search(question, k, "questions"), start=1)
-        ]
+    def similar(self, question: str, k: int = 5, explain: bool = False) -> list[QuestionHit]:
+        loaded, queries, lexical = self._prepare(question, k)
+        ranked = rank_questions(loaded, queries, lexical, self.ranking, explain)
+        hits = []
+        for i, (row, score) in enumerate(zip(ranked.rows[:k], ranked.scores[:k])):
+            c = loaded.manifest.questions[int(row)]
+            hits.append(
+                QuestionHit(i + 1, round(float(score), 4), c.path, c.heading, c.start_line, c.end_line, c.text,
+                            ranked.explain[i] if explain else None, c.heading)
+            )
+        return hits
 
     def info(self) -> dict[str, Any]:
         gen = self.store.live_generation()
@@ -178,13 +209,14 @@ class Retriever:
         return {
             "index": str(self.store.root),
             "model": manifest.model.name,
-            "model_source": manifest.model.source,
             "dim": manifest.model.dim,
+            "models": [f"{m.name} ({m.source}, {m.dim}d)" for m in manifest.models],
             "notes": len(manifest.files),
             "chunks": len(manifest.chunks),
+            "parts": len(manifest.parts),
             "questions": len(manifest.questions),
             "ann": manifest.ann,
-            "size_bytes": sum(p.stat().st_size for p in gen.iterdir()),
+            "size_bytes": sum(p.stat().st_size for p in gen.rglob("*") if p.is_file()),
             "built_at": manifest.created_at,
             "build_seconds": manifest.build_seconds,
             "fingerprint": manifest.fingerprint,

@@ -11,8 +11,8 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from functools import cache
 
+from .korean import kiwi
 from .notes import Note
 
 HEADING = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
@@ -20,6 +20,10 @@ CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
 FENCE = re.compile(r"^[ \t]*(```|~~~)")
 
 TokenCounter = Callable[[str], int]
+MAX_TITLE_CHARS = 100
+
+
+BULLET = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,8 @@ class ChunkerSettings:
     """Everything that changes chunk boundaries; it is part of the index fingerprint."""
 
     max_tokens: int = 256
-    version: int = 1  # bump when the algorithm changes, so existing indexes are seen as stale
+    part_tokens: int = 64  # sub-chunks scored inside a chunk: one bullet, or a few sentences
+    version: int = 2  # bump when the algorithm changes, so existing indexes are seen as stale
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -61,13 +66,29 @@ class Chunk:
 
     @property
     def embed_text(self) -> str:
-        """The heading path goes in with the body: bullets alone lose what question they answer."""
-        head = " > ".join(h for h in self.headings if h)
-        return f"{head}\n{self.text}" if head else self.text
+        return with_headings(self.headings, self.text)
 
     @property
     def content_hash(self) -> str:
-        return hashlib.sha256(self.embed_text.encode("utf-8")).hexdigest()[:32]
+        return content_hash(self.embed_text)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A sub-chunk: a question often targets one bullet, which a whole-chunk vector dilutes."""
+
+    chunk: int  # row of its chunk
+    text: str
+
+
+def with_headings(headings: tuple[str, ...], text: str) -> str:
+    """The heading path goes in with the text: bullets alone lose what question they answer."""
+    head = " > ".join(h for h in headings if h)
+    return f"{head}\n{text}" if head else text
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def heading_of(line: str) -> tuple[int, str] | None:
@@ -109,19 +130,31 @@ def split_sections(note: Note) -> list[Section]:
         stack.append((level, title))
         heading_line, body_origin, body_lines = number, number + 1, []
     close()
+    if len(sections) == 1 and not sections[0].headings:
+        return [titled(sections[0])]
     return sections
 
 
-@cache
-def _kiwi():  # noqa: ANN202 - kiwipiepy has no stubs; loading costs ~1.5 s, so only when a line is too long
-    from kiwipiepy import Kiwi
-
-    return Kiwi()
+def titled(section: Section) -> Section:
+    """A note without headings (a plain text file) is titled by its first line, when that line is short: the
+    title then travels with every chunk, as a heading would."""
+    first, _, rest = section.body.partition("\n")
+    if len(first.strip()) > MAX_TITLE_CHARS or not rest.strip():
+        return section
+    skipped = len(rest) - len(rest.lstrip("\n"))
+    return Section(
+        section.path,
+        (first.strip(),),
+        section.start_line,
+        section.end_line,
+        rest.strip("\n"),
+        section.body_start + 1 + skipped,
+    )
 
 
 def split_sentences(text: str) -> list[str]:
     """Korean-aware sentence boundaries (Kiwi handles endings like 함/음 without a period)."""
-    return [s.text for s in _kiwi().split_into_sents(text)] or [text]
+    return [s.text for s in kiwi().split_into_sents(text)] or [text]
 
 
 @dataclass(frozen=True)
@@ -200,6 +233,40 @@ def chunk_section(section: Section, settings: ChunkerSettings, count: TokenCount
         group.append(piece)
     flush()
     return chunks
+
+
+def parts_of(chunk: Chunk, settings: ChunkerSettings, count: TokenCounter) -> list[str]:
+    """The chunk cut into the pieces a question usually targets: each bullet with its continuation lines, and
+    other text as runs of sentences (hard-wrapped lines joined first, since a visual line is no unit of meaning).
+    """
+    blocks: list[tuple[bool, list[str]]] = []  # (is a bullet, its lines)
+    after_blank = True
+    for line in chunk.text.split("\n"):
+        if not line.strip():
+            after_blank = True
+            continue
+        bullet = bool(BULLET.match(line))
+        # plain text continues a paragraph, or a bullet it directly follows (a wrapped bullet)
+        if blocks and not bullet and (not blocks[-1][0] or not after_blank):
+            blocks[-1][1].append(line.strip())
+        else:
+            blocks.append((bullet, [line.strip()]))
+        after_blank = False
+    parts: list[str] = []
+    for bullet, lines in blocks:
+        text = " ".join(lines)
+        if bullet and count(text) <= settings.part_tokens:
+            parts.append(text)
+            continue
+        run: list[str] = []
+        for sentence in split_sentences(text):
+            if run and count(" ".join([*run, sentence])) > settings.part_tokens:
+                parts.append(" ".join(run))
+                run = []
+            run.append(sentence)
+        if run:
+            parts.append(" ".join(run))
+    return parts or [chunk.text]
 
 
 def chunk_note(note: Note, settings: ChunkerSettings, count: TokenCounter) -> list[Chunk]:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .api import Hit, Retriever
@@ -32,10 +33,15 @@ IndexOpt = Annotated[Path, typer.Option("--index", envvar="RETRIEVER_INDEX", hel
 ModelOpt = Annotated[
     str | None,
     typer.Option(
+        "--encoders",
         "--model",
-        envvar="RETRIEVER_MODEL",
-        help="sentence-transformers name or path; default: the index's model, else multilingual-e5-small.",
+        envvar="RETRIEVER_ENCODERS",
+        help="Comma-separated encoders: e5, use, or any sentence-transformers name or path. "
+        "Default: the index's, else e5,use.",
     ),
+]
+ModeOpt = Annotated[
+    str, typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="Number of results.")]
@@ -87,8 +93,9 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def make_retriever(notes: Path, index: Path, model: str | None) -> Retriever:
-    return Retriever(notes, index, model=model, reporter=ConsoleReporter())
+def make_retriever(notes: Path, index: Path, encoders: str | None, mode: str = "hybrid") -> Retriever:
+    models = [m.strip() for m in encoders.split(",") if m.strip()] if encoders else None
+    return Retriever(notes, index, models=models, reporter=ConsoleReporter(), mode=mode)  # type: ignore[arg-type]
 
 
 def read_question(question: str | None) -> str:
@@ -111,6 +118,9 @@ def print_hits(hits: Sequence[Hit]) -> None:
         )
         for line in hit.text.splitlines():
             out.print(f"   {escape(line)}")
+        for channel, values in (hit.explain or {}).items():
+            detail = "  ".join(f"{k} {v:+.3f}" for k, v in values.items())
+            out.print(f"   [dim]{escape(channel)}: {detail}[/dim]")
         out.print()
 
 
@@ -155,11 +165,14 @@ def search_command(method: str, summary: str):  # noqa: ANN201 - a typer command
         index: IndexOpt = Path("index"),
         model: ModelOpt = None,
         k: KOpt = 5,
+        mode: ModeOpt = "hybrid",
         as_json: JsonOpt = False,
+        explain: Annotated[bool, typer.Option("--explain", help="Show each channel's share of the rank.")] = False,
     ) -> None:
         text = read_question(question)
         with user_errors():
-            hits = getattr(make_retriever(notes, index, model), method)(text, k)
+            retriever = make_retriever(notes, index, model, mode)
+            hits = getattr(retriever, method)(text, k, explain)
         show(text, hits, as_json)
 
     command.__doc__ = summary
@@ -168,6 +181,35 @@ def search_command(method: str, summary: str):  # noqa: ANN201 - a typer command
 
 search_command("ask", "Answer a free-form question with the closest passages from the notes.")
 search_command("similar", "Find the notes' own questions (headings) closest to this one, each with its answer.")
+
+
+@app.command("eval")
+def evaluate_command(
+    queries: Annotated[Path, typer.Argument(help="TSV with columns query, target and optional lang.")],
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    model: ModelOpt = None,
+    mode: ModeOpt = "hybrid",
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure Recall@1, Recall@5 and MRR@10 of `ask` on a query file, per language, and list the misses."""
+    from .evaluation import evaluate, read_queries
+
+    with user_errors():
+        retriever = make_retriever(notes, index, model, mode)
+        report = evaluate(read_queries(queries), retriever.ask)
+    if as_json:
+        print_json(report.to_json())
+        return
+    table = Table("set", "n", "R@1", "R@5", "MRR@10", box=None)
+    for name, m in [*report.by_lang.items(), ("all", report.overall)]:
+        table.add_row(name, str(m.n), f"{m.recall_at_1:.3f}", f"{m.recall_at_5:.3f}", f"{m.mrr_at_10:.3f}")
+    out.print(table)
+    if report.misses:
+        out.print(f"\n[bold]not first ({len(report.misses)}):[/bold]")
+    for miss in report.misses:
+        where = f"rank {miss.rank}" if miss.rank else "not in top 10"
+        out.print(f"  [{escape(miss.query.lang)}] {escape(miss.query.query)}  →  {where}; first: {escape(miss.top)}")
 
 
 @app.command()

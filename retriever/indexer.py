@@ -1,27 +1,27 @@
-"""Notes → chunks → vectors → a new index generation, re-embedding only what is new.
+"""Notes → chunks, parts and questions → vectors per model → a new index generation, embedding only what is new.
 
-Vectors are keyed by content hash, not by file or position, so an unchanged, moved or renamed passage keeps its
-vector, and only text the index has never seen under the same fingerprint costs a model forward pass.
+Vectors are keyed by the exact text a model saw, not by file or position, so an unchanged, moved or renamed
+passage keeps its vector, and only text the index has never embedded under the same model costs a forward pass.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
 
-from .chunking import Chunk, ChunkerSettings, chunk_section, split_sections
-from .encoders import Encoder, Role
+from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
+from .encoders import Encoder, ModelSpec, Role
 from .errors import RetrieverError
+from .lexical import LexicalIndex
 from .notes import NoteScan
-from .store import COLLECTIONS, IndexStore, LoadedIndex, Manifest, fingerprint
+from .store import COLLECTIONS, IndexStore, LoadedIndex, Manifest, matrix_name
 
 Progress = Callable[[int, int], None]  # (done, total) embeddings
-ROLES: dict[str, Role] = {"chunks": "passage", "questions": "query"}  # a heading is asked like a question
+ROLES: dict[str, Role] = {"chunks": "passage", "parts": "passage", "questions": "query"}  # a heading is asked
 
 
 @dataclass(frozen=True)
@@ -33,42 +33,60 @@ class IndexReport:
     removed: int
     skipped: list[tuple[str, str]]
     seconds: float
-    embedded: int  # forward passes actually run, chunks and headings together
+    embedded: int  # forward passes actually run, over all models and collections
 
 
-def key_of(collection: str, item: Chunk) -> str:
-    """Content address of what gets embedded: a chunk's text, or a section's heading for `similar`."""
-    if collection == "chunks":
-        return item.content_hash
-    return hashlib.sha256(item.heading.encode("utf-8")).hexdigest()[:32]
+@dataclass
+class Corpus:
+    """Everything an index holds besides vectors, with the text each row is embedded from."""
+
+    chunks: list[Chunk]
+    parts: list[Part]
+    questions: list[Chunk]
+    chunk_question: list[int]
+
+    def texts(self, collection: str) -> list[str]:
+        if collection == "chunks":
+            return [c.embed_text for c in self.chunks]
+        if collection == "parts":
+            return [with_headings(self.chunks[p.chunk].headings, p.text) for p in self.parts]
+        return [q.heading for q in self.questions]
 
 
-def collect(scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], int]) -> dict[str, list[Chunk]]:
-    chunks: list[Chunk] = []
-    questions: list[Chunk] = []
+def collect(scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], int]) -> Corpus:
+    corpus = Corpus([], [], [], [])
     for note in scan.notes:
         for section in split_sections(note):
-            chunks += chunk_section(section, settings, count)
+            question = -1
             if section.title:
-                questions.append(
+                question = len(corpus.questions)
+                corpus.questions.append(
                     Chunk(section.path, section.headings, section.start_line, section.end_line, section.body)
                 )
-    return {"chunks": chunks, "questions": questions}
+            for chunk in chunk_section(section, settings, count):
+                row = len(corpus.chunks)
+                corpus.chunks.append(chunk)
+                corpus.chunk_question.append(question)
+                corpus.parts += [Part(row, text) for text in parts_of(chunk, settings, count)]
+    return corpus
 
 
-def reusable(old: LoadedIndex | None, fp: str) -> dict[str, dict[str, np.ndarray]]:
-    """Old vectors by content key, but only if they were made under the same fingerprint."""
-    if old is None or old.manifest.fingerprint != fp:
-        return {name: {} for name in COLLECTIONS}
-    return {
-        name: {key_of(name, item): old.vectors[name][row] for row, item in enumerate(old.manifest.items(name))}
-        for name in COLLECTIONS
-    }
+def known_vectors(old: LoadedIndex | None, spec: ModelSpec) -> dict[str, dict[str, np.ndarray]]:
+    """Vectors the old index holds for exactly this model (same weights, same prompts), by text hash."""
+    known: dict[str, dict[str, np.ndarray]] = {name: {} for name in COLLECTIONS}
+    if old is None or spec not in old.manifest.models:
+        return known
+    model = old.manifest.models.index(spec)
+    corpus = Corpus(old.manifest.chunks, old.manifest.parts, old.manifest.questions, old.manifest.chunk_question)
+    for name in COLLECTIONS:
+        matrix = old.vectors[matrix_name(model, name)]
+        known[name] = {content_hash(text): matrix[row] for row, text in enumerate(corpus.texts(name))}
+    return known
 
 
 def build(
     scan: NoteScan,
-    encoder: Encoder,
+    encoders: Sequence[Encoder],
     settings: ChunkerSettings,
     store: IndexStore,
     old: LoadedIndex | None,
@@ -77,53 +95,54 @@ def build(
 ) -> IndexReport:
     """Write a new index generation for the scanned notes.
 
-    old is the current index: its vectors are reused when `reuse` holds and its fingerprint matches, and the
+    old is the current index: its vectors are reused when `reuse` holds and the model is the same, and the
     added/unchanged/removed counts always compare against its chunks, so --full still reports what changed.
     """
     started = time.perf_counter()
     if not scan.notes:
         raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
-    items = collect(scan, settings, encoder.count_tokens)
-    fp = fingerprint(encoder.spec, settings.as_dict())
-    known = reusable(old if reuse else None, fp)
-    todo = {
-        name: sorted({key_of(name, item): item for item in items[name] if key_of(name, item) not in known[name]}.items())
-        for name in COLLECTIONS
-    }
-    total, done = sum(len(v) for v in todo.values()), 0
+    corpus = collect(scan, settings, encoders[0].count_tokens)
+    texts = {name: corpus.texts(name) for name in COLLECTIONS}
+    known = [known_vectors(old if reuse else None, encoder.spec) for encoder in encoders]
+    todo = [
+        {name: sorted({content_hash(t): t for t in texts[name] if content_hash(t) not in have[name]}.items())
+         for name in COLLECTIONS}
+        for have in known
+    ]
+    total, done = sum(len(v) for per_model in todo for v in per_model.values()), 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, total)
+
     if progress:
         progress(0, total)
-    for name in COLLECTIONS:
-        texts = [item.embed_text if name == "chunks" else item.heading for _, item in todo[name]]
-
-        def advance(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress:
-                progress(done, total)
-
-        fresh = encoder.encode(texts, ROLES[name], advance) if texts else np.zeros((0, encoder.spec.dim), np.float32)
-        known[name].update({key: fresh[i] for i, (key, _) in enumerate(todo[name])})
-    vectors = {
-        name: np.array([known[name][key_of(name, item)] for item in items[name]], dtype=np.float32).reshape(
-            -1, encoder.spec.dim
-        )
-        for name in COLLECTIONS
-    }
-    seconds = time.perf_counter() - started
+    vectors: dict[str, np.ndarray] = {}
+    for m, encoder in enumerate(encoders):
+        for name in COLLECTIONS:
+            pending = todo[m][name]
+            if pending:
+                fresh = encoder.encode([t for _, t in pending], ROLES[name], advance)
+                known[m][name].update({key: fresh[i] for i, (key, _) in enumerate(pending)})
+            rows = [known[m][name][content_hash(t)] for t in texts[name]]
+            vectors[matrix_name(m, name)] = np.array(rows, dtype=np.float32).reshape(-1, encoder.spec.dim)
     manifest = Manifest(
-        model=encoder.spec,
+        models=[e.spec for e in encoders],
         chunker=settings.as_dict(),
         ann="",
         files=dict(scan.stamps),
-        chunks=items["chunks"],
-        questions=items["questions"],
+        chunks=corpus.chunks,
+        parts=corpus.parts,
+        questions=corpus.questions,
+        chunk_question=corpus.chunk_question,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=seconds,
+        build_seconds=time.perf_counter() - started,
     )
-    store.write(manifest, vectors)
-    old_keys = {key_of("chunks", c) for c in old.manifest.chunks} if old else set()
-    new_keys = [key_of("chunks", c) for c in items["chunks"]]
+    store.write(manifest, vectors, LexicalIndex.build(texts["chunks"]))
+    old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
+    new_keys = [c.content_hash for c in corpus.chunks]
     unchanged = sum(1 for key in new_keys if key in old_keys)
     return IndexReport(
         notes=len(scan.notes),

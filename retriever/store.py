@@ -20,43 +20,58 @@ from typing import Any
 
 import numpy as np
 
-from .chunking import Chunk
+from .chunking import Chunk, Part
 from .encoders import ModelSpec
 from .errors import RetrieverError
 from .notes import FileStamp
 
 FORMAT = "retriever-index"
-VERSION = 1
-COLLECTIONS = ("chunks", "questions")  # passages for `ask`, note headings for `similar`
+VERSION = 2
+COLLECTIONS = ("chunks", "parts", "questions")
+LEXICAL = "bm25"  # folder of the BM25 index inside a generation
 CURRENT = "CURRENT"
 KEEP_GENERATIONS = 2  # the live one and its predecessor, for readers that opened the old one mid-swap
 
 
 @dataclass
 class Manifest:
-    model: ModelSpec
+    models: list[ModelSpec]  # the first is the primary model: it sizes chunks and names the index
     chunker: dict[str, int]
     ann: str
     files: dict[str, FileStamp]
-    chunks: list[Chunk]
-    questions: list[Chunk]  # a section, keyed by its heading
+    chunks: list[Chunk]  # what `ask` returns
+    parts: list[Part]  # sub-chunks, scored inside their chunk, in chunk order
+    questions: list[Chunk]  # one per titled section, for `similar`; its vector is the heading's
+    chunk_question: list[int]  # row of each chunk's section in questions, or -1
     created_at: str = ""
     build_seconds: float = 0.0
     checksums: dict[str, str] = field(default_factory=dict)
 
     @property
-    def fingerprint(self) -> str:
-        return fingerprint(self.model, self.chunker)
+    def model(self) -> ModelSpec:
+        return self.models[0]
 
-    def items(self, collection: str) -> list[Chunk]:
-        return self.chunks if collection == "chunks" else self.questions
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.models, self.chunker)
+
+    def rows(self, collection: str) -> int:
+        return len({"chunks": self.chunks, "parts": self.parts, "questions": self.questions}[collection])
+
+    def matrices(self) -> dict[str, tuple[int, int]]:
+        """Name → shape of every vector matrix the index holds: one per model and collection."""
+        return {
+            matrix_name(i, collection): (self.rows(collection), spec.dim)
+            for i, spec in enumerate(self.models)
+            for collection in COLLECTIONS
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "version": VERSION,
             "fingerprint": self.fingerprint,
-            "model": self.model.as_dict(),
+            "models": [m.as_dict() for m in self.models],
             "chunker": self.chunker,
             "ann": self.ann,
             "created_at": self.created_at,
@@ -64,27 +79,35 @@ class Manifest:
             "checksums": self.checksums,
             "files": {path: asdict(stamp) for path, stamp in self.files.items()},
             "chunks": [chunk_json(c) for c in self.chunks],
+            "parts": [asdict(p) for p in self.parts],
             "questions": [chunk_json(c) for c in self.questions],
+            "chunk_question": self.chunk_question,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
         return cls(
-            model=ModelSpec(**data["model"]),
+            models=[ModelSpec(**m) for m in data["models"]],
             chunker=dict(data["chunker"]),
             ann=str(data["ann"]),
             files={path: FileStamp(**stamp) for path, stamp in data["files"].items()},
             chunks=[chunk_from_json(c) for c in data["chunks"]],
+            parts=[Part(**p) for p in data["parts"]],
             questions=[chunk_from_json(c) for c in data["questions"]],
+            chunk_question=[int(q) for q in data["chunk_question"]],
             created_at=str(data["created_at"]),
             build_seconds=float(data["build_seconds"]),
             checksums=dict(data["checksums"]),
         )
 
 
-def fingerprint(model: ModelSpec, chunker: dict[str, int]) -> str:
-    """Vectors are reusable only under the same model, prompts and chunking: hash them all together."""
-    blob = json.dumps({"v": VERSION, "model": model.as_dict(), "chunker": chunker}, sort_keys=True)
+def matrix_name(model: int, collection: str) -> str:
+    return f"m{model}.{collection}"
+
+
+def fingerprint(models: list[ModelSpec], chunker: dict[str, int]) -> str:
+    """What the index was built under (models, prompts, chunking): a change of any of them makes it stale."""
+    blob = json.dumps({"v": VERSION, "models": [m.as_dict() for m in models], "chunker": chunker}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -99,8 +122,9 @@ def chunk_from_json(data: dict[str, Any]) -> Chunk:
 @dataclass
 class LoadedIndex:
     manifest: Manifest
-    vectors: dict[str, np.ndarray]  # collection → [n, dim]
-    ann: dict[str, Any]  # collection → VectorIndex
+    vectors: dict[str, np.ndarray]  # matrix name → [rows, dim]
+    ann: dict[str, Any]  # matrix name → VectorIndex
+    lexical: Any  # LexicalIndex
     path: Path
 
 
@@ -177,31 +201,36 @@ class IndexStore:
 
     def load(self) -> LoadedIndex:
         from .ann import load_index
+        from .lexical import LexicalIndex
 
         gen = self.live_generation()
         manifest = self._manifest(gen)
+        for file, checksum in manifest.checksums.items():
+            path = gen / file
+            if not path.is_file() or sha256_file(path) != checksum:
+                raise RetrieverError(f"index file {path} is missing or altered; {self.rebuild_hint}")
         vectors: dict[str, np.ndarray] = {}
         anns: dict[str, Any] = {}
-        for name in COLLECTIONS:
-            files = (f"{name}.npy", f"{name}.faiss")
-            for file in files:
-                path = gen / file
-                if not path.is_file() or sha256_file(path) != manifest.checksums.get(file):
-                    raise RetrieverError(f"index file {path} is missing or altered; {self.rebuild_hint}")
+        for name, shape in manifest.matrices().items():
+            if f"{name}.npy" not in manifest.checksums:
+                raise RetrieverError(f"index at {self.root} lacks the checksum of {name}.npy; {self.rebuild_hint}")
             try:
-                vectors[name] = np.load(gen / files[0], allow_pickle=False)
-                anns[name] = load_index(manifest.ann, gen / files[1])
+                vectors[name] = np.load(gen / f"{name}.npy", allow_pickle=False)
+                anns[name] = load_index(manifest.ann, gen / f"{name}.faiss")
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 raise RetrieverError(f"index file in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
-            rows = len(manifest.items(name))
-            if vectors[name].shape != (rows, manifest.model.dim) or len(anns[name]) != rows:
+            if vectors[name].shape != shape or len(anns[name]) != shape[0]:
                 raise RetrieverError(
-                    f"index at {self.root} is inconsistent: {name} has {rows} entries but vectors of shape "
+                    f"index at {self.root} is inconsistent: {name} should be {shape} but its vectors are "
                     f"{vectors[name].shape}; {self.rebuild_hint}"
                 )
-        return LoadedIndex(manifest, vectors, anns, gen)
+        try:
+            lexical = LexicalIndex.load(gen / LEXICAL)
+        except (OSError, ValueError, KeyError) as exc:
+            raise RetrieverError(f"lexical index in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
+        return LoadedIndex(manifest, vectors, anns, lexical, gen)
 
-    def write(self, manifest: Manifest, vectors: dict[str, np.ndarray]) -> Path:
+    def write(self, manifest: Manifest, vectors: dict[str, np.ndarray], lexical: Any) -> Path:
         """Write a complete new generation and make it current; the old one stays readable until then."""
         from .ann import build_index
 
@@ -209,17 +238,19 @@ class IndexStore:
         name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         tmp = self.root / f".tmp-{name}"
         tmp.mkdir()
-        for collection in COLLECTIONS:
-            matrix = np.ascontiguousarray(vectors[collection], dtype=np.float32)
-            with (tmp / f"{collection}.npy").open("wb") as handle:
-                np.save(handle, matrix, allow_pickle=False)
+        for matrix, shape in manifest.matrices().items():
+            data = np.ascontiguousarray(vectors[matrix], dtype=np.float32).reshape(shape)
+            with (tmp / f"{matrix}.npy").open("wb") as handle:
+                np.save(handle, data, allow_pickle=False)
                 handle.flush()
                 os.fsync(handle.fileno())
-            ann = build_index(matrix)
+            ann = build_index(data)
             manifest.ann = ann.kind
-            ann.save(tmp / f"{collection}.faiss")
-            for file in (f"{collection}.npy", f"{collection}.faiss"):
-                manifest.checksums[file] = sha256_file(tmp / file)
+            ann.save(tmp / f"{matrix}.faiss")
+        lexical.save(tmp / LEXICAL)
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                manifest.checksums[path.relative_to(tmp).as_posix()] = sha256_file(path)
         write_file(tmp / "manifest.json", json.dumps(manifest.to_json(), ensure_ascii=False, indent=1).encode())
         fsync_dir(tmp)
         os.rename(tmp, self.root / name)

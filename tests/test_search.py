@@ -59,11 +59,14 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
     (repo_notes / "kaggle.md").rename(repo_notes / "renamed.md")
     edited = retriever.index()
     assert (edited.added, edited.unchanged, edited.removed) == (2, 15, 1)
-    assert edited.embedded == 3  # two chunks and the new heading; the renamed note costs nothing
+    # per model: two chunks, their one changed bullet each, and the new heading; the renamed note costs nothing
+    models = len(retriever.store.read_manifest().models)
+    assert edited.embedded == 5 * models
 
     full = retriever.index(full=True)
     assert (full.added, full.unchanged, full.removed) == (0, 17, 0)
-    assert full.embedded == 17 + 17  # every chunk and every heading again
+    manifest = retriever.store.read_manifest()
+    assert full.embedded == models * (len(manifest.chunks) + len(manifest.parts) + len(manifest.questions))
 
 
 def test_ask_builds_a_missing_index_and_updates_a_stale_one(retriever: Retriever, repo_notes: Path) -> None:

@@ -42,11 +42,14 @@ def cli_error(repo_notes: Path, *extra: str) -> str:
 def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retriever) -> None:
     data = json.loads((generation(built) / "manifest.json").read_text(encoding="utf-8"))
     assert data["format"] == "retriever-index" and data["version"] == VERSION
-    assert data["model"]["name"] == "intfloat/multilingual-e5-small"
-    assert data["model"]["dim"] == 384 and data["model"]["prompts"] == {"query": "query: ", "passage": "passage: "}
-    assert data["chunker"] == {"max_tokens": 256, "version": 1}
+    e5 = data["models"][0]
+    assert e5["name"] == "intfloat/multilingual-e5-small"
+    assert e5["dim"] == 384 and e5["prompts"] == {"query": "query: ", "passage": "passage: "}
+    assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": 2}
     assert data["ann"] == "flat-ip"
     assert len(data["chunks"]) == 16 and all(len(c["hash"]) == 32 for c in data["chunks"])
+    assert len(data["parts"]) > 16 and {p["chunk"] for p in data["parts"]} == set(range(16))
+    assert len(data["chunk_question"]) == 16
     assert {"path", "headings", "start_line", "end_line", "text"} <= set(data["chunks"][0])
     assert set(data["files"]) == {"kaggle.md", "career.md"}
 
@@ -81,7 +84,7 @@ def test_newer_format_version_is_refused(built: Retriever, repo_notes: Path) -> 
     assert "newer than this retriever reads" in cli_error(repo_notes)
 
 
-@pytest.mark.parametrize("file", ["chunks.npy", "chunks.faiss", "questions.npy"])
+@pytest.mark.parametrize("file", ["m0.chunks.npy", "m0.parts.faiss", "m0.questions.npy", "bm25/vocab.index.json"])
 def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_notes: Path, file: str) -> None:
     path = generation(built) / file
     path.write_bytes(path.read_bytes()[:100])
@@ -91,7 +94,7 @@ def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_not
 
 
 def test_dimension_mismatch_is_reported(built: Retriever) -> None:
-    edit_manifest(built, lambda d: d["model"].update(dim=512))
+    edit_manifest(built, lambda d: d["models"][0].update(dim=512))
     with pytest.raises(RetrieverError, match="inconsistent.*retriever index --full"):
         built.store.load()
 

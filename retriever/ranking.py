@@ -1,0 +1,150 @@
+"""Scoring chunks for a question: dense channels per model, a lexical channel, and their calibrated fusion.
+
+Each model scores a chunk from its whole text, its best part (a bullet or a few sentences, heading in front)
+and its section's heading. Channels live on different scales, so each is z-normalised over the candidates
+before fusion; BM25 is weighted by the share of the question's words the corpus knows at all ("coverage"), so
+an English question over Korean notes, which matches nothing lexically, is not dragged down by noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from .lexical import LexicalScores
+from .store import LoadedIndex, matrix_name
+
+Mode = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
+
+
+@dataclass(frozen=True)
+class RankSettings:
+    mode: Mode = "hybrid"
+    models: tuple[int, ...] = (0,)  # which of the index's models score (rows of manifest.models)
+    section: float = 0.5  # weights of a model's three views of a chunk
+    part: float = 0.5
+    heading: float = 0.0
+    lexical: float = 0.4  # times coverage, on the z-scale
+    candidates: int = 200  # per channel, from the ANN indexes; all chunks when the corpus is smaller
+
+
+@dataclass
+class Ranked:
+    rows: np.ndarray  # chunk rows, best first
+    scores: np.ndarray
+    explain: list[dict[str, dict[str, float]]] = field(default_factory=list)
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
+
+
+def part_offsets(index: LoadedIndex) -> np.ndarray:
+    """Parts are stored in chunk order; offsets[c]:offsets[c+1] are chunk c's."""
+    owners = np.fromiter((p.chunk for p in index.manifest.parts), dtype=np.int64)
+    return np.searchsorted(owners, np.arange(len(index.manifest.chunks) + 1))
+
+
+def candidates(index: LoadedIndex, queries: dict[int, np.ndarray], lexical: LexicalScores | None, n: int) -> np.ndarray:
+    total = len(index.manifest.chunks)
+    if total <= n:
+        return np.arange(total)
+    found: list[np.ndarray] = []
+    owners = np.fromiter((p.chunk for p in index.manifest.parts), dtype=np.int64)
+    for model, vector in queries.items():
+        found.append(index.ann[matrix_name(model, "chunks")].search(vector, n)[1][0])
+        found.append(owners[index.ann[matrix_name(model, "parts")].search(vector, n)[1][0]])
+    if lexical is not None and lexical.coverage > 0:
+        found.append(np.argsort(-lexical.scores)[:n])
+    rows = np.unique(np.concatenate(found))
+    return rows[rows >= 0]
+
+
+def dense_views(index: LoadedIndex, model: int, vector: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Cosine of the question with each candidate's whole text, best part, and section heading."""
+    q = vector[0]
+    section = index.vectors[matrix_name(model, "chunks")][rows] @ q
+    offsets = part_offsets(index)
+    parts = index.vectors[matrix_name(model, "parts")]
+    best = np.array([float((parts[offsets[r] : offsets[r + 1]] @ q).max()) for r in rows], dtype=np.float32)
+    heading_rows = np.asarray(index.manifest.chunk_question, dtype=np.int64)[rows]
+    headings = index.vectors[matrix_name(model, "questions")][np.maximum(heading_rows, 0)] @ q
+    heading = np.where(heading_rows >= 0, headings, section)  # untitled text: its own text stands in
+    return {"section": section, "part": best, "heading": heading}
+
+
+def rank(
+    index: LoadedIndex,
+    queries: dict[int, np.ndarray],
+    lexical: LexicalScores | None,
+    settings: RankSettings,
+    explain: bool = False,
+) -> Ranked:
+    """All candidate chunks, best first, with the channel contributions when explain is set."""
+    rows = candidates(index, queries, lexical, settings.candidates)
+    parts: dict[str, np.ndarray] = {}
+    details: dict[str, dict[str, np.ndarray]] = {}
+    if settings.mode != "lexical":
+        for model, vector in queries.items():
+            views = dense_views(index, model, vector, rows)
+            dense = settings.section * views["section"] + settings.part * views["part"] + settings.heading * views["heading"]
+            name = index.manifest.models[model].name
+            details[name] = {**views, "score": dense}
+            parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) / len(queries)
+    if settings.mode != "dense" and lexical is not None:
+        bm25 = lexical.scores[rows]
+        weight = 1.0 if settings.mode == "lexical" else settings.lexical * lexical.coverage
+        parts["bm25"] = weight * (bm25 if settings.mode == "lexical" else zscore(bm25))
+        details["bm25"] = {"score": bm25, "coverage": np.full(len(rows), lexical.coverage)}
+    fused = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(rows))
+    order = np.argsort(-fused, kind="stable")
+    ranked = Ranked(rows[order], fused[order].astype(np.float32))
+    if explain:
+        for i in order:
+            ranked.explain.append(
+                {
+                    channel: {k: round(float(v[i]), 4) for k, v in values.items()}
+                    | {"contribution": round(float(parts[channel][i]), 4)}
+                    for channel, values in details.items()
+                }
+            )
+    return ranked
+
+
+def rank_questions(
+    index: LoadedIndex,
+    queries: dict[int, np.ndarray],
+    lexical: LexicalScores | None,
+    settings: RankSettings,
+    explain: bool = False,
+) -> Ranked:
+    """Sections by how alike their question (heading) is to the asked one, and how well their answer matches.
+
+    A heading alone is short and often elliptic ("배치사이즈"), and an answer alone may fit a different question,
+    so both count equally, each z-normalised over the sections in play.
+    """
+    chunks = rank(index, queries, lexical, settings)
+    owner = np.asarray(index.manifest.chunk_question, dtype=np.int64)
+    answer: dict[int, float] = {}
+    for row, score in zip(chunks.rows, chunks.scores):
+        question = int(owner[row])
+        if question >= 0 and question not in answer:
+            answer[question] = float(score)  # rows come best first
+    rows = np.array(sorted(answer), dtype=np.int64)
+    if len(rows) == 0:
+        return Ranked(rows, np.zeros(0, dtype=np.float32))
+    heading = np.zeros(len(rows))
+    if settings.mode != "lexical":
+        for model, vector in queries.items():
+            heading += zscore(index.vectors[matrix_name(model, "questions")][rows] @ vector[0]) / len(queries)
+    shares = {"question": 0.5 * zscore(heading), "answer": 0.5 * zscore(np.array([answer[int(r)] for r in rows]))}
+    fused = shares["question"] + shares["answer"]
+    order = np.argsort(-fused, kind="stable")
+    ranked = Ranked(rows[order], fused[order].astype(np.float32))
+    if explain:
+        ranked.explain = [{k: {"contribution": round(float(v[i]), 4)} for k, v in shares.items()} for i in order]
+    return ranked

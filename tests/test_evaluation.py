@@ -1,0 +1,64 @@
+"""The eval command's arithmetic on a hand-checked case, and the command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from retriever import Hit, RetrieverError
+from retriever.cli import app
+from retriever.evaluation import EvalQuery, Metrics, Outcome, evaluate, read_queries
+
+
+def hit(rank: int, heading: str, text: str = "") -> Hit:
+    return Hit(rank, 1.0 / rank, "n.md", heading, 1, 1, text)
+
+
+def test_metrics_by_hand() -> None:
+    q = EvalQuery("q", "t", "ko")
+    outcomes = [Outcome(q, 1, ""), Outcome(q, 2, ""), Outcome(q, None, ""), Outcome(q, 5, "")]
+    m = Metrics.of(outcomes)
+    assert (m.n, m.recall_at_1, m.recall_at_5) == (4, 0.25, 0.75)
+    assert m.mrr_at_10 == pytest.approx((1 + 1 / 2 + 0 + 1 / 5) / 4)
+
+
+def test_evaluate_finds_the_first_relevant_rank_per_language() -> None:
+    results = {
+        "a": [hit(1, "배치사이즈"), hit(2, "other")],
+        "b": [hit(1, "other"), hit(2, "x", "- lr=1e-4 for bert"), hit(3, "lr=1e-4")],
+        "c": [hit(1, "other")],
+    }
+    queries = [EvalQuery("a", "배치", "ko"), EvalQuery("b", "lr=1e-4", "en"), EvalQuery("c", "none", "en")]
+    report = evaluate(queries, lambda query, k: results[query])
+    assert report.by_lang["ko"].recall_at_1 == 1.0
+    assert report.by_lang["en"].recall_at_5 == 0.5 and report.by_lang["en"].mrr_at_10 == 0.25
+    assert report.overall.mrr_at_10 == pytest.approx((1 + 0.5) / 3)
+    assert [(m.query.query, m.rank, m.top) for m in report.misses] == [("b", 2, "other"), ("c", None, "other")]
+
+
+def test_query_file_needs_its_columns(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("question\tanswer\nq\ta\n", encoding="utf-8")
+    with pytest.raises(RetrieverError, match="columns query and target"):
+        read_queries(bad)
+    good = tmp_path / "good.tsv"
+    good.write_text("query\ttarget\nq\ta\n", encoding="utf-8")
+    assert read_queries(good) == [EvalQuery("q", "a", "-")]
+
+
+def test_eval_command_end_to_end(repo_notes: Path, tmp_path: Path) -> None:
+    queries = tmp_path / "q.tsv"
+    queries.write_text(
+        "query\ttarget\tlang\n배치 사이즈는 어떻게 정하나요?\t배치사이즈\tko\nWhat learning rate for BERT?\tlr=1e-4\ten\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["eval", str(queries), "--notes", str(repo_notes), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["overall"]["n"] == 2 and report["overall"]["recall_at_1"] == 1.0
+    assert set(report["by_lang"]) == {"ko", "en"} and report["misses"] == []
+    missing = CliRunner().invoke(app, ["eval", str(tmp_path / "none.tsv"), "--notes", str(repo_notes)])
+    assert missing.exit_code == 1 and "cannot read query file" in missing.stderr

@@ -1,0 +1,36 @@
+"""The BM25 channel: Korean morphemes, not whitespace words, and a saved index that loads back the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from retriever.lexical import LexicalIndex, tokenize
+
+
+def test_particles_and_endings_are_stripped_so_forms_meet() -> None:
+    assert tokenize("배치사이즈는 어떻게 정하나요?")[:2] == ["배치", "사이즈"]
+    assert "정하다" in tokenize("배치사이즈는 어떻게 정하나요?")
+    assert "정하다" in tokenize("크기를 정하는 기준")
+    assert tokenize("캐글에서") == tokenize("캐글은") == ["캐글"]
+
+
+def test_english_inside_korean_is_lowercased_and_stopwords_dropped() -> None:
+    tokens = tokenize("What learning rate for BERT? 텍스트면 bert에 warm-up scheduler")
+    assert tokens.count("bert") == 2
+    assert {"learning", "rate", "scheduler"} <= set(tokens)
+    assert not {"what", "for"} & set(tokens)
+
+
+def test_scores_coverage_and_round_trip(tmp_path: Path) -> None:
+    docs = ["배치사이즈 GPU가 허용한 크게", "텍스트면 bert에 lr=1e-4를 즐겨 씀", "캐글 노트북도 사용 가능"]
+    index = LexicalIndex.build(docs)
+    scored = index.score("배치 사이즈는?")
+    assert int(np.argmax(scored.scores)) == 0 and scored.coverage == 1.0
+    assert index.score("bert 학습률").coverage == 0.5
+    unknown = index.score("quantum chromodynamics")
+    assert unknown.coverage == 0.0 and not unknown.scores.any()
+    index.save(tmp_path / "bm25")
+    again = LexicalIndex.load(tmp_path / "bm25")
+    assert np.allclose(again.score("캐글 노트북").scores, index.score("캐글 노트북").scores)

@@ -1,0 +1,45 @@
+"""Fusion must not lose what plain matching finds: a note quoted exactly stays in the top 3 in every mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retriever import Retriever
+from retriever.chunking import split_sections
+from retriever.notes import scan_notes
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    import shutil
+
+    from conftest import REPO
+
+    work = tmp_path_factory.mktemp("ranking")
+    notes = Path(shutil.copytree(REPO / "notes", work / "notes"))
+    Retriever(notes, work / "index").index()
+    return notes, work / "index"
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_exact_quotes_of_a_heading_or_a_bullet_stay_in_the_top_3(indexed: tuple[Path, Path], mode: str) -> None:
+    notes, index = indexed
+    retriever = Retriever(notes, index, mode=mode)  # type: ignore[arg-type]
+    sections = [s for note in scan_notes(notes).notes for s in split_sections(note)]
+    lost = []
+    for section in sections:
+        longest_bullet = max(section.body.split("\n"), key=len).lstrip("- ")
+        for quote in (section.title, longest_bullet):
+            top = retriever.ask(quote, k=3)
+            if not any(h.path == section.path and h.start_line == section.start_line for h in top):
+                lost.append((quote, [h.heading for h in top]))
+    assert lost == []
+
+
+def test_explain_shows_every_channel_and_their_shares_add_up(indexed: tuple[Path, Path]) -> None:
+    notes, index = indexed
+    (hit,) = Retriever(notes, index).ask("What learning rate for BERT?", k=1, explain=True)
+    assert hit.explain is not None and "bm25" in hit.explain
+    assert sum(channel["contribution"] for channel in hit.explain.values()) == pytest.approx(hit.score, abs=1e-3)
