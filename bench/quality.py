@@ -26,24 +26,31 @@ from retriever.evaluation import evaluate, read_queries  # noqa: E402
 from retriever.ranking import RankSettings  # noqa: E402
 
 E5, BOTH = (DEFAULT_MODEL,), (DEFAULT_MODEL, USE_MODEL)
+THIRDS = {"section": 1 / 3, "part": 1 / 3, "heading": 1 / 3}
 VARIANTS: dict[str, tuple[tuple[str, ...], RankSettings]] = {
-    "dense e5, chunk vector only": (E5, RankSettings(mode="dense", section=1.0, part=0.0)),
-    "dense e5, chunk + best part": (E5, RankSettings(mode="dense")),
-    "dense e5+use": (BOTH, RankSettings(mode="dense")),
-    "lexical (bm25)": (E5, RankSettings(mode="lexical")),
-    "hybrid e5 + bm25": (E5, RankSettings(mode="hybrid")),
-    "hybrid e5+use + bm25": (BOTH, RankSettings(mode="hybrid")),
+    "dense e5, chunk vector only": (E5, RankSettings(mode="dense", section=1.0, part=0.0, rerank=0)),
+    "dense e5, chunk + best part": (E5, RankSettings(mode="dense", rerank=0)),
+    "dense e5+use": (BOTH, RankSettings(mode="dense", rerank=0)),
+    "lexical (bm25)": (E5, RankSettings(mode="lexical", rerank=0)),
+    "hybrid e5 + bm25": (E5, RankSettings(mode="hybrid", rerank=0)),
+    "hybrid e5+use + bm25": (BOTH, RankSettings(mode="hybrid", rerank=0)),
+    "dense e5 + late re-rank": (E5, RankSettings(mode="dense")),
+    "hybrid e5 + bm25 + late": (E5, RankSettings(mode="hybrid")),
+    "hybrid e5+use + bm25 + late": (BOTH, RankSettings(mode="hybrid")),
+    "  same, heading 1/3 weight": (BOTH, RankSettings(mode="hybrid", **THIRDS)),
 }
 
 
-def timed_search(retriever: Retriever, latencies: list[float]):  # noqa: ANN201
-    def search(question: str, k: int):  # noqa: ANN202
-        started = time.perf_counter()
-        hits = retriever.ask(question, k)
-        latencies.append(time.perf_counter() - started)
-        return hits
-
-    return search
+def latencies(retrievers: dict[str, Retriever], questions: list[str], rounds: int = 3) -> dict[str, float]:
+    """p50 ms per variant, measured round-robin so drift in machine load falls on every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name in retrievers}
+    for _ in range(rounds):
+        for question in questions:
+            for name, retriever in retrievers.items():
+                started = time.perf_counter()
+                retriever.ask(question, 10)
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) * 1000 for name, t in times.items()}
 
 
 def main() -> None:
@@ -52,15 +59,13 @@ def main() -> None:
     for corpus, (notes, queries_file) in materialise(work).items():
         Retriever(notes, work / f"{corpus}-index", models=list(BOTH)).index()
         queries = read_queries(queries_file)
+        retrievers = {}
         for variant, (models, settings) in VARIANTS.items():
-            retriever = Retriever(notes, work / f"{corpus}-index", models=list(models), auto_update=False)
+            retriever = retrievers[variant] = Retriever(notes, work / f"{corpus}-index", models=list(models), auto_update=False)
             retriever.ranking = replace(settings)
-            retriever.ask(queries[0].query, 10)  # warm: models and index loaded
-            latencies: list[float] = []
-            report = evaluate(queries, timed_search(retriever, latencies))
-            results.setdefault(variant, {})[corpus] = report.to_json() | {
-                "p50_ms": statistics.median(latencies) * 1000
-            }
+            results.setdefault(variant, {})[corpus] = evaluate(queries, retriever.ask).to_json()
+        for variant, p50 in latencies(retrievers, [q.query for q in queries[:20]]).items():
+            results[variant][corpus]["p50_ms"] = p50  # type: ignore[index]
     header = f"{'variant':<30}" + "".join(f"{c + ' ' + lang:>16}" for c in ("notes", "kobill") for lang in ("all", "ko", "en"))
     print(header + f"{'p50 notes':>11}{'p50 kobill':>12}")
     print(f"{'':<30}" + f"{'R@1 / MRR@10':>16}" * 6)

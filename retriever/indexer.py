@@ -18,6 +18,7 @@ from .encoders import Encoder, ModelSpec, Role
 from .errors import RetrieverError
 from .lexical import LexicalIndex
 from .notes import NoteScan
+from .ranking import OFFSETS, TOKENS
 from .store import COLLECTIONS, IndexStore, LoadedIndex, Manifest, matrix_name
 
 Progress = Callable[[int, int], None]  # (done, total) embeddings
@@ -84,6 +85,30 @@ def known_vectors(old: LoadedIndex | None, spec: ModelSpec) -> dict[str, dict[st
     return known
 
 
+def known_tokens(old: LoadedIndex | None, spec: ModelSpec) -> dict[str, np.ndarray]:
+    """Token vectors of parts the old index holds under the same primary model, by text hash."""
+    if old is None or old.manifest.model != spec or TOKENS not in old.extras:
+        return {}
+    tokens, offsets = old.extras[TOKENS], old.extras[OFFSETS]
+    corpus = Corpus(old.manifest.chunks, old.manifest.parts, old.manifest.questions, old.manifest.chunk_question)
+    return {content_hash(t): tokens[offsets[i] : offsets[i + 1]] for i, t in enumerate(corpus.texts("parts"))}
+
+
+def part_tokens(
+    encoder: Encoder, texts: list[str], known: dict[str, np.ndarray], vectors: dict[str, np.ndarray], advance: Progress
+) -> dict[str, np.ndarray]:
+    """Embed new parts once for both their vector and their token vectors; returns the two extra arrays."""
+    pending = sorted({content_hash(t): t for t in texts if content_hash(t) not in known}.items())
+    if pending:
+        fresh, tokens = encoder.encode_with_tokens([t for _, t in pending], "passage", advance)  # type: ignore[attr-defined]
+        for i, (key, _) in enumerate(pending):
+            vectors[key], known[key] = fresh[i], tokens[i].astype(np.float16)
+    rows = [known[content_hash(t)] for t in texts]
+    offsets = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
+    stacked = np.concatenate(rows) if rows else np.zeros((0, encoder.spec.dim), np.float16)
+    return {TOKENS: stacked.astype(np.float16), OFFSETS: offsets}
+
+
 def build(
     scan: NoteScan,
     encoders: Sequence[Encoder],
@@ -104,6 +129,10 @@ def build(
     corpus = collect(scan, settings, encoders[0].count_tokens)
     texts = {name: corpus.texts(name) for name in COLLECTIONS}
     known = [known_vectors(old if reuse else None, encoder.spec) for encoder in encoders]
+    late = hasattr(encoders[0], "encode_with_tokens")  # token vectors for re-ranking, where the model gives them
+    tokens_known = known_tokens(old if reuse else None, encoders[0].spec) if late else {}
+    if late:  # parts without stored token vectors go through the token-giving forward pass instead
+        known[0]["parts"] = {k: v for k, v in known[0]["parts"].items() if k in tokens_known}
     todo = [
         {name: sorted({content_hash(t): t for t in texts[name] if content_hash(t) not in have[name]}.items())
          for name in COLLECTIONS}
@@ -120,9 +149,10 @@ def build(
     if progress:
         progress(0, total)
     vectors: dict[str, np.ndarray] = {}
+    extras = part_tokens(encoders[0], texts["parts"], tokens_known, known[0]["parts"], advance) if late else {}
     for m, encoder in enumerate(encoders):
         for name in COLLECTIONS:
-            pending = todo[m][name]
+            pending = [] if late and (m, name) == (0, "parts") else todo[m][name]
             if pending:
                 fresh = encoder.encode([t for _, t in pending], ROLES[name], advance)
                 known[m][name].update({key: fresh[i] for i, (key, _) in enumerate(pending)})
@@ -140,7 +170,7 @@ def build(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         build_seconds=time.perf_counter() - started,
     )
-    store.write(manifest, vectors, LexicalIndex.build(texts["chunks"]))
+    store.write(manifest, vectors, LexicalIndex.build(texts["chunks"]), extras)
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
     new_keys = [c.content_hash for c in corpus.chunks]
     unchanged = sum(1 for key in new_keys if key in old_keys)

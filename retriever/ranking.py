@@ -16,6 +16,8 @@ import numpy as np
 from .lexical import LexicalScores
 from .store import LoadedIndex, matrix_name
 
+TOKENS, OFFSETS = "m0.part_tokens", "m0.part_token_offsets"  # written by the indexer
+
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 
@@ -29,6 +31,7 @@ class RankSettings:
     heading: float = 0.0
     lexical: float = 0.4  # times coverage, on the z-scale
     candidates: int = 200  # per channel, from the ANN indexes; all chunks when the corpus is smaller
+    rerank: int = 10  # re-rank this many by late interaction with the primary model's token vectors; 0: off
 
 
 @dataclass
@@ -77,12 +80,30 @@ def dense_views(index: LoadedIndex, model: int, vector: np.ndarray, rows: np.nda
     return {"section": section, "part": best, "heading": heading}
 
 
+def late_interaction(index: LoadedIndex, query_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """MaxSim (ColBERT-style) of the question's tokens against each chunk's best part: every question word must
+    find its match in one passage, which a single pooled vector can blur. One matrix product for all parts."""
+    tokens, token_offsets = index.extras[TOKENS], index.extras[OFFSETS]
+    offsets = part_offsets(index)
+    parts = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows])
+    starts, ends = token_offsets[parts], token_offsets[parts + 1]
+    keep = ends > starts  # a part with no tokens scores nothing
+    gathered = np.concatenate([np.arange(s, e) for s, e in zip(starts[keep], ends[keep])])
+    sims = query_tokens @ np.asarray(tokens[gathered], dtype=np.float32).T  # [question tokens, part tokens]
+    lengths = (ends - starts)[keep]
+    per_part = np.full(len(parts), -1.0, dtype=np.float32)
+    per_part[keep] = np.maximum.reduceat(sims, np.cumsum(lengths) - lengths, axis=1).mean(axis=0)
+    counts = offsets[rows + 1] - offsets[rows]
+    return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
+
+
 def rank(
     index: LoadedIndex,
     queries: dict[int, np.ndarray],
     lexical: LexicalScores | None,
     settings: RankSettings,
     explain: bool = False,
+    query_tokens: np.ndarray | None = None,
 ) -> Ranked:
     """All candidate chunks, best first, with the channel contributions when explain is set."""
     rows = candidates(index, queries, lexical, settings.candidates)
@@ -101,6 +122,19 @@ def rank(
         parts["bm25"] = weight * (bm25 if settings.mode == "lexical" else zscore(bm25))
         details["bm25"] = {"score": bm25, "coverage": np.full(len(rows), lexical.coverage)}
     fused = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(rows))
+    head = np.argsort(-fused, kind="stable")[: settings.rerank]
+    if query_tokens is not None and len(query_tokens) and TOKENS in index.extras and len(head) > 1:
+        maxsim = np.zeros(len(rows), dtype=np.float32)
+        maxsim[head] = late_interaction(index, query_tokens, rows[head])
+        first, second = zscore(fused[head]), zscore(maxsim[head])
+        details["late"] = {"maxsim": maxsim}
+        parts["late"] = np.zeros(len(rows))
+        parts["late"][head] = 0.5 * second + 0.5 * first - fused[head]  # the head's share, so shares still add up
+        rest = np.setdiff1d(np.arange(len(rows)), head)
+        if len(rest):  # everything below the re-ranked head stays below it, in its first-stage order
+            shift = (0.5 * first + 0.5 * second).min() - fused[rest].max() - 1e-3
+            parts["late"][rest] = shift
+        fused = fused + parts["late"]
     order = np.argsort(-fused, kind="stable")
     ranked = Ranked(rows[order], fused[order].astype(np.float32))
     if explain:
@@ -121,13 +155,14 @@ def rank_questions(
     lexical: LexicalScores | None,
     settings: RankSettings,
     explain: bool = False,
+    query_tokens: np.ndarray | None = None,
 ) -> Ranked:
     """Sections by how alike their question (heading) is to the asked one, and how well their answer matches.
 
     A heading alone is short and often elliptic ("배치사이즈"), and an answer alone may fit a different question,
     so both count equally, each z-normalised over the sections in play.
     """
-    chunks = rank(index, queries, lexical, settings)
+    chunks = rank(index, queries, lexical, settings, query_tokens=query_tokens)
     owner = np.asarray(index.manifest.chunk_question, dtype=np.int64)
     answer: dict[int, float] = {}
     for row, score in zip(chunks.rows, chunks.scores):

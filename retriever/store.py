@@ -43,6 +43,7 @@ class Manifest:
     parts: list[Part]  # sub-chunks, scored inside their chunk, in chunk order
     questions: list[Chunk]  # one per titled section, for `similar`; its vector is the heading's
     chunk_question: list[int]  # row of each chunk's section in questions, or -1
+    extras: list[str] = field(default_factory=list)  # further arrays by name, e.g. token vectors for re-ranking
     created_at: str = ""
     build_seconds: float = 0.0
     checksums: dict[str, str] = field(default_factory=dict)
@@ -82,6 +83,7 @@ class Manifest:
             "parts": [asdict(p) for p in self.parts],
             "questions": [chunk_json(c) for c in self.questions],
             "chunk_question": self.chunk_question,
+            "extras": self.extras,
         }
 
     @classmethod
@@ -95,6 +97,7 @@ class Manifest:
             parts=[Part(**p) for p in data["parts"]],
             questions=[chunk_from_json(c) for c in data["questions"]],
             chunk_question=[int(q) for q in data["chunk_question"]],
+            extras=[str(e) for e in data["extras"]],
             created_at=str(data["created_at"]),
             build_seconds=float(data["build_seconds"]),
             checksums=dict(data["checksums"]),
@@ -126,6 +129,7 @@ class LoadedIndex:
     ann: dict[str, Any]  # matrix name → VectorIndex
     lexical: Any  # LexicalIndex
     path: Path
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def sha256_file(path: Path) -> str:
@@ -142,6 +146,13 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -226,11 +237,14 @@ class IndexStore:
                 )
         try:
             lexical = LexicalIndex.load(gen / LEXICAL)
+            extras = {name: np.load(gen / f"{name}.npy", allow_pickle=False, mmap_mode="r") for name in manifest.extras}
         except (OSError, ValueError, KeyError) as exc:
-            raise RetrieverError(f"lexical index in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
-        return LoadedIndex(manifest, vectors, anns, lexical, gen)
+            raise RetrieverError(f"index in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
+        return LoadedIndex(manifest, vectors, anns, lexical, gen, extras)
 
-    def write(self, manifest: Manifest, vectors: dict[str, np.ndarray], lexical: Any) -> Path:
+    def write(
+        self, manifest: Manifest, vectors: dict[str, np.ndarray], lexical: Any, extras: dict[str, np.ndarray]
+    ) -> Path:
         """Write a complete new generation and make it current; the old one stays readable until then."""
         from .ann import build_index
 
@@ -238,12 +252,12 @@ class IndexStore:
         name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
         tmp = self.root / f".tmp-{name}"
         tmp.mkdir()
+        manifest.extras = sorted(extras)
+        for extra, array in extras.items():
+            save_array(tmp / f"{extra}.npy", array)
         for matrix, shape in manifest.matrices().items():
             data = np.ascontiguousarray(vectors[matrix], dtype=np.float32).reshape(shape)
-            with (tmp / f"{matrix}.npy").open("wb") as handle:
-                np.save(handle, data, allow_pickle=False)
-                handle.flush()
-                os.fsync(handle.fileno())
+            save_array(tmp / f"{matrix}.npy", data)
             ann = build_index(data)
             manifest.ann = ann.kind
             ann.save(tmp / f"{matrix}.faiss")

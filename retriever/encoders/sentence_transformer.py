@@ -35,21 +35,38 @@ class SentenceTransformerEncoder:
     def encode(
         self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None
     ) -> np.ndarray:
+        return self.encode_with_tokens(texts, role, on_batch, with_tokens=False)[0]
+
+    def encode_with_tokens(
+        self,
+        texts: Sequence[str],
+        role: Role,
+        on_batch: Callable[[int], None] | None = None,
+        with_tokens: bool = True,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Sentence vectors and, from the same forward pass, each text's unit token vectors (prompt and special
+        tokens dropped), for late-interaction scoring at no second forward."""
         out = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.spec.dim), np.float32)] * len(texts)
         # longest first, so each batch pads to similar lengths
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), BATCH_SIZE):
             rows = order[start : start + BATCH_SIZE]
-            out[rows] = self.model.encode(
-                [texts[i] for i in rows],
-                prompt_name=self.prompt_names[role],
-                batch_size=BATCH_SIZE,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-            )
+            batch = [texts[i] for i in rows]
+            prompt = self.prompt_names[role]
+            if not with_tokens:
+                out[rows] = self.model.encode(
+                    batch, prompt_name=prompt, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
+                )
+            else:
+                for row, result in zip(rows, self.model.encode(batch, prompt_name=prompt, output_value=None)):
+                    out[row] = result["sentence_embedding"].float().numpy()
+                    length = int(result["attention_mask"].sum())
+                    vectors = result["token_embeddings"][int(result["prompt_length"]) : length - 1].float().numpy()
+                    tokens[row] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             if on_batch:
                 on_batch(len(rows))
-        return out
+        return out, tokens
 
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
