@@ -81,7 +81,7 @@ def main() -> None:
 
     started = time.perf_counter()
     retriever = Retriever(notes, index)
-    encoder = retriever.encoder()
+    encoder = retriever.encoders([DEFAULT_MODEL])[0]
     out["model_load_s"] = time.perf_counter() - started
     started = time.perf_counter()
     report = retriever.index(full=True)
@@ -102,7 +102,7 @@ def main() -> None:
 
     env_cmd = [exe, "ask", question, "--notes", str(notes), "--index", str(index), "--json"]
     out["cold_ask_s"] = wall(env_cmd, args.runs)
-    faiss_file = retriever.store.live_generation() / "chunks.faiss"
+    faiss_file = retriever.store.live_generation() / "m0.chunks.faiss"
     model_dir = ensure_model_dir(default_cache_dir() / "models")
     script = [sys.executable, str(HERE / "reference_script.py"), str(model_dir), str(faiss_file), question]
     out["reference_script_s"] = wall(script, args.runs)
