@@ -61,12 +61,16 @@ def main() -> None:
         queries = read_queries(queries_file)
         retrievers = {}
         for variant, (models, settings) in VARIANTS.items():
-            retriever = retrievers[variant] = Retriever(notes, work / f"{corpus}-index", models=list(models), auto_update=False)
+            retriever = retrievers[variant] = Retriever(
+                notes, work / f"{corpus}-index", models=list(models), auto_update=False
+            )
             retriever.ranking = replace(settings)
             results.setdefault(variant, {})[corpus] = evaluate(queries, retriever.ask).to_json()
         for variant, p50 in latencies(retrievers, [q.query for q in queries[:20]]).items():
             results[variant][corpus]["p50_ms"] = p50  # type: ignore[index]
-    header = f"{'variant':<30}" + "".join(f"{c + ' ' + lang:>16}" for c in ("notes", "kobill") for lang in ("all", "ko", "en"))
+    header = f"{'variant':<30}" + "".join(
+        f"{c + ' ' + lang:>16}" for c in ("notes", "kobill") for lang in ("all", "ko", "en")
+    )
     print(header + f"{'p50 notes':>11}{'p50 kobill':>12}")
     print(f"{'':<30}" + f"{'R@1 / MRR@10':>16}" * 6)
     for variant, per_corpus in results.items():

@@ -121,8 +121,10 @@ def main() -> None:
     for name, value, ref in rows:
         print(f"{name:<38}{value * 1000:>8.1f}ms{ref * 1000:>10.1f}ms{value / ref:>8.2f}")
     print("references: hand-written script (cold), bare model forward of one query (warm)")
-    print(f"model load {out['model_load_s']:.2f} s, full index build {out['full_build_s']:.2f} s, "
-          f"re-index after editing one note {out['incremental_one_note_s']:.2f} s ({out['incremental_embedded']} embedded)")
+    print(
+        f"model load {out['model_load_s']:.2f} s, full index build {out['full_build_s']:.2f} s, "
+        f"re-index after editing one note {out['incremental_one_note_s']:.2f} s ({out['incremental_embedded']} embedded)"
+    )
     for search in ("ask", "similar"):
         for lang, q in out[search].items():  # type: ignore[union-attr]
             print(f"{search:<8}{lang:<4} n={q['n']:<3} hit@1 {q['hit@1']:.2f}  MRR@10 {q['mrr@10']:.2f}")

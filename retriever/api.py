@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-import numpy as np
-
-from .chunking import ChunkerSettings
+from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder
 from .errors import RetrieverError
 from .indexer import IndexReport, build
-from .lexical import LexicalScores
-from .ranking import MODES, Mode, RankSettings, rank, rank_questions
 from .notes import normalise, notes_changed, require_folder, scan_notes
+from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .store import IndexStore, LoadedIndex
 
 
@@ -40,6 +37,12 @@ class Hit:
     text: str
     explain: dict[str, dict[str, float]] | None = None  # per channel: its scores and its share of the rank
 
+    @classmethod
+    def of(cls, rank: int, score: float, chunk: Chunk, explain: dict[str, dict[str, float]] | None) -> Hit:
+        return cls(
+            rank, round(score, 4), chunk.path, chunk.heading, chunk.start_line, chunk.end_line, chunk.text, explain
+        )
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         if self.explain is None:
@@ -53,15 +56,26 @@ class QuestionHit(Hit):
 
     question: str = ""
 
+    @classmethod
+    def of(cls, rank: int, score: float, chunk: Chunk, explain: dict[str, dict[str, float]] | None) -> QuestionHit:
+        return cls(
+            rank,
+            round(score, 4),
+            chunk.path,
+            chunk.heading,
+            chunk.start_line,
+            chunk.end_line,
+            chunk.text,
+            explain,
+            chunk.heading,
+        )
 
-@dataclass
-class Query:
-    """A question prepared for ranking: its vectors per model, token vectors for re-ranking, BM25 scores."""
 
-    index: LoadedIndex
-    vectors: dict[int, np.ndarray] = field(default_factory=dict)
-    tokens: np.ndarray | None = None
-    lexical: LexicalScores | None = None
+def hits_of(ranked: Ranked, items: list[Chunk], k: int, kind: type[HitT]) -> list[HitT]:
+    return [
+        kind.of(i + 1, float(score), items[int(row)], ranked.explain[i] if ranked.explain else None)
+        for i, (row, score) in enumerate(zip(ranked.rows[:k], ranked.scores[:k]))
+    ]
 
 
 @cache
@@ -71,6 +85,9 @@ def single_threaded_blas() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
+
+
+HitT = TypeVar("HitT", bound=Hit)
 
 
 def default_cache_dir() -> Path:
@@ -209,26 +226,12 @@ class Retriever:
         return query
 
     def ask(self, question: str, k: int = 5, explain: bool = False) -> list[Hit]:
-        q = self._prepare(question, k)
-        ranked = rank(q.index, q.vectors, q.lexical, self.ranking, explain, q.tokens)
-        hits = []
-        for i, (row, score) in enumerate(zip(ranked.rows[:k], ranked.scores[:k])):
-            c = q.index.manifest.chunks[int(row)]
-            why = ranked.explain[i] if explain else None
-            hits.append(Hit(i + 1, round(float(score), 4), c.path, c.heading, c.start_line, c.end_line, c.text, why))
-        return hits
+        query = self._prepare(question, k)
+        return hits_of(rank(query, self.ranking, explain), query.index.manifest.chunks, k, Hit)
 
     def similar(self, question: str, k: int = 5, explain: bool = False) -> list[QuestionHit]:
-        q = self._prepare(question, k)
-        ranked = rank_questions(q.index, q.vectors, q.lexical, self.ranking, explain, q.tokens)
-        hits = []
-        for i, (row, score) in enumerate(zip(ranked.rows[:k], ranked.scores[:k])):
-            c = q.index.manifest.questions[int(row)]
-            hits.append(
-                QuestionHit(i + 1, round(float(score), 4), c.path, c.heading, c.start_line, c.end_line, c.text,
-                            ranked.explain[i] if explain else None, c.heading)
-            )
-        return hits
+        query = self._prepare(question, k)
+        return hits_of(rank_questions(query, self.ranking, explain), query.index.manifest.questions, k, QuestionHit)
 
     def info(self) -> dict[str, Any]:
         gen = self.store.live_generation()

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from .api import Hit, Retriever
 from .errors import RetrieverError
@@ -40,9 +40,7 @@ ModelOpt = Annotated[
         "Default: the index's, else e5,use.",
     ),
 ]
-ModeOpt = Annotated[
-    str, typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid.")
-]
+ModeOpt = Annotated[str, typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="Number of results.")]
 QuestionArg = Annotated[str | None, typer.Argument(help="The question; '-' or nothing reads it from stdin.")]
@@ -89,7 +87,9 @@ def user_errors() -> Iterator[None]:
     except Exception as exc:
         if os.environ.get("RETRIEVER_DEBUG"):
             raise
-        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (RETRIEVER_DEBUG=1 for details)")
+        err.print(
+            f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (RETRIEVER_DEBUG=1 for details)"
+        )
         raise typer.Exit(1) from None
 
 

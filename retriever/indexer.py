@@ -134,8 +134,10 @@ def build(
     if late:  # parts without stored token vectors go through the token-giving forward pass instead
         known[0]["parts"] = {k: v for k, v in known[0]["parts"].items() if k in tokens_known}
     todo = [
-        {name: sorted({content_hash(t): t for t in texts[name] if content_hash(t) not in have[name]}.items())
-         for name in COLLECTIONS}
+        {
+            name: sorted({content_hash(t): t for t in texts[name] if content_hash(t) not in have[name]}.items())
+            for name in COLLECTIONS
+        }
         for have in known
     ]
     total, done = sum(len(v) for per_model in todo for v in per_model.values()), 0

@@ -35,6 +35,16 @@ class RankSettings:
 
 
 @dataclass
+class Query:
+    """A question prepared for ranking: its vectors per model, token vectors for re-ranking, BM25 scores."""
+
+    index: LoadedIndex
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)  # model row → [1, dim]
+    tokens: np.ndarray | None = None  # the primary model's unit token vectors of the question
+    lexical: LexicalScores | None = None
+
+
+@dataclass
 class Ranked:
     rows: np.ndarray  # chunk rows, best first
     scores: np.ndarray
@@ -97,22 +107,20 @@ def late_interaction(index: LoadedIndex, query_tokens: np.ndarray, rows: np.ndar
     return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
 
 
-def rank(
-    index: LoadedIndex,
-    queries: dict[int, np.ndarray],
-    lexical: LexicalScores | None,
-    settings: RankSettings,
-    explain: bool = False,
-    query_tokens: np.ndarray | None = None,
-) -> Ranked:
+def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
     """All candidate chunks, best first, with the channel contributions when explain is set."""
+    index, queries, lexical, query_tokens = query.index, query.vectors, query.lexical, query.tokens
     rows = candidates(index, queries, lexical, settings.candidates)
     parts: dict[str, np.ndarray] = {}
     details: dict[str, dict[str, np.ndarray]] = {}
     if settings.mode != "lexical":
         for model, vector in queries.items():
             views = dense_views(index, model, vector, rows)
-            dense = settings.section * views["section"] + settings.part * views["part"] + settings.heading * views["heading"]
+            dense = (
+                settings.section * views["section"]
+                + settings.part * views["part"]
+                + settings.heading * views["heading"]
+            )
             name = index.manifest.models[model].name
             details[name] = {**views, "score": dense}
             parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) / len(queries)
@@ -149,20 +157,14 @@ def rank(
     return ranked
 
 
-def rank_questions(
-    index: LoadedIndex,
-    queries: dict[int, np.ndarray],
-    lexical: LexicalScores | None,
-    settings: RankSettings,
-    explain: bool = False,
-    query_tokens: np.ndarray | None = None,
-) -> Ranked:
+def rank_questions(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
     """Sections by how alike their question (heading) is to the asked one, and how well their answer matches.
 
     A heading alone is short and often elliptic ("배치사이즈"), and an answer alone may fit a different question,
     so both count equally, each z-normalised over the sections in play.
     """
-    chunks = rank(index, queries, lexical, settings, query_tokens=query_tokens)
+    chunks = rank(query, settings)
+    index = query.index
     owner = np.asarray(index.manifest.chunk_question, dtype=np.int64)
     answer: dict[int, float] = {}
     for row, score in zip(chunks.rows, chunks.scores):
@@ -174,8 +176,8 @@ def rank_questions(
         return Ranked(rows, np.zeros(0, dtype=np.float32))
     heading = np.zeros(len(rows))
     if settings.mode != "lexical":
-        for model, vector in queries.items():
-            heading += zscore(index.vectors[matrix_name(model, "questions")][rows] @ vector[0]) / len(queries)
+        for model, vector in query.vectors.items():
+            heading += zscore(index.vectors[matrix_name(model, "questions")][rows] @ vector[0]) / len(query.vectors)
     shares = {"question": 0.5 * zscore(heading), "answer": 0.5 * zscore(np.array([answer[int(r)] for r in rows]))}
     fused = shares["question"] + shares["answer"]
     order = np.argsort(-fused, kind="stable")

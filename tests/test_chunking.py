@@ -63,7 +63,9 @@ def test_long_section_splits_on_lines_then_sentences_within_the_budget() -> None
     assert all(words(c.embed_text) <= settings.max_tokens for c in chunks)
     assert all(c.heading == "긴 질문" for c in chunks)
     # every word of the section survives, in order
-    assert " ".join(" ".join(c.text.split()) for c in chunks) == " ".join(" ".join(text.split("\n", 1)[1].split()).split())
+    assert " ".join(" ".join(c.text.split()) for c in chunks) == " ".join(
+        " ".join(text.split("\n", 1)[1].split()).split()
+    )
     # line numbers are monotone and inside the section; the sentence split happened on line 14
     assert chunks[0].start_line == 1
     assert [c.start_line for c in chunks] == sorted(c.start_line for c in chunks)

@@ -79,7 +79,9 @@ def test_ask_on_a_missing_index_builds_it_and_says_so_on_stderr(runner: CliRunne
 
 
 def test_similar_json_carries_the_matched_question(runner: CliRunner, built: Path) -> None:
-    result = runner.invoke(app, ["similar", "팀으로 대회 나갈 때 역할은 어떻게 나눠요?", "--notes", str(built), "--json"])
+    result = runner.invoke(
+        app, ["similar", "팀으로 대회 나갈 때 역할은 어떻게 나눠요?", "--notes", str(built), "--json"]
+    )
     assert result.exit_code == 0, result.output
     first = json.loads(result.stdout)["results"][0]
     assert first["question"] == "팀별로 competition을 할 때 업무분담을 어떻게 하는지"

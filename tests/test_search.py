@@ -54,7 +54,9 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
     assert (again.added, again.unchanged, again.removed, again.embedded) == (0, 16, 0, 0)
 
     career = repo_notes / "career.md"
-    career.write_text(career.read_text(encoding="utf-8").replace("- AI에 집중을 하는게 맞다고 봄", "- AI에 집중"), "utf-8")
+    career.write_text(
+        career.read_text(encoding="utf-8").replace("- AI에 집중을 하는게 맞다고 봄", "- AI에 집중"), "utf-8"
+    )
     (repo_notes / "extra.md").write_text("## 새 질문\n- 새 답변\n", encoding="utf-8")
     (repo_notes / "kaggle.md").rename(repo_notes / "renamed.md")
     edited = retriever.index()

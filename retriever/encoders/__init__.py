@@ -32,9 +32,7 @@ class ModelSpec:
 class Encoder(Protocol):
     spec: ModelSpec
 
-    def encode(
-        self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """L2-normalised float32 rows, in the order of texts; on_batch gets the size of each finished batch."""
         ...
 

@@ -412,4 +412,3 @@ def ensure_model_dir(cache_dir: Path) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return final
-

