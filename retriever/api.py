@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -88,6 +89,7 @@ def single_threaded_blas() -> None:
 
 
 HitT = TypeVar("HitT", bound=Hit)
+LOCK_TIMEOUT = float(os.environ.get("RETRIEVER_LOCK_TIMEOUT", "600"))
 
 
 def default_cache_dir() -> Path:
@@ -153,13 +155,40 @@ class Retriever:
 
     # -- index -------------------------------------------------------------------------------------------------
     def index(self, full: bool = False) -> IndexReport:
-        with self.store.lock():
-            scan = scan_notes(self.notes_dir)
-            progress = self.reporter.progress if self.reporter else None
-            encoders = self.encoders(self.index_models())
-            report = build(scan, encoders, self.chunker, self.store, self._previous(), not full, progress)
+        with self._build_lock():
+            return self._build(full)
+
+    def _build(self, full: bool) -> IndexReport:
+        """Only ever called with the build lock held."""
+        scan = scan_notes(self.notes_dir)
+        progress = self.reporter.progress if self.reporter else None
+        encoders = self.encoders(self.index_models())
+        report = build(scan, encoders, self.chunker, self.store, self._previous(), not full, progress)
         self._loaded = None
         return report
+
+    @contextmanager
+    def _build_lock(self) -> Iterator[None]:
+        """One build at a time per index: a second waits, says so, and gives up with a clear line after a while."""
+        from filelock import Timeout
+
+        lock = self.store.lock()
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            if self.reporter:
+                self.reporter.note(f"waiting for another build of {self.store.root} to finish")
+            try:
+                lock.acquire(timeout=LOCK_TIMEOUT)
+            except Timeout:
+                raise RetrieverError(
+                    f"another retriever is still building {self.store.root} after {LOCK_TIMEOUT:.0f} s; "
+                    f"try again when it is done (lock file {lock.lock_file})"
+                ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _previous(self) -> LoadedIndex | None:
         """The current index to reuse vectors from; a broken one is simply not reused."""
@@ -181,12 +210,15 @@ class Retriever:
         return None
 
     def ensure_index(self) -> IndexReport | None:
-        reason = self.staleness()
-        if reason is None:
+        if self.staleness() is None:
             return None
-        if self.reporter:
-            self.reporter.note(f"{reason}: indexing {self.notes_dir} into {self.store.root}")
-        return self.index()
+        with self._build_lock():
+            reason = self.staleness()  # again: a build we waited for may have brought it up to date
+            if reason is None:
+                return None
+            if self.reporter:
+                self.reporter.note(f"{reason}: indexing {self.notes_dir} into {self.store.root}")
+            return self._build(full=False)
 
     def loaded(self) -> LoadedIndex:
         built = self.built_models()
@@ -216,6 +248,8 @@ class Retriever:
         if self.ranking.mode != "lexical":
             for model in use:
                 encoder = load_encoder(names[model], self.cache_dir)
+                if model == use[0]:
+                    self._warn_if_truncated(encoder, question)
                 if model == 0 and self.ranking.rerank and hasattr(encoder, "encode_with_tokens"):
                     vectors, tokens = encoder.encode_with_tokens([question], "query")
                     query.vectors[model], query.tokens = vectors, tokens[0]
@@ -224,6 +258,11 @@ class Retriever:
         if self.ranking.mode != "dense":
             query.lexical = loaded.lexical.score(question)
         return query
+
+    def _warn_if_truncated(self, encoder: Encoder, question: str) -> None:
+        limit = getattr(encoder, "max_tokens", None)
+        if limit and self.reporter and (size := encoder.count_tokens(question)) > limit:
+            self.reporter.note(f"the question is {size} tokens long; only its first {limit} are used")
 
     def ask(self, question: str, k: int = 5, explain: bool = False) -> list[Hit]:
         query = self._prepare(question, k)

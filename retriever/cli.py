@@ -213,6 +213,27 @@ def evaluate_command(
 
 
 @app.command()
+def doctor(notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
+    """Check the index against its manifest and the notes: what is stale or broken, and the command that fixes it."""
+    from .doctor import diagnose, remedy
+
+    with user_errors():
+        retriever = Retriever(notes, index, auto_update=False)
+        findings = diagnose(retriever)
+        fix = remedy(findings, retriever)
+    if as_json:
+        print_json({"findings": [vars(f) for f in findings], "fix": fix})
+    else:
+        colours = {"ok": "green", "stale": "yellow", "broken": "red"}
+        for finding in findings:
+            out.print(f"[{colours[finding.level]}]{finding.level:>6}[/]  {escape(finding.message)}")
+        if fix:
+            out.print(f"\nfix: {escape(fix)}")
+    if fix:
+        raise typer.Exit(1)
+
+
+@app.command()
 def info(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
     """Describe the index: model, counts, size, build time. Loads no model."""
     with user_errors():

@@ -16,6 +16,7 @@ import numpy as np
 from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
 from .encoders import Encoder, ModelSpec, Role
 from .errors import RetrieverError
+from .failpoints import failpoint
 from .lexical import LexicalIndex
 from .notes import NoteScan
 from .ranking import OFFSETS, TOKENS
@@ -145,6 +146,7 @@ def build(
     def advance(n: int) -> None:
         nonlocal done
         done += n
+        failpoint("embedding")
         if progress:
             progress(done, total)
 

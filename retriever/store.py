@@ -23,6 +23,7 @@ import numpy as np
 from .chunking import Chunk, Part
 from .encoders import ModelSpec
 from .errors import RetrieverError
+from .failpoints import failpoint
 from .notes import FileStamp
 
 FORMAT = "retriever-index"
@@ -265,9 +266,11 @@ class IndexStore:
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
                 manifest.checksums[path.relative_to(tmp).as_posix()] = sha256_file(path)
+        failpoint("writing")
         write_file(tmp / "manifest.json", json.dumps(manifest.to_json(), ensure_ascii=False, indent=1).encode())
         fsync_dir(tmp)
         os.rename(tmp, self.root / name)
+        failpoint("swap")
         pointer = self.root / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
         write_file(pointer, name.encode())
         os.replace(pointer, self.root / CURRENT)

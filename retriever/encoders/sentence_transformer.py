@@ -31,6 +31,7 @@ class SentenceTransformerEncoder:
         prompts = {role: self.model.prompts[p] for role, p in self.prompt_names.items() if p}
         dim = self.model.get_embedding_dimension()
         self.spec = ModelSpec(name, source, int(dim), prompts)
+        self.max_tokens = int(self.model.max_seq_length)  # longer input is truncated by the model
 
     def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         return self.encode_with_tokens(texts, role, on_batch, with_tokens=False)[0]

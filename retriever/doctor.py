@@ -1,0 +1,68 @@
+"""`retriever doctor`: check an index against its own manifest and against the notes, and say exactly what is
+stale or broken, and what fixes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .api import Retriever
+from .errors import RetrieverError
+from .notes import scan_notes
+
+Level = Literal["ok", "stale", "broken"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    message: str
+
+
+def diagnose(retriever: Retriever) -> list[Finding]:
+    store = retriever.store
+    try:
+        loaded = store.load()
+    except RetrieverError as exc:
+        return [Finding("broken", str(exc))]
+    manifest = loaded.manifest
+    findings = [
+        Finding(
+            "ok",
+            f"{loaded.path.name}: {len(manifest.chunks)} chunks of {len(manifest.files)} files, "
+            f"{len(manifest.checksums)} data files verified, models {', '.join(m.name for m in manifest.models)}",
+        )
+    ]
+    if manifest.chunker != retriever.chunker.as_dict():
+        findings.append(Finding("stale", f"chunk settings changed since the build ({manifest.chunker})"))
+    try:
+        scan = scan_notes(retriever.notes_dir)
+    except RetrieverError as exc:
+        return [*findings, Finding("broken", str(exc))]
+    now, then = scan.stamps, manifest.files
+    for label, paths in (
+        ("added", sorted(set(now) - set(then))),
+        ("removed", sorted(set(then) - set(now))),
+        ("changed", sorted(p for p in set(now) & set(then) if now[p].sha256 != then[p].sha256)),
+    ):
+        if paths:
+            shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+            findings.append(Finding("stale", f"{len(paths)} note(s) {label} since the build: {shown}"))
+    leftovers = sorted(p.name for p in store.root.glob(".tmp-gen-*"))
+    if leftovers:
+        findings.append(
+            Finding("ok", f"{len(leftovers)} temp folder(s) of interrupted builds; the next build removes them")
+        )
+    if all(f.level == "ok" for f in findings):
+        findings.append(Finding("ok", f"up to date with {retriever.notes_dir}"))
+    return findings
+
+
+def remedy(findings: list[Finding], retriever: Retriever) -> str | None:
+    """The one command that fixes what was found, if anything was."""
+    levels = {f.level for f in findings}
+    if "broken" in levels:
+        return f"retriever index --full --notes {retriever.notes_dir} --index {retriever.store.root}"
+    if "stale" in levels:
+        return f"retriever index --notes {retriever.notes_dir} --index {retriever.store.root}"
+    return None
