@@ -16,7 +16,7 @@ from .errors import RetrieverError
 from .indexer import IndexReport, build
 from .notes import normalise, notes_changed, require_folder, scan_notes
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
-from .store import IndexStore, LoadedIndex
+from .store import IndexStore, LoadedIndex, Manifest
 
 
 class Reporter(Protocol):
@@ -142,7 +142,7 @@ class Retriever:
     def built_models(self) -> list[str] | None:
         """The models of the existing index, or None when there is none (or it is broken and will be rebuilt)."""
         try:
-            return [m.name for m in self.store.read_manifest().models] if self.store.exists() else None
+            return [m.name for m in self.manifest().models] if self.store.exists() else None
         except RetrieverError:
             return None
 
@@ -202,7 +202,7 @@ class Retriever:
         require_folder(self.notes_dir)
         if not self.store.exists():
             return "no index yet"
-        manifest = self.store.read_manifest()
+        manifest = self.manifest()
         if manifest.chunker != self.chunker.as_dict():
             return "chunk settings changed"
         if notes_changed(self.notes_dir, manifest.files):
@@ -230,9 +230,16 @@ class Retriever:
             )
         if self.auto_update:
             self.ensure_index()
-        if self._loaded is None:
+        if self._loaded is None or self._loaded.path != self.store.generation():
             self._loaded = self.store.load()
         return self._loaded
+
+    def manifest(self) -> Manifest:
+        """The live manifest: the loaded copy while it is still the live generation, so a warm process answers
+        without re-parsing the manifest, yet sees a build made by another process."""
+        if self._loaded is not None and self._loaded.path == self.store.generation():
+            return self._loaded.manifest
+        return self.store.read_manifest()
 
     # -- search ------------------------------------------------------------------------------------------------
     def _prepare(self, question: str, k: int) -> Query:

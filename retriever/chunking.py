@@ -32,7 +32,7 @@ class ChunkerSettings:
 
     max_tokens: int = 256
     part_tokens: int = 64  # sub-chunks scored inside a chunk: one bullet, or a few sentences
-    version: int = 2  # bump when the algorithm changes, so existing indexes are seen as stale
+    version: int = 3  # bump when the algorithm changes, so existing indexes are seen as stale
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -139,7 +139,7 @@ def titled(section: Section) -> Section:
     """A note without headings (a plain text file) is titled by its first line, when that line is short: the
     title then travels with every chunk, as a heading would."""
     first, _, rest = section.body.partition("\n")
-    if len(first.strip()) > MAX_TITLE_CHARS or not rest.strip():
+    if len(first.strip()) > MAX_TITLE_CHARS or not any(ch.isalnum() for ch in rest):
         return section
     skipped = len(rest) - len(rest.lstrip("\n"))
     return Section(

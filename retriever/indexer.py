@@ -103,7 +103,7 @@ def part_tokens(
     if pending:
         fresh, tokens = encoder.encode_with_tokens([t for _, t in pending], "passage", advance)  # type: ignore[attr-defined]
         for i, (key, _) in enumerate(pending):
-            vectors[key], known[key] = fresh[i], tokens[i].astype(np.float16)
+            vectors[key], known[key] = fresh[i], tokens[i]
     rows = [known[content_hash(t)] for t in texts]
     offsets = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
     stacked = np.concatenate(rows) if rows else np.zeros((0, encoder.spec.dim), np.float16)

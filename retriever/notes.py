@@ -11,6 +11,9 @@ from pathlib import Path
 from .errors import RetrieverError
 
 NOTE_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+# A note is prose someone wrote; a multi-megabyte file is a dump or an export, and chunking and embedding it would
+# cost minutes of every build. Skipped with a warning naming it; RETRIEVER_MAX_NOTE_MB raises the bound.
+MAX_NOTE_BYTES = int(float(os.environ.get("RETRIEVER_MAX_NOTE_MB", "2")) * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,13 @@ def scan_notes(root: Path) -> NoteScan:
     for path in note_paths(base):
         rel = path.relative_to(base).as_posix()
         try:
+            info = path.stat()
+            if info.st_size > MAX_NOTE_BYTES:
+                scan.stamps[rel] = FileStamp("", info.st_size, info.st_mtime_ns)  # never read, so no hash
+                scan.skipped.append(
+                    (rel, f"larger than {MAX_NOTE_BYTES / 2**20:g} MB (RETRIEVER_MAX_NOTE_MB raises it)")
+                )
+                continue
             data = path.read_bytes()
         except OSError as exc:
             scan.skipped.append((rel, f"unreadable ({exc.strerror})"))

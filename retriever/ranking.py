@@ -56,18 +56,12 @@ def zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
 
 
-def part_offsets(index: LoadedIndex) -> np.ndarray:
-    """Parts are stored in chunk order; offsets[c]:offsets[c+1] are chunk c's."""
-    owners = np.fromiter((p.chunk for p in index.manifest.parts), dtype=np.int64)
-    return np.searchsorted(owners, np.arange(len(index.manifest.chunks) + 1))
-
-
 def candidates(index: LoadedIndex, queries: dict[int, np.ndarray], lexical: LexicalScores | None, n: int) -> np.ndarray:
     total = len(index.manifest.chunks)
     if total <= n:
         return np.arange(total)
     found: list[np.ndarray] = []
-    owners = np.fromiter((p.chunk for p in index.manifest.parts), dtype=np.int64)
+    owners = index.part_owners
     for model, vector in queries.items():
         found.append(index.ann[matrix_name(model, "chunks")].search(vector, n)[1][0])
         found.append(owners[index.ann[matrix_name(model, "parts")].search(vector, n)[1][0]])
@@ -81,10 +75,10 @@ def dense_views(index: LoadedIndex, model: int, vector: np.ndarray, rows: np.nda
     """Cosine of the question with each candidate's whole text, best part, and section heading."""
     q = vector[0]
     section = index.vectors[matrix_name(model, "chunks")][rows] @ q
-    offsets = part_offsets(index)
+    offsets = index.part_offsets
     parts = index.vectors[matrix_name(model, "parts")]
     best = np.array([float((parts[offsets[r] : offsets[r + 1]] @ q).max()) for r in rows], dtype=np.float32)
-    heading_rows = np.asarray(index.manifest.chunk_question, dtype=np.int64)[rows]
+    heading_rows = index.chunk_questions[rows]
     headings = index.vectors[matrix_name(model, "questions")][np.maximum(heading_rows, 0)] @ q
     heading = np.where(heading_rows >= 0, headings, section)  # untitled text: its own text stands in
     return {"section": section, "part": best, "heading": heading}
@@ -94,12 +88,13 @@ def late_interaction(index: LoadedIndex, query_tokens: np.ndarray, rows: np.ndar
     """MaxSim (ColBERT-style) of the question's tokens against each chunk's best part: every question word must
     find its match in one passage, which a single pooled vector can blur. One matrix product for all parts."""
     tokens, token_offsets = index.extras[TOKENS], index.extras[OFFSETS]
-    offsets = part_offsets(index)
+    offsets = index.part_offsets
     parts = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows])
     starts, ends = token_offsets[parts], token_offsets[parts + 1]
     keep = ends > starts  # a part with no tokens scores nothing
     gathered = np.concatenate([np.arange(s, e) for s, e in zip(starts[keep], ends[keep])])
-    sims = query_tokens @ np.asarray(tokens[gathered], dtype=np.float32).T  # [question tokens, part tokens]
+    question = np.asarray(query_tokens, dtype=np.float32)
+    sims = question @ np.asarray(tokens[gathered], dtype=np.float32).T  # [question tokens, part tokens]
     lengths = (ends - starts)[keep]
     per_part = np.full(len(parts), -1.0, dtype=np.float32)
     per_part[keep] = np.maximum.reduceat(sims, np.cumsum(lengths) - lengths, axis=1).mean(axis=0)
@@ -165,7 +160,7 @@ def rank_questions(query: Query, settings: RankSettings, explain: bool = False) 
     """
     chunks = rank(query, settings)
     index = query.index
-    owner = np.asarray(index.manifest.chunk_question, dtype=np.int64)
+    owner = index.chunk_questions
     answer: dict[int, float] = {}
     for row, score in zip(chunks.rows, chunks.scores):
         question = int(owner[row])

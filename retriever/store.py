@@ -15,6 +15,7 @@ import shutil
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,20 @@ class LoadedIndex:
     lexical: Any  # LexicalIndex
     path: Path
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @cached_property
+    def part_owners(self) -> np.ndarray:
+        """Chunk row of every part; parts are stored in chunk order."""
+        return np.fromiter((p.chunk for p in self.manifest.parts), dtype=np.int64, count=len(self.manifest.parts))
+
+    @cached_property
+    def part_offsets(self) -> np.ndarray:
+        """offsets[c]:offsets[c+1] are the parts of chunk c."""
+        return np.searchsorted(self.part_owners, np.arange(len(self.manifest.chunks) + 1))
+
+    @cached_property
+    def chunk_questions(self) -> np.ndarray:
+        return np.asarray(self.manifest.chunk_question, dtype=np.int64)
 
 
 def sha256_file(path: Path) -> str:

@@ -43,10 +43,10 @@ class SentenceTransformerEncoder:
         on_batch: Callable[[int], None] | None = None,
         with_tokens: bool = True,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Sentence vectors and, from the same forward pass, each text's unit token vectors (prompt and special
-        tokens dropped), for late-interaction scoring at no second forward."""
+        """Sentence vectors and, from the same forward pass, each text's unit token vectors in float16 (prompt and
+        special tokens dropped), for late-interaction scoring at no second forward."""
         out = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
-        tokens: list[np.ndarray] = [np.zeros((0, self.spec.dim), np.float32)] * len(texts)
+        tokens: list[np.ndarray] = [np.zeros((0, self.spec.dim), np.float16)] * len(texts)
         # longest first, so each batch pads to similar lengths
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), BATCH_SIZE):
@@ -62,7 +62,8 @@ class SentenceTransformerEncoder:
                     out[row] = result["sentence_embedding"].float().numpy()
                     length = int(result["attention_mask"].sum())
                     vectors = result["token_embeddings"][int(result["prompt_length"]) : length - 1].float().numpy()
-                    tokens[row] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                    tokens[row] = unit.astype(np.float16)  # storage precision, right away: they add up fast
             if on_batch:
                 on_batch(len(rows))
         return out, tokens
