@@ -65,8 +65,8 @@ def candidates(index: LoadedIndex, queries: dict[int, np.ndarray], lexical: Lexi
     for model, vector in queries.items():
         found.append(index.ann[matrix_name(model, "chunks")].search(vector, n)[1][0])
         found.append(owners[index.ann[matrix_name(model, "parts")].search(vector, n)[1][0]])
-    if lexical is not None and lexical.coverage > 0:
-        found.append(np.argsort(-lexical.scores)[:n])
+    if lexical is not None:  # even with nothing matched, so lexical mode always has candidates
+        found.append(np.argsort(-lexical.scores, kind="stable")[:n])
     rows = np.unique(np.concatenate(found))
     return rows[rows >= 0]
 

@@ -43,3 +43,16 @@ def test_explain_shows_every_channel_and_their_shares_add_up(indexed: tuple[Path
     (hit,) = Retriever(notes, index).ask("What learning rate for BERT?", k=1, explain=True)
     assert hit.explain is not None and "bm25" in hit.explain
     assert sum(channel["contribution"] for channel in hit.explain.values()) == pytest.approx(hit.score, abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_a_corpus_larger_than_the_candidate_pool_still_ranks(indexed: tuple[Path, Path], mode: str) -> None:
+    """The ANN stage gathers candidates once chunks outnumber the pool; a question matching no word still ranks."""
+    from dataclasses import replace
+
+    notes, index = indexed
+    retriever = Retriever(notes, index, mode=mode)  # type: ignore[arg-type]
+    retriever.ranking = replace(retriever.ranking, candidates=4)
+    assert len(retriever.ask("quantum chromodynamics", k=3)) == 3
+    if mode != "lexical":
+        assert retriever.ask("What learning rate for BERT?", k=1)[0].heading.startswith("딥러닝 모델에서 hyperparameter")
