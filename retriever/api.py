@@ -59,17 +59,10 @@ class QuestionHit(Hit):
 
     @classmethod
     def of(cls, rank: int, score: float, chunk: Chunk, explain: dict[str, dict[str, float]] | None) -> QuestionHit:
-        return cls(
-            rank,
-            round(score, 4),
-            chunk.path,
-            chunk.heading,
-            chunk.start_line,
-            chunk.end_line,
-            chunk.text,
-            explain,
-            chunk.heading,
-        )
+        return cls(**vars(Hit.of(rank, score, chunk, explain)), question=chunk.heading)
+
+
+HitT = TypeVar("HitT", bound=Hit)
 
 
 def hits_of(ranked: Ranked, items: list[Chunk], k: int, kind: type[HitT]) -> list[HitT]:
@@ -88,7 +81,6 @@ def single_threaded_blas() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-HitT = TypeVar("HitT", bound=Hit)
 LOCK_TIMEOUT = float(os.environ.get("RETRIEVER_LOCK_TIMEOUT", "600"))
 
 

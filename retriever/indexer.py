@@ -54,6 +54,10 @@ class Corpus:
             return [with_headings(self.chunks[p.chunk].headings, p.text) for p in self.parts]
         return [q.heading for q in self.questions]
 
+    @classmethod
+    def of(cls, manifest: Manifest) -> Corpus:
+        return cls(manifest.chunks, manifest.parts, manifest.questions, manifest.chunk_question)
+
 
 def collect(scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], int]) -> Corpus:
     corpus = Corpus([], [], [], [])
@@ -79,7 +83,7 @@ def known_vectors(old: LoadedIndex | None, spec: ModelSpec) -> dict[str, dict[st
     if old is None or spec not in old.manifest.models:
         return known
     model = old.manifest.models.index(spec)
-    corpus = Corpus(old.manifest.chunks, old.manifest.parts, old.manifest.questions, old.manifest.chunk_question)
+    corpus = Corpus.of(old.manifest)
     for name in COLLECTIONS:
         matrix = old.vectors[matrix_name(model, name)]
         known[name] = {content_hash(text): matrix[row] for row, text in enumerate(corpus.texts(name))}
@@ -91,23 +95,28 @@ def known_tokens(old: LoadedIndex | None, spec: ModelSpec) -> dict[str, np.ndarr
     if old is None or old.manifest.model != spec or TOKENS not in old.extras:
         return {}
     tokens, offsets = old.extras[TOKENS], old.extras[OFFSETS]
-    corpus = Corpus(old.manifest.chunks, old.manifest.parts, old.manifest.questions, old.manifest.chunk_question)
-    return {content_hash(t): tokens[offsets[i] : offsets[i + 1]] for i, t in enumerate(corpus.texts("parts"))}
+    parts = Corpus.of(old.manifest).texts("parts")
+    return {content_hash(t): tokens[offsets[i] : offsets[i + 1]] for i, t in enumerate(parts)}
 
 
 def part_tokens(
-    encoder: Encoder, texts: list[str], known: dict[str, np.ndarray], vectors: dict[str, np.ndarray], advance: Progress
+    encoder: Encoder,
+    texts: list[str],
+    keys: list[str],
+    known: dict[str, np.ndarray],
+    vectors: dict[str, np.ndarray],
+    advance: Progress,
 ) -> dict[str, np.ndarray]:
     """Embed new parts once for both their vector and their token vectors; returns the two extra arrays."""
-    pending = sorted({content_hash(t): t for t in texts if content_hash(t) not in known}.items())
+    pending = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
     if pending:
         fresh, tokens = encoder.encode_with_tokens([t for _, t in pending], "passage", advance)  # type: ignore[attr-defined]
         for i, (key, _) in enumerate(pending):
             vectors[key], known[key] = fresh[i], tokens[i]
-    rows = [known[content_hash(t)] for t in texts]
+    rows = [known[k] for k in keys]
     offsets = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
     stacked = np.concatenate(rows) if rows else np.zeros((0, encoder.spec.dim), np.float16)
-    return {TOKENS: stacked.astype(np.float16), OFFSETS: offsets}
+    return {TOKENS: np.asarray(stacked, dtype=np.float16), OFFSETS: offsets}  # no copy: already float16
 
 
 def build(
@@ -129,6 +138,7 @@ def build(
         raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
     corpus = collect(scan, settings, encoders[0].count_tokens)
     texts = {name: corpus.texts(name) for name in COLLECTIONS}
+    keys = {name: [content_hash(t) for t in texts[name]] for name in COLLECTIONS}  # hashed once, used thrice
     known = [known_vectors(old if reuse else None, encoder.spec) for encoder in encoders]
     late = hasattr(encoders[0], "encode_with_tokens")  # token vectors for re-ranking, where the model gives them
     tokens_known = known_tokens(old if reuse else None, encoders[0].spec) if late else {}
@@ -136,7 +146,7 @@ def build(
         known[0]["parts"] = {k: v for k, v in known[0]["parts"].items() if k in tokens_known}
     todo = [
         {
-            name: sorted({content_hash(t): t for t in texts[name] if content_hash(t) not in have[name]}.items())
+            name: sorted({k: t for k, t in zip(keys[name], texts[name]) if k not in have[name]}.items())
             for name in COLLECTIONS
         }
         for have in known
@@ -153,14 +163,18 @@ def build(
     if progress:
         progress(0, total)
     vectors: dict[str, np.ndarray] = {}
-    extras = part_tokens(encoders[0], texts["parts"], tokens_known, known[0]["parts"], advance) if late else {}
+    extras = (
+        part_tokens(encoders[0], texts["parts"], keys["parts"], tokens_known, known[0]["parts"], advance)
+        if late
+        else {}
+    )
     for m, encoder in enumerate(encoders):
         for name in COLLECTIONS:
             pending = [] if late and (m, name) == (0, "parts") else todo[m][name]
             if pending:
                 fresh = encoder.encode([t for _, t in pending], ROLES[name], advance)
                 known[m][name].update({key: fresh[i] for i, (key, _) in enumerate(pending)})
-            rows = [known[m][name][content_hash(t)] for t in texts[name]]
+            rows = [known[m][name][k] for k in keys[name]]
             vectors[matrix_name(m, name)] = np.array(rows, dtype=np.float32).reshape(-1, encoder.spec.dim)
     manifest = Manifest(
         models=[e.spec for e in encoders],
@@ -176,7 +190,7 @@ def build(
     )
     store.write(manifest, vectors, LexicalIndex.build(texts["chunks"]), extras)
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
-    new_keys = [c.content_hash for c in corpus.chunks]
+    new_keys = keys["chunks"]  # a chunk's content hash is that of its embedded text
     unchanged = sum(1 for key in new_keys if key in old_keys)
     return IndexReport(
         notes=len(scan.notes),
