@@ -1,6 +1,23 @@
 """retriever: offline semantic search over your own notes, in Korean and English."""
 
-from .api import Hit, QuestionHit, Retriever
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import timings  # noqa: F401 - first, so its clock starts with the package
 from .errors import RetrieverError
+from .results import Hit, QuestionHit
+
+if TYPE_CHECKING:
+    from .api import Retriever
 
 __all__ = ["Hit", "QuestionHit", "Retriever", "RetrieverError"]
+
+
+def __getattr__(name: str) -> Any:
+    """The API pulls in numpy and the model code; a command answered by a running server needs neither."""
+    if name == "Retriever":
+        from .api import Retriever
+
+        return Retriever
+    raise AttributeError(name)

@@ -9,6 +9,10 @@ from typing import Protocol
 import faiss
 import numpy as np
 
+from .rowfile import RowReader
+
+BLOCK = 65_536  # vectors added per call while building, read from disk a block at a time
+
 
 class VectorIndex(Protocol):
     kind: str  # recorded in the manifest, so a load picks the same implementation
@@ -31,9 +35,10 @@ class FlatIndex:
         self.index = index
 
     @classmethod
-    def build(cls, vectors: np.ndarray) -> FlatIndex:
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    def build(cls, vectors: RowReader) -> FlatIndex:
+        index = faiss.IndexFlatIP(vectors.dim)
+        for block in vectors.blocks(BLOCK):
+            index.add(np.ascontiguousarray(block, dtype=np.float32))
         return cls(index)
 
     @classmethod
@@ -55,7 +60,7 @@ class FlatIndex:
 KINDS: dict[str, type[FlatIndex]] = {FlatIndex.kind: FlatIndex}
 
 
-def build_index(vectors: np.ndarray) -> VectorIndex:
+def build_index(vectors: RowReader) -> VectorIndex:
     """The factory that will pick an approximate index once corpora grow past what exact search serves fast."""
     return FlatIndex.build(vectors)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -14,9 +14,11 @@ from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder
 from .errors import RetrieverError
 from .indexer import IndexReport, build
-from .notes import normalise, notes_changed, require_folder, scan_notes
+from .notes import normalise, notes_changed, read_note, require_folder, scan_notes
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
-from .store import IndexStore, LoadedIndex, Manifest
+from .results import Hit, QuestionHit
+from .store import IndexStore, LoadedIndex, Manifest, StoredIndex
+from .timings import phase
 
 
 class Reporter(Protocol):
@@ -25,41 +27,6 @@ class Reporter(Protocol):
     def note(self, message: str) -> None: ...
 
     def progress(self, done: int, total: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class Hit:
-    rank: int
-    score: float
-    path: str
-    heading: str
-    start_line: int
-    end_line: int
-    text: str
-    explain: dict[str, dict[str, float]] | None = None  # per channel: its scores and its share of the rank
-
-    @classmethod
-    def of(cls, rank: int, score: float, chunk: Chunk, explain: dict[str, dict[str, float]] | None) -> Hit:
-        return cls(
-            rank, round(score, 4), chunk.path, chunk.heading, chunk.start_line, chunk.end_line, chunk.text, explain
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.explain is None:
-            del data["explain"]
-        return data
-
-
-@dataclass(frozen=True)
-class QuestionHit(Hit):
-    """A note's own question that resembles the asked one; text is its answer."""
-
-    question: str = ""
-
-    @classmethod
-    def of(cls, rank: int, score: float, chunk: Chunk, explain: dict[str, dict[str, float]] | None) -> QuestionHit:
-        return cls(**vars(Hit.of(rank, score, chunk, explain)), question=chunk.heading)
 
 
 HitT = TypeVar("HitT", bound=Hit)
@@ -155,9 +122,7 @@ class Retriever:
         scan = scan_notes(self.notes_dir)
         progress = self.reporter.progress if self.reporter else None
         encoders = self.encoders(self.index_models())
-        report = build(scan, encoders, self.chunker, self.store, self._previous(), not full, progress)
-        self._loaded = None
-        return report
+        return build(scan, encoders, self.chunker, self.store, self._previous(), not full, progress)
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:
@@ -182,10 +147,10 @@ class Retriever:
         finally:
             lock.release()
 
-    def _previous(self) -> LoadedIndex | None:
+    def _previous(self) -> StoredIndex | None:
         """The current index to reuse vectors from; a broken one is simply not reused."""
         try:
-            return self.store.load() if self.store.exists() else None
+            return self.store.verified() if self.store.exists() else None
         except RetrieverError:
             return None
 
@@ -234,28 +199,32 @@ class Retriever:
         return self.store.read_manifest()
 
     # -- search ------------------------------------------------------------------------------------------------
-    def _prepare(self, question: str, k: int) -> Query:
+    def _prepare(self, question: str, k: int, settings: RankSettings) -> Query:
         question = normalise(question).strip()
         if not question:
             raise RetrieverError("the question is empty")
         if k < 1:
             raise RetrieverError(f"k must be at least 1, not {k}")
-        loaded = self.loaded()
+        with phase("index"):
+            loaded = self.loaded()
         names = [m.name for m in loaded.manifest.models]
         use = [names.index(m) for m in self.requested_models] if self.requested_models else list(range(len(names)))
         query = Query(loaded)
-        if self.ranking.mode != "lexical":
+        if settings.mode != "lexical":
             for model in use:
-                encoder = load_encoder(names[model], self.cache_dir)
+                with phase("model load"):
+                    encoder = load_encoder(names[model], self.cache_dir)
                 if model == use[0]:
                     self._warn_if_truncated(encoder, question)
-                if model == 0 and self.ranking.rerank and hasattr(encoder, "encode_with_tokens"):
-                    vectors, tokens = encoder.encode_with_tokens([question], "query")
-                    query.vectors[model], query.tokens = vectors, tokens[0]
-                else:
-                    query.vectors[model] = encoder.encode([question], "query")
-        if self.ranking.mode != "dense":
-            query.lexical = loaded.lexical.score(question)
+                with phase("encode"):
+                    if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
+                        vectors, tokens = encoder.encode_with_tokens([question], "query")
+                        query.vectors[model], query.tokens = vectors, tokens[0]
+                    else:
+                        query.vectors[model] = encoder.encode([question], "query")
+        if settings.mode != "dense":
+            with phase("bm25"):
+                query.lexical = loaded.lexical.score(question)
         return query
 
     def _warn_if_truncated(self, encoder: Encoder, question: str) -> None:
@@ -263,13 +232,38 @@ class Retriever:
         if limit and self.reporter and (size := encoder.count_tokens(question)) > limit:
             self.reporter.note(f"the question is {size} tokens long; only its first {limit} are used")
 
-    def ask(self, question: str, k: int = 5, explain: bool = False) -> list[Hit]:
-        query = self._prepare(question, k)
-        return hits_of(rank(query, self.ranking, explain), query.index.manifest.chunks, k, Hit)
+    def settings(self, mode: Mode | None) -> RankSettings:
+        if mode is None:
+            return self.ranking
+        if mode not in MODES:
+            raise RetrieverError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        return replace(self.ranking, mode=mode)
 
-    def similar(self, question: str, k: int = 5, explain: bool = False) -> list[QuestionHit]:
-        query = self._prepare(question, k)
-        return hits_of(rank_questions(query, self.ranking, explain), query.index.manifest.questions, k, QuestionHit)
+    def ask(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[Hit]:
+        settings = self.settings(mode)
+        query = self._prepare(question, k, settings)
+        with phase("rank"):
+            return hits_of(rank(query, settings, explain), query.index.manifest.chunks, k, Hit)
+
+    def similar(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[QuestionHit]:
+        settings = self.settings(mode)
+        query = self._prepare(question, k, settings)
+        with phase("rank"):
+            return hits_of(rank_questions(query, settings, explain), query.index.manifest.questions, k, QuestionHit)
+
+    def get(self, ref: str) -> dict[str, Any]:
+        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""
+        manifest = self.loaded().manifest
+        path, _, line = normalise(ref).strip().partition("#")
+        if line:
+            for chunk in manifest.chunks:
+                if chunk.path == path and str(chunk.start_line) == line:
+                    return Hit.of(1, 0.0, chunk, None).to_json() | {"kind": "passage"}
+            raise RetrieverError(f"no passage {ref!r} in the index; ids look like path#line, as results give them")
+        if path not in manifest.files:
+            raise RetrieverError(f"no note {path!r} in the index; give a path relative to {self.notes_dir}")
+        text = read_note(self.notes_dir, path)
+        return {"kind": "note", "id": path, "path": path, "text": text}
 
     def info(self) -> dict[str, Any]:
         gen = self.store.live_generation()

@@ -8,16 +8,21 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from .api import Hit, Retriever
+from . import timings
 from .errors import RetrieverError
+from .results import Hit, QuestionHit
+
+if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
+    from rich.progress import Progress
+
+    from .api import Retriever
+    from .service import Service
 
 app = typer.Typer(
     help="Ask questions of your notes, in Korean or English, offline.",
@@ -57,6 +62,8 @@ class ConsoleReporter:
         err.print(f"[dim]{escape(message)}[/dim]")
 
     def progress(self, done: int, total: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         if total == 0:
             return
         if self.bar is None:
@@ -94,6 +101,8 @@ def user_errors() -> Iterator[None]:
 
 
 def make_retriever(notes: Path, index: Path, encoders: str | None, mode: str = "hybrid") -> Retriever:
+    from .api import Retriever
+
     models = [m.strip() for m in encoders.split(",") if m.strip()] if encoders else None
     return Retriever(notes, index, models=models, reporter=ConsoleReporter(), mode=mode)  # type: ignore[arg-type]
 
@@ -156,7 +165,26 @@ def index(
     )
 
 
-def search_command(method: str, summary: str):  # noqa: ANN201 - a typer command
+def served(method: str, question: str, notes: Path, index: Path, k: int, mode: str, explain: bool) -> list[Hit] | None:
+    """The answer of a running `retriever serve` for the same notes and index, or None when there is none."""
+    from .client import ask_server
+
+    with timings.phase("server"):
+        payload = {"question": question, "k": k, "mode": mode, "explain": explain}
+        answer = ask_server(index, notes, method, payload)
+    if answer is None:
+        return None
+    kind = QuestionHit if method == "similar" else Hit
+    return [kind.from_json(item) for item in answer["results"]]
+
+
+def print_timings() -> None:
+    timings.mark("total")
+    for name, seconds in timings.phases.items():
+        err.print(f"[dim]{name:>38}: {seconds * 1000:8.1f} ms[/dim]")
+
+
+def search_command(method: str, summary: str):
     """`ask` and `similar` differ only in which Retriever method answers."""
 
     def command(
@@ -168,11 +196,25 @@ def search_command(method: str, summary: str):  # noqa: ANN201 - a typer command
         mode: ModeOpt = "hybrid",
         as_json: JsonOpt = False,
         explain: Annotated[bool, typer.Option("--explain", help="Show each channel's share of the rank.")] = False,
+        no_server: Annotated[
+            bool,
+            typer.Option(
+                "--no-server", envvar="RETRIEVER_NO_SERVER", help="Answer in this process even if a server runs."
+            ),
+        ] = False,
+        show_timings: Annotated[
+            bool, typer.Option("--timings", help="Print where the time went (imports, loads, encode, rank) on stderr.")
+        ] = False,
     ) -> None:
+        timings.mark("imports")
         text = read_question(question)
         with user_errors():
-            retriever = make_retriever(notes, index, model, mode)
-            hits = getattr(retriever, method)(text, k, explain)
+            hits = None if no_server or model else served(method, text, notes, index, k, mode, explain)
+            if hits is None:
+                retriever = make_retriever(notes, index, model, mode)
+                hits = getattr(retriever, method)(text, k, explain)
+        if show_timings:
+            print_timings()
         show(text, hits, as_json)
 
     command.__doc__ = summary
@@ -193,6 +235,8 @@ def evaluate_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Measure Recall@1, Recall@5 and MRR@10 of `ask` on a query file, per language, and list the misses."""
+    from rich.table import Table
+
     from .evaluation import evaluate, read_queries
 
     with user_errors():
@@ -215,6 +259,7 @@ def evaluate_command(
 @app.command()
 def doctor(notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
     """Check the index against its manifest and the notes: what is stale or broken, and the command that fixes it."""
+    from .api import Retriever
     from .doctor import diagnose, remedy
 
     with user_errors():
@@ -233,9 +278,45 @@ def doctor(notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), as_
         raise typer.Exit(1)
 
 
+WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes change, and answer from the new index.")]
+
+
+def start_service(notes: Path, index: Path, model: str | None, watch: bool) -> Service:
+    """Index if needed, load every model and the index, and start watching: all before the first question."""
+    from .service import Service
+    from .watch import start_watching
+
+    service = Service(make_retriever(notes, index, model))
+    service.refresh()
+    service.warm()
+    if watch:
+        start_watching(service, lambda message: err.print(f"[dim]{escape(message)}[/dim]"))
+    return service
+
+
+@app.command()
+def serve(
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    model: ModelOpt = None,
+    port: Annotated[
+        int, typer.Option("--port", envvar="RETRIEVER_PORT", help="Port on 127.0.0.1; 0 picks one.")
+    ] = 8765,
+    watch: WatchOpt = False,
+) -> None:
+    """Keep models and index loaded and answer over HTTP on 127.0.0.1; `ask` and `similar` use it by themselves."""
+    from .server import serve as serve_http
+
+    with user_errors():
+        service = start_service(notes, index, model, watch)
+        serve_http(service, port, lambda url: err.print(f"serving {escape(str(notes))} on {url} (Ctrl-C stops)"))
+
+
 @app.command()
 def info(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
     """Describe the index: model, counts, size, build time. Loads no model."""
+    from .api import Retriever
+
     with user_errors():
         details = Retriever(index_dir=index).info()
     if as_json:

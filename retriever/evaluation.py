@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .api import Hit
 from .errors import RetrieverError
 from .notes import normalise
+from .results import Hit
 
 DEPTH = 10  # MRR@10: the deepest rank any metric looks at
 

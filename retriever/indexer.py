@@ -7,20 +7,21 @@ passage keeps its vector, and only text the index has never embedded under the s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
 from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
-from .encoders import Encoder, ModelSpec, Role
+from .encoders import Encoder, Role
 from .errors import RetrieverError
 from .failpoints import failpoint
 from .lexical import LexicalIndex
 from .notes import NoteScan
 from .ranking import OFFSETS, TOKENS
-from .store import COLLECTIONS, IndexStore, LoadedIndex, Manifest, matrix_name
+from .rowfile import RowReader, RowWriter, gather
+from .store import COLLECTIONS, Generation, IndexStore, Manifest, StoredIndex, matrix_name
 
 Progress = Callable[[int, int], None]  # (done, total) embeddings
 ROLES: dict[str, Role] = {"chunks": "passage", "parts": "passage", "questions": "query"}  # a heading is asked
@@ -77,46 +78,108 @@ def collect(scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], in
     return corpus
 
 
-def known_vectors(old: LoadedIndex | None, spec: ModelSpec) -> dict[str, dict[str, np.ndarray]]:
-    """Vectors the old index holds for exactly this model (same weights, same prompts), by text hash."""
-    known: dict[str, dict[str, np.ndarray]] = {name: {} for name in COLLECTIONS}
-    if old is None or spec not in old.manifest.models:
-        return known
-    model = old.manifest.models.index(spec)
-    corpus = Corpus.of(old.manifest)
-    for name in COLLECTIONS:
-        matrix = old.vectors[matrix_name(model, name)]
-        known[name] = {content_hash(text): matrix[row] for row, text in enumerate(corpus.texts(name))}
-    return known
+WINDOW = 1024  # texts embedded, and rows copied, per step: enough to sort into evenly padded batches, few enough
+# that memory stays flat however many notes there are
 
 
-def known_tokens(old: LoadedIndex | None, spec: ModelSpec) -> dict[str, np.ndarray]:
-    """Token vectors of parts the old index holds under the same primary model, by text hash."""
-    if old is None or old.manifest.model != spec or TOKENS not in old.extras:
-        return {}
-    tokens, offsets = old.extras[TOKENS], old.extras[OFFSETS]
-    parts = Corpus.of(old.manifest).texts("parts")
-    return {content_hash(t): tokens[offsets[i] : offsets[i + 1]] for i, t in enumerate(parts)}
+@dataclass
+class Plan:
+    """How one matrix (a model × a collection) of the new index is filled: rows the old index holds for the same
+    text under the same model are copied from its file; the rest are embedded once each, longest first."""
+
+    encoder: Encoder
+    model: int
+    collection: str
+    keys: list[str]  # text hash of every row, in corpus order
+    old_rows: dict[str, int]  # text hash → row in the old matrix
+    old: StoredIndex | None  # where old_rows point
+    pending: list[tuple[str, str]]  # (hash, text) to embed, unique, longest first
+    tokens: bool  # also write the part token vectors (primary model's parts)
+
+    @property
+    def name(self) -> str:
+        return matrix_name(self.model, self.collection)
 
 
-def part_tokens(
+def plan(
     encoder: Encoder,
+    model: int,
+    collection: str,
     texts: list[str],
     keys: list[str],
-    known: dict[str, np.ndarray],
-    vectors: dict[str, np.ndarray],
-    advance: Progress,
-) -> dict[str, np.ndarray]:
-    """Embed new parts once for both their vector and their token vectors; returns the two extra arrays."""
-    pending = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
-    if pending:
-        fresh, tokens = encoder.encode_with_tokens([t for _, t in pending], "passage", advance)  # type: ignore[attr-defined]
-        for i, (key, _) in enumerate(pending):
-            vectors[key], known[key] = fresh[i], tokens[i]
-    rows = [known[k] for k in keys]
-    offsets = np.cumsum([0] + [len(r) for r in rows]).astype(np.int64)
-    stacked = np.concatenate(rows) if rows else np.zeros((0, encoder.spec.dim), np.float16)
-    return {TOKENS: np.asarray(stacked, dtype=np.float16), OFFSETS: offsets}  # no copy: already float16
+    old: StoredIndex | None,
+    tokens: bool,
+) -> Plan:
+    old_model = old.manifest.models.index(encoder.spec) if old and encoder.spec in old.manifest.models else None
+    if tokens and (old_model != 0 or TOKENS not in old.manifest.extras):  # type: ignore[union-attr]
+        old_model = None  # reused parts need their token vectors too
+    old_rows: dict[str, int] = {}
+    if old is not None and old_model is not None:
+        old_rows = {content_hash(t): row for row, t in enumerate(Corpus.of(old.manifest).texts(collection))}
+    pending = {k: t for k, t in zip(keys, texts) if k not in old_rows}
+    ordered = sorted(pending.items(), key=lambda item: -len(item[1]))
+    return Plan(encoder, model, collection, keys, old_rows, old if old_rows else None, ordered, tokens)
+
+
+def embed(plan: Plan, generation: Generation, advance: Progress) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """Embed the plan's pending texts into scratch files; returns each hash's row, and token range when kept."""
+    dim, role = plan.encoder.spec.dim, ROLES[plan.collection]
+    vectors = RowWriter(generation.scratch / f"{plan.name}.npy", dim)
+    tokens = RowWriter(generation.scratch / f"{plan.name}.tokens.npy", dim, np.float16) if plan.tokens else None
+    rows: dict[str, int] = {}
+    spans: dict[str, tuple[int, int]] = {}
+    for start in range(0, len(plan.pending), WINDOW):
+        window = plan.pending[start : start + WINDOW]
+        batch = [text for _, text in window]
+        if tokens is None:
+            vectors.append(plan.encoder.encode(batch, role, advance))
+        else:
+            fresh, per_text = plan.encoder.encode_with_tokens(batch, role, advance)  # type: ignore[attr-defined]
+            vectors.append(fresh)
+            for (key, _), token_rows in zip(window, per_text):
+                spans[key] = (tokens.rows, tokens.rows + len(token_rows))
+                tokens.append(token_rows)
+        rows.update({key: start + i for i, (key, _) in enumerate(window)})
+    vectors.close()
+    if tokens is not None:
+        tokens.close()
+    return rows, spans
+
+
+def copy_rows(out: RowWriter, readers: Mapping[int, RowReader], picks: Iterable[tuple[int, int, int]]) -> None:
+    """Append rows [start, stop) of readers[source] for each pick, a window at a time."""
+    window: list[tuple[int, int, int]] = []
+    for pick in picks:
+        window.append(pick)
+        if len(window) == WINDOW:
+            out.append(gather(readers, window, out.dim, out.dtype))
+            window = []
+    if window:
+        out.append(gather(readers, window, out.dim, out.dtype))
+    out.close()
+
+
+def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, tuple[int, int]]) -> None:
+    """Write the plan's matrix in corpus order from this build's scratch file and the old index's file."""
+    old_rows, dim = plan.old_rows, plan.encoder.spec.dim
+    readers = {0: RowReader(generation.scratch / f"{plan.name}.npy")}  # 0: this build's; 1: the old index's
+    if plan.old:
+        readers[1] = plan.old.reader(plan.name)
+    rows = ((0, fresh[k], fresh[k] + 1) if k in fresh else (1, old_rows[k], old_rows[k] + 1) for k in plan.keys)
+    copy_rows(generation.matrix(plan.name, dim), readers, rows)
+    if plan.tokens:
+        readers[2] = RowReader(generation.scratch / f"{plan.name}.tokens.npy")  # token vectors: 2 new, 3 old
+        if plan.old:
+            readers[3] = plan.old.reader(TOKENS)
+        old_offsets = np.load(plan.old.path / f"{OFFSETS}.npy", allow_pickle=False) if plan.old else None
+        picks = [
+            (2, *spans[k]) if k in spans else (3, int(old_offsets[old_rows[k]]), int(old_offsets[old_rows[k] + 1]))  # type: ignore[index]
+            for k in plan.keys
+        ]
+        generation.array(OFFSETS, np.cumsum([0] + [stop - start for _, start, stop in picks]).astype(np.int64))
+        copy_rows(generation.matrix(TOKENS, dim, np.float16, extra=True), readers, picks)
+    for reader in readers.values():
+        reader.close()
 
 
 def build(
@@ -124,11 +187,12 @@ def build(
     encoders: Sequence[Encoder],
     settings: ChunkerSettings,
     store: IndexStore,
-    old: LoadedIndex | None,
+    old: StoredIndex | None,
     reuse: bool = True,
     progress: Progress | None = None,
 ) -> IndexReport:
-    """Write a new index generation for the scanned notes.
+    """Write a new index generation for the scanned notes, streaming: memory holds the notes' text and metadata
+    and one window of vectors, never a whole matrix.
 
     old is the current index: its vectors are reused when `reuse` holds and the model is the same, and the
     added/unchanged/removed counts always compare against its chunks, so --full still reports what changed.
@@ -139,19 +203,13 @@ def build(
     corpus = collect(scan, settings, encoders[0].count_tokens)
     texts = {name: corpus.texts(name) for name in COLLECTIONS}
     keys = {name: [content_hash(t) for t in texts[name]] for name in COLLECTIONS}  # hashed once, used thrice
-    known = [known_vectors(old if reuse else None, encoder.spec) for encoder in encoders]
     late = hasattr(encoders[0], "encode_with_tokens")  # token vectors for re-ranking, where the model gives them
-    tokens_known = known_tokens(old if reuse else None, encoders[0].spec) if late else {}
-    if late:  # parts without stored token vectors go through the token-giving forward pass instead
-        known[0]["parts"] = {k: v for k, v in known[0]["parts"].items() if k in tokens_known}
-    todo = [
-        {
-            name: sorted({k: t for k, t in zip(keys[name], texts[name]) if k not in have[name]}.items())
-            for name in COLLECTIONS
-        }
-        for have in known
+    plans = [
+        plan(encoder, m, name, texts[name], keys[name], old if reuse else None, late and (m, name) == (0, "parts"))
+        for m, encoder in enumerate(encoders)
+        for name in COLLECTIONS
     ]
-    total, done = sum(len(v) for per_model in todo for v in per_model.values()), 0
+    total, done = sum(len(p.pending) for p in plans), 0
 
     def advance(n: int) -> None:
         nonlocal done
@@ -162,33 +220,22 @@ def build(
 
     if progress:
         progress(0, total)
-    vectors: dict[str, np.ndarray] = {}
-    extras = (
-        part_tokens(encoders[0], texts["parts"], keys["parts"], tokens_known, known[0]["parts"], advance)
-        if late
-        else {}
-    )
-    for m, encoder in enumerate(encoders):
-        for name in COLLECTIONS:
-            pending = [] if late and (m, name) == (0, "parts") else todo[m][name]
-            if pending:
-                fresh = encoder.encode([t for _, t in pending], ROLES[name], advance)
-                known[m][name].update({key: fresh[i] for i, (key, _) in enumerate(pending)})
-            rows = [known[m][name][k] for k in keys[name]]
-            vectors[matrix_name(m, name)] = np.array(rows, dtype=np.float32).reshape(-1, encoder.spec.dim)
-    manifest = Manifest(
-        models=[e.spec for e in encoders],
-        chunker=settings.as_dict(),
-        ann="",
-        files=dict(scan.stamps),
-        chunks=corpus.chunks,
-        parts=corpus.parts,
-        questions=corpus.questions,
-        chunk_question=corpus.chunk_question,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=time.perf_counter() - started,
-    )
-    store.write(manifest, vectors, LexicalIndex.build(texts["chunks"]), extras)
+    with store.building() as generation:
+        for each in plans:
+            assemble(each, generation, *embed(each, generation, advance))
+        manifest = Manifest(
+            models=[e.spec for e in encoders],
+            chunker=settings.as_dict(),
+            ann="",
+            files=dict(scan.stamps),
+            chunks=corpus.chunks,
+            parts=corpus.parts,
+            questions=corpus.questions,
+            chunk_question=corpus.chunk_question,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            build_seconds=time.perf_counter() - started,
+        )
+        store.commit(generation, manifest, LexicalIndex.build(texts["chunks"]))
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
     new_keys = keys["chunks"]  # a chunk's content hash is that of its embedded text
     unchanged = sum(1 for key in new_keys if key in old_keys)

@@ -6,7 +6,7 @@ from functools import cache
 
 
 @cache
-def kiwi():  # noqa: ANN201 - kiwipiepy ships no type stubs
+def kiwi():
     from kiwipiepy import Kiwi
 
     return Kiwi()

@@ -48,7 +48,7 @@ class LexicalScores:
 class LexicalIndex:
     """A thin layer over bm25s: its index is computed once at build time and saved as .npy + JSON."""
 
-    def __init__(self, bm25) -> None:  # noqa: ANN001 - bm25s.BM25
+    def __init__(self, bm25) -> None:
         self.bm25 = bm25
         self.vocab: dict[str, int] = bm25.vocab_dict
 

@@ -107,6 +107,18 @@ def scan_notes(root: Path) -> NoteScan:
     return scan
 
 
+def read_note(root: Path, rel: str) -> str:
+    """One note's text by its path relative to root; a path that leads outside root is refused."""
+    base = root.resolve()
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        raise RetrieverError(f"no note {rel!r} in {root}")
+    text = decode_note(path.read_bytes())
+    if text is None:
+        raise RetrieverError(f"note {rel!r} is not UTF-8 text")
+    return text
+
+
 def notes_changed(root: Path, known: dict[str, FileStamp]) -> bool:
     """Whether the folder differs from what an index saw; reads only files whose size or mtime moved."""
     require_folder(root)

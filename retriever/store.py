@@ -14,6 +14,8 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +28,7 @@ from .encoders import ModelSpec
 from .errors import RetrieverError
 from .failpoints import failpoint
 from .notes import FileStamp
+from .rowfile import RowReader, RowWriter
 
 FORMAT = "retriever-index"
 VERSION = 2
@@ -124,6 +127,17 @@ def chunk_from_json(data: dict[str, Any]) -> Chunk:
     return Chunk(data["path"], tuple(data["headings"]), data["start_line"], data["end_line"], data["text"])
 
 
+@dataclass(frozen=True)
+class StoredIndex:
+    """A verified generation on disk, not loaded."""
+
+    manifest: Manifest
+    path: Path
+
+    def reader(self, name: str) -> RowReader:
+        return RowReader(self.path / f"{name}.npy")
+
+
 @dataclass
 class LoadedIndex:
     manifest: Manifest
@@ -169,6 +183,30 @@ def save_array(path: Path, array: np.ndarray) -> None:
         np.save(handle, array, allow_pickle=False)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+@dataclass
+class Generation:
+    """A generation being written, in a hidden folder: matrices are streamed in by row, extras are named."""
+
+    name: str
+    folder: Path
+    extras: set[str] = field(default_factory=set)
+
+    @property
+    def scratch(self) -> Path:
+        """Intermediate files of the build, removed before the checksums are taken."""
+        return self.folder / "scratch"
+
+    def matrix(self, name: str, dim: int, dtype: np.dtype | type = np.float32, extra: bool = False) -> RowWriter:
+        if extra:
+            self.extras.add(name)
+        return RowWriter(self.folder / f"{name}.npy", dim, dtype)
+
+    def array(self, name: str, array: np.ndarray) -> None:
+        """A small extra array, written whole."""
+        self.extras.add(name)
+        save_array(self.folder / f"{name}.npy", array)
 
 
 def write_file(path: Path, data: bytes) -> None:
@@ -226,30 +264,48 @@ class IndexStore:
         except (KeyError, TypeError, ValueError) as exc:
             raise RetrieverError(f"index manifest at {gen} is incomplete ({exc}); {self.rebuild_hint}") from exc
 
-    def load(self) -> LoadedIndex:
-        from .ann import load_index
-        from .lexical import LexicalIndex
-
+    def verified(self) -> StoredIndex:
+        """The live generation with every data file checked against its checksum and every matrix against its
+        shape, nothing loaded: what a build copies unchanged vectors from."""
         gen = self.live_generation()
         manifest = self._manifest(gen)
         for file, checksum in manifest.checksums.items():
             path = gen / file
             if not path.is_file() or sha256_file(path) != checksum:
                 raise RetrieverError(f"index file {path} is missing or altered; {self.rebuild_hint}")
-        vectors: dict[str, np.ndarray] = {}
-        anns: dict[str, Any] = {}
         for name, shape in manifest.matrices().items():
             if f"{name}.npy" not in manifest.checksums:
                 raise RetrieverError(f"index at {self.root} lacks the checksum of {name}.npy; {self.rebuild_hint}")
             try:
-                vectors[name] = np.load(gen / f"{name}.npy", allow_pickle=False)
+                reader = RowReader(gen / f"{name}.npy")
+            except (OSError, ValueError) as exc:
+                raise RetrieverError(f"index file in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
+            reader.close()
+            if (reader.rows, reader.dim) != shape:
+                raise RetrieverError(
+                    f"index at {self.root} is inconsistent: {name} should be {shape} but its vectors are "
+                    f"{(reader.rows, reader.dim)}; {self.rebuild_hint}"
+                )
+        return StoredIndex(manifest, gen)
+
+    def load(self) -> LoadedIndex:
+        from .ann import load_index
+        from .lexical import LexicalIndex
+
+        stored = self.verified()
+        manifest, gen = stored.manifest, stored.path
+        vectors: dict[str, np.ndarray] = {}
+        anns: dict[str, Any] = {}
+        for name, shape in manifest.matrices().items():
+            try:
+                vectors[name] = np.load(gen / f"{name}.npy", allow_pickle=False, mmap_mode="r")
                 anns[name] = load_index(manifest.ann, gen / f"{name}.faiss")
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 raise RetrieverError(f"index file in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
-            if vectors[name].shape != shape or len(anns[name]) != shape[0]:
+            if len(anns[name]) != shape[0]:
                 raise RetrieverError(
-                    f"index at {self.root} is inconsistent: {name} should be {shape} but its vectors are "
-                    f"{vectors[name].shape}; {self.rebuild_hint}"
+                    f"index at {self.root} is inconsistent: {name} has {shape[0]} vectors but its ANN index "
+                    f"{len(anns[name])}; {self.rebuild_hint}"
                 )
         try:
             lexical = LexicalIndex.load(gen / LEXICAL)
@@ -258,23 +314,37 @@ class IndexStore:
             raise RetrieverError(f"index in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
         return LoadedIndex(manifest, vectors, anns, lexical, gen, extras)
 
-    def write(
-        self, manifest: Manifest, vectors: dict[str, np.ndarray], lexical: Any, extras: dict[str, np.ndarray]
-    ) -> Path:
-        """Write a complete new generation and make it current; the old one stays readable until then."""
-        from .ann import build_index
-
+    @contextmanager
+    def building(self) -> Iterator[Generation]:
+        """A new generation to stream matrices into; `commit` makes it live. If the build fails, its folder goes;
+        if the process dies, the next build's sweep removes it."""
         self.root.mkdir(parents=True, exist_ok=True)
         name = f"gen-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        tmp = self.root / f".tmp-{name}"
-        tmp.mkdir()
-        manifest.extras = sorted(extras)
-        for extra, array in extras.items():
-            save_array(tmp / f"{extra}.npy", array)
+        generation = Generation(name, self.root / f".tmp-{name}")
+        generation.folder.mkdir()
+        generation.scratch.mkdir()
+        try:
+            yield generation
+        except BaseException:
+            shutil.rmtree(generation.folder, ignore_errors=True)
+            raise
+
+    def commit(self, generation: Generation, manifest: Manifest, lexical: Any) -> Path:
+        """Finish a generation (ANN indexes, BM25, checksums, manifest) and make it current; the old one stays
+        readable until the pointer swap."""
+        from .ann import build_index
+
+        tmp = generation.folder
+        shutil.rmtree(generation.scratch)
+        manifest.extras = sorted(generation.extras)
         for matrix, shape in manifest.matrices().items():
-            data = np.ascontiguousarray(vectors[matrix], dtype=np.float32).reshape(shape)
-            save_array(tmp / f"{matrix}.npy", data)
-            ann = build_index(data)
+            vectors = RowReader(tmp / f"{matrix}.npy")
+            try:
+                if (vectors.rows, vectors.dim) != shape:
+                    raise RetrieverError(f"internal error: {matrix} has {vectors.rows} rows, expected {shape[0]}")
+                ann = build_index(vectors)
+            finally:
+                vectors.close()
             manifest.ann = ann.kind
             ann.save(tmp / f"{matrix}.faiss")
         lexical.save(tmp / LEXICAL)
@@ -284,14 +354,14 @@ class IndexStore:
         failpoint("writing")
         write_file(tmp / "manifest.json", json.dumps(manifest.to_json(), ensure_ascii=False, indent=1).encode())
         fsync_dir(tmp)
-        os.rename(tmp, self.root / name)
+        os.rename(tmp, self.root / generation.name)
         failpoint("swap")
         pointer = self.root / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
-        write_file(pointer, name.encode())
+        write_file(pointer, generation.name.encode())
         os.replace(pointer, self.root / CURRENT)
         fsync_dir(self.root)
         self.sweep()
-        return self.root / name
+        return self.root / generation.name
 
     def sweep(self) -> None:
         """Drop generations beyond the newest few and temp folders of interrupted builds.
@@ -308,7 +378,7 @@ class IndexStore:
             else:
                 path.unlink(missing_ok=True)
 
-    def lock(self, timeout: float = -1):  # noqa: ANN201 - filelock's type
+    def lock(self, timeout: float = -1):
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import make_notes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,8 +22,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("RETRIEVER_NOTES", "RETRIEVER_INDEX", "RETRIEVER_MODEL", "RETRIEVER_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("NOTES", "INDEX", "ENCODERS", "MODE", "DEBUG", "NO_SERVER", "PORT"):
+        monkeypatch.delenv(f"RETRIEVER_{name}", raising=False)
     return tmp_path
 
 
@@ -32,8 +33,18 @@ def repo_notes(tmp_path: Path) -> Path:
     return Path(shutil.copytree(REPO / "notes", tmp_path / "notes"))
 
 
+@pytest.fixture
+def small(tmp_path: Path) -> tuple[Path, Path]:
+    from retriever import Retriever
+
+    notes = make_notes(tmp_path / "notes")
+    index = tmp_path / "index"
+    Retriever(notes, index, models=["e5"]).index()
+    return notes, index
+
+
 @pytest.fixture(scope="session")
-def encoder(model_cache: Path):  # noqa: ANN201
+def encoder(model_cache: Path):
     from retriever.encoders import DEFAULT_MODEL, load_encoder
 
     return load_encoder(DEFAULT_MODEL, model_cache)

@@ -80,7 +80,7 @@ def test_word_longer_than_budget_is_cut_on_characters_never_inside_a_syllable() 
     assert all(len(c.embed_text) <= 12 + 1 + len("제목") for c in chunks)
 
 
-def test_real_tokenizer_budget_holds_for_korean(encoder) -> None:  # noqa: ANN001
+def test_real_tokenizer_budget_holds_for_korean(encoder) -> None:
     body = "\n".join(f"- 캐글 대회에서 앙상블과 외부 데이터를 활용하는 방법 {i}번째 설명입니다." for i in range(40))
     settings = ChunkerSettings(max_tokens=64)
     chunks = chunk_note(Note("k.md", "## 앙상블 팁\n" + body), settings, encoder.count_tokens)

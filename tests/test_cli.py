@@ -25,7 +25,7 @@ def built(runner: CliRunner, repo_notes: Path) -> Path:
     return repo_notes
 
 
-def one_line_error(result) -> str:  # noqa: ANN001
+def one_line_error(result) -> str:
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     lines = result.stderr.strip().splitlines()
@@ -49,7 +49,8 @@ def test_ask_json_is_one_object_with_the_documented_fields(runner: CliRunner, bu
     assert payload["query"] == "배치 사이즈는 어떻게 정하나요?"
     assert [r["rank"] for r in payload["results"]] == [1, 2]
     first = payload["results"][0]
-    assert set(first) == {"rank", "score", "path", "heading", "start_line", "end_line", "text"}
+    assert set(first) == {"id", "rank", "score", "path", "heading", "start_line", "end_line", "text"}
+    assert first["id"] == f"{first['path']}#{first['start_line']}"
     assert first["heading"] == "배치사이즈"
 
 

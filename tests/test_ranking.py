@@ -55,4 +55,6 @@ def test_a_corpus_larger_than_the_candidate_pool_still_ranks(indexed: tuple[Path
     retriever.ranking = replace(retriever.ranking, candidates=4)
     assert len(retriever.ask("quantum chromodynamics", k=3)) == 3
     if mode != "lexical":
-        assert retriever.ask("What learning rate for BERT?", k=1)[0].heading.startswith("딥러닝 모델에서 hyperparameter")
+        assert retriever.ask("What learning rate for BERT?", k=1)[0].heading.startswith(
+            "딥러닝 모델에서 hyperparameter"
+        )

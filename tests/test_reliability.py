@@ -3,49 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
+from helpers import cli, make_notes
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError
 from retriever.cli import app
 from retriever.store import CURRENT
-
-NOTES = {
-    "a.md": "## 배치사이즈\n- GPU가 허용한 크게\n- 전체 데이터의 10%를 넘지 않게\n",
-    "b.md": "## 학습률\n- 텍스트면 bert에 warm-up scheduler, lr=1e-4\n",
-}
-
-
-def make_notes(folder: Path) -> Path:
-    folder.mkdir()
-    for name, text in NOTES.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real command in its own process, so it can be killed and run concurrently."""
-    return subprocess.run(
-        [sys.executable, "-m", "retriever", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def small(tmp_path: Path) -> tuple[Path, Path]:
-    notes = make_notes(tmp_path / "notes")
-    index = tmp_path / "index"
-    Retriever(notes, index, models=["e5"]).index()
-    return notes, index
 
 
 def current(index: Path) -> str:

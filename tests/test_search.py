@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from retriever import Retriever
@@ -64,11 +65,18 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
     # per model: two chunks, their one changed bullet each, and the new heading; the renamed note costs nothing
     models = len(retriever.store.read_manifest().models)
     assert edited.embedded == 5 * models
+    reused = retriever.store.load()
 
     full = retriever.index(full=True)
     assert (full.added, full.unchanged, full.removed) == (0, 17, 0)
     manifest = retriever.store.read_manifest()
     assert full.embedded == models * (len(manifest.chunks) + len(manifest.parts) + len(manifest.questions))
+    # copied rows landed where the text now is: the same as embedding everything afresh
+    fresh = retriever.store.load()
+    for name, matrix in fresh.vectors.items():
+        assert np.allclose(reused.vectors[name], matrix, atol=1e-4), name
+    for name, array in fresh.extras.items():
+        assert np.allclose(np.asarray(reused.extras[name], np.float32), np.asarray(array, np.float32), atol=2e-3), name
 
 
 def test_ask_builds_a_missing_index_and_updates_a_stale_one(retriever: Retriever, repo_notes: Path) -> None:

@@ -24,7 +24,7 @@ def generation(retriever: Retriever) -> Path:
     return retriever.store.root / (retriever.store.root / CURRENT).read_text().strip()
 
 
-def edit_manifest(retriever: Retriever, change) -> None:  # noqa: ANN001
+def edit_manifest(retriever: Retriever, change) -> None:
     path = generation(retriever) / "manifest.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     change(data)
@@ -60,7 +60,7 @@ def test_rebuilds_keep_two_generations_and_no_temp_folders(built: Retriever) -> 
         built.index(full=True)
     names = sorted(p.name for p in built.store.root.iterdir() if not p.name.startswith(".build"))
     assert len([n for n in names if n.startswith("gen-")]) == 2
-    assert not [n for n in names if n.startswith(".tmp") or n.startswith(f".{CURRENT}")]
+    assert not [n for n in names if n.startswith((".tmp", f".{CURRENT}"))]
 
 
 def test_model_mismatch_names_the_fix(built: Retriever, repo_notes: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..errors import RetrieverError
+from ..timings import phase
 from . import ModelSpec, Role
 
 BATCH_SIZE = 32
@@ -15,8 +16,9 @@ PROMPT_NAMES: dict[Role, tuple[str, ...]] = {"query": ("query",), "passage": ("p
 
 class SentenceTransformerEncoder:
     def __init__(self, location: str, name: str, source: str) -> None:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
+        with phase("import torch + sentence-transformers"):
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress goes to stderr; a second bar per load is noise
         hf_logging.set_verbosity_error()

@@ -1,0 +1,52 @@
+"""Asking a running server instead of loading models: what makes a warm `retriever ask` cost a process start.
+
+Imports only the standard library. Any failure to reach a server for the same notes and index means "no server",
+and the caller answers in-process; only an answer the server gives (including its one-line error) counts.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from .errors import RetrieverError
+
+ADDRESS_FILE = "server.json"  # under the index folder, written by `retriever serve`
+CONNECT_SECONDS = 0.5
+
+
+def server_url(index_dir: Path, notes_dir: Path) -> str | None:
+    """The address of a server recorded for this index, if it serves the same notes folder."""
+    try:
+        record = json.loads((index_dir / ADDRESS_FILE).read_text(encoding="utf-8"))
+        url, notes = str(record["url"]), Path(record["notes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return url if notes == notes_dir.resolve() and url.startswith("http://127.0.0.1:") else None
+
+
+def call(url: str, route: str, payload: dict[str, Any] | None = None, timeout: float = 300) -> dict[str, Any] | None:
+    """The server's JSON answer, None when no server answers; a server-side error becomes a RetrieverError."""
+    data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+    request = urllib.request.Request(f"{url}{route}", data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            return None  # not our server
+        raise RetrieverError(message) from None
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def ask_server(index_dir: Path, notes_dir: Path, method: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    url = server_url(index_dir, notes_dir)
+    if url is None or call(url, "/health", timeout=CONNECT_SECONDS) is None:
+        return None
+    return call(url, f"/{method}", payload)

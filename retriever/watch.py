@@ -1,0 +1,63 @@
+"""`--watch`: re-index when notes change, so a server's answers follow the notes without anyone running `index`.
+
+watchfiles batches the events of one save (editors write, rename and touch several files) within the debounce
+window, and the rebuild is incremental, so one edit costs one note's embeddings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from watchfiles import watch
+
+from .errors import RetrieverError
+from .notes import NOTE_SUFFIXES
+from .service import Service
+
+DEBOUNCE_MS = 300
+
+
+def note_filter(folder: Path) -> Callable[[object, str], bool]:
+    """Changes to note files only, as the scanner sees them: hidden files and folders inside the notes don't count."""
+    base = folder.resolve()
+
+    def is_note(change: object, path: str) -> bool:
+        name = Path(path)
+        hidden = (
+            any(part.startswith(".") for part in name.relative_to(base).parts) if name.is_relative_to(base) else True
+        )
+        return name.suffix.lower() in NOTE_SUFFIXES and not hidden
+
+    return is_note
+
+
+def watch_notes(service: Service, stop: threading.Event, say: Callable[[str], None]) -> None:
+    """Runs until stop is set; a failed rebuild is reported and the last good index keeps answering."""
+    folder = service.retriever.notes_dir
+    for changes in watch(
+        folder, watch_filter=note_filter(folder), debounce=DEBOUNCE_MS, stop_event=stop, raise_interrupt=False
+    ):
+        try:
+            report = service.refresh()
+        except RetrieverError as exc:
+            say(f"re-index after {len(changes)} change(s) failed: {exc}")
+            continue
+        except Exception as exc:  # noqa: BLE001 - the watcher outlives a failed build; the last index keeps answering
+            say(f"re-index after {len(changes)} change(s) failed: unexpected {type(exc).__name__}: {exc}")
+            continue
+        if report is not None:
+            say(
+                f"re-indexed: {report.added} added, {report.removed} removed, {report.embedded} embedded "
+                f"({report.seconds:.1f} s)"
+            )
+
+
+def start_watching(service: Service, say: Callable[[str], None]) -> threading.Event:
+    """Watch in a daemon thread; the returned event stops it."""
+    stop = threading.Event()
+    service.watching = True
+    service.retriever.auto_update = False  # the watcher keeps it fresh; questions skip scanning the folder
+    threading.Thread(target=watch_notes, args=(service, stop, say), name="watch", daemon=True).start()
+    return stop

@@ -1,0 +1,146 @@
+"""The warm server: real process on loopback, the CLI finding it, --watch, swaps under load, and cheap commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from helpers import cli
+
+from retriever import Retriever
+from retriever.client import ADDRESS_FILE, call, server_url
+from retriever.service import Service
+
+QUESTION = "배치 사이즈는 얼마나 크게?"
+
+
+def wait_for(predicate, seconds: float = 120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds} s")
+
+
+@pytest.fixture
+def server(small: tuple[Path, Path]) -> Iterator[tuple[Path, Path, str, subprocess.Popen[str]]]:
+    notes, index = small
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "retriever",
+            "serve",
+            "--notes",
+            str(notes),
+            "--index",
+            str(index),
+            "--port",
+            "0",
+            "--watch",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = wait_for(
+            lambda: server_url(index, notes) if process.poll() is None else pytest.fail(process.stderr.read())
+        )
+        wait_for(lambda: call(url, "/health", timeout=1))
+        yield notes, index, url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_ask_goes_through_the_server_and_answers_as_in_process(server) -> None:
+    notes, index, url, process = server
+    where = ["--notes", str(notes), "--index", str(index), "--json"]
+    served = cli("ask", QUESTION, *where, "--timings")
+    local = cli("ask", QUESTION, *where, "--no-server")
+    assert served.returncode == local.returncode == 0, served.stderr + local.stderr
+    assert "server" in served.stderr and "model load" not in served.stderr  # answered without loading a model
+    assert "model load" in cli("ask", QUESTION, *where, "--no-server", "--timings").stderr
+    ours, theirs = json.loads(served.stdout)["results"], json.loads(local.stdout)["results"]
+    assert [h["id"] for h in ours] == [h["id"] for h in theirs]
+    assert [h["score"] for h in ours] == pytest.approx([h["score"] for h in theirs], abs=1e-3)
+
+    empty = cli("ask", " ", *where)  # the server's error reaches the user as one line
+    assert empty.returncode == 1 and empty.stderr.count("\n") == 1 and "empty" in empty.stderr
+    status = call(url, "/status")
+    assert status is not None and status["chunks"] == 2 and status["watching"] is True
+    passage = call(url, "/get?" + urlencode({"id": ours[0]["id"]}))
+    assert passage is not None and passage["text"] == ours[0]["text"]
+
+    process.terminate()
+    process.wait(timeout=60)
+    assert not (index / ADDRESS_FILE).exists()
+    after = cli("ask", QUESTION, *where)  # no server any more: answered in-process
+    assert after.returncode == 0 and json.loads(after.stdout)["results"][0]["id"] == ours[0]["id"]
+
+
+def test_a_watched_note_edit_becomes_searchable(server) -> None:
+    notes, _, url, _ = server
+    (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작해서 과적합이면 올린다\n", encoding="utf-8")
+    saved = time.monotonic()
+
+    def top() -> str | None:
+        answer = call(url, "/ask", {"question": "dropout 은 얼마로?", "k": 1})
+        return answer and answer["results"][0]["heading"] == "드롭아웃 비율" and time.monotonic()
+
+    assert wait_for(top, 60) - saved < 30
+
+
+def test_queries_during_a_swap_see_one_whole_index(small: tuple[Path, Path]) -> None:
+    notes, index = small
+    service = Service(Retriever(notes, index, models=["e5"], auto_update=False))
+    service.warm()
+    seen: list[int] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(len(service.search("ask", QUESTION, 10)["results"]))
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                failures.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for n in range(3):
+        (notes / f"new{n}.md").write_text(f"## 새 질문 {n}\n- 새 답변 {n}\n", encoding="utf-8")
+        assert service.refresh() is not None
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert not failures
+    assert set(seen) <= {2, 3, 4, 5} and seen[-1] == 5  # whole indexes only, ending with the newest
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (["--help"], 0),
+        (["info", "--index", "{index}"], 0),
+        (["ask", "질문", "--notes", "missing", "--index", "{index}"], 1),
+    ],
+)
+def test_help_info_and_errors_import_no_torch(small: tuple[Path, Path], command: list[str], code: int) -> None:
+    args = [arg.format(index=small[1]) for arg in command]
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "retriever", *args], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == code, run.stderr[-500:]
+    assert "retriever.cli" in run.stderr  # the import log is there to be read
+    assert not re.search(r"\|\s+(torch|sentence_transformers|transformers)(\.\S+)?$", run.stderr, re.MULTILINE)
