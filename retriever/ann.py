@@ -11,7 +11,7 @@ import numpy as np
 
 from .rowfile import RowReader
 
-BLOCK = 65_536  # vectors added per call while building, read from disk a block at a time
+BLOCK = 8192  # vectors added per call while building, read from disk a block at a time
 
 
 class VectorIndex(Protocol):

@@ -313,6 +313,23 @@ def serve(
 
 
 @app.command()
+def mcp(
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    model: ModelOpt = None,
+    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on 127.0.0.1 instead of stdio.")] = False,
+    port: Annotated[int, typer.Option("--port", envvar="RETRIEVER_MCP_PORT", help="Port for --http.")] = 8766,
+    watch: WatchOpt = False,
+) -> None:
+    """Serve the notes to AI assistants over MCP: tools ask, similar, get and status."""
+    from .mcp_server import run
+
+    with user_errors():
+        service = start_service(notes, index, model, watch)
+        run(service, http, port, lambda message: err.print(f"[dim]{escape(message)}[/dim]"))
+
+
+@app.command()
 def info(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
     """Describe the index: model, counts, size, build time. Loads no model."""
     from .api import Retriever

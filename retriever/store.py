@@ -352,7 +352,10 @@ class IndexStore:
             if path.is_file():
                 manifest.checksums[path.relative_to(tmp).as_posix()] = sha256_file(path)
         failpoint("writing")
-        write_file(tmp / "manifest.json", json.dumps(manifest.to_json(), ensure_ascii=False, indent=1).encode())
+        with (tmp / "manifest.json").open("w", encoding="utf-8") as handle:  # streamed: no second copy as one string
+            json.dump(manifest.to_json(), handle, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
         fsync_dir(tmp)
         os.rename(tmp, self.root / generation.name)
         failpoint("swap")
