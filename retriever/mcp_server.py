@@ -1,0 +1,77 @@
+"""`retriever mcp`: the notes as tools for AI assistants, over the official MCP SDK.
+
+The tools return the same JSON as `--json`, so an assistant sees what a script sees. A user's mistake (an empty
+question, an unknown id) comes back as the tool's error text, for the assistant to read and correct.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from .errors import RetrieverError
+from .server import HOST
+from .service import Service
+
+INSTRUCTIONS = (
+    "Search the user's own notes (mostly Korean, often Q&A shaped). Use `ask` for a free-form question in Korean "
+    "or English, `similar` to find the notes' own questions closest to one, `get` with a result's id (path#line) "
+    "for that passage or with a path for the whole note, and `status` for what is indexed."
+)
+
+
+@contextmanager
+def as_tool_errors() -> Iterator[None]:
+    try:
+        yield
+    except RetrieverError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def build(service: Service) -> MCPServer:
+    server = MCPServer("retriever", instructions=INSTRUCTIONS, log_level="WARNING")
+
+    @server.tool()
+    def ask(question: str, k: int = 5) -> dict[str, Any]:
+        """Passages of the notes that answer the question, best first, each with id, path, lines, heading, text."""
+        with as_tool_errors():
+            return service.search("ask", question, k)
+
+    @server.tool()
+    def similar(question: str, k: int = 5) -> dict[str, Any]:
+        """The notes' own questions (headings) closest to this one, each with its answer."""
+        with as_tool_errors():
+            return service.search("similar", question, k)
+
+    @server.tool()
+    def get(id: str) -> dict[str, Any]:
+        """A passage by the id a result carries (path#line), or a whole note by its path."""
+        with as_tool_errors():
+            return service.get(id)
+
+    @server.tool()
+    def status() -> dict[str, Any]:
+        """What is indexed: notes, chunks, models, when it was built, and whether the notes changed since."""
+        with as_tool_errors():
+            return service.status()
+
+    return server
+
+
+def run(service: Service, http: bool, port: int, on_ready: Callable[[str], None]) -> None:
+    server = build(service)
+    if http:
+        url = f"http://{HOST}:{port}/mcp"
+        on_ready(f"MCP over streamable HTTP on {url}")
+        server.run("streamable-http", host=HOST, port=port)
+        return
+    on_ready("MCP over stdio")
+    # stdout is the protocol: anything a library prints must reach stderr at once, not sit in a buffer that is
+    # flushed onto the wire at exit
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    server.run()

@@ -1,0 +1,54 @@
+"""The MCP server through the SDK's own client over stdio: the tools an assistant sees, and what they return."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import ClientSession, StdioServerParameters, stdio_client
+from mcp.types import TextContent
+
+
+async def session_calls(notes: Path, index: Path) -> dict[str, Any]:
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "retriever", "mcp", "--notes", str(notes), "--index", str(index)],
+        env=dict(os.environ),  # the model cache and offline settings of the test
+    )
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+        asked = await session.call_tool("ask", {"question": "배치 사이즈는 얼마나 크게?", "k": 2})
+        first = asked.structured_content["results"][0]
+        return {
+            "tools": tools,
+            "ask": asked,
+            "similar": await session.call_tool("similar", {"question": "learning rate 은?", "k": 1}),
+            "passage": await session.call_tool("get", {"id": first["id"]}),
+            "note": await session.call_tool("get", {"id": first["path"]}),
+            "missing": await session.call_tool("get", {"id": "nowhere.md#3"}),
+            "empty": await session.call_tool("ask", {"question": "  "}),
+            "status": await session.call_tool("status", {}),
+        }
+
+
+def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) -> None:
+    notes, index = small
+    calls = anyio.run(session_calls, notes, index)
+    assert set(calls["tools"]) == {"ask", "similar", "get", "status"}
+    assert "question" in calls["tools"]["ask"].input_schema["properties"]
+
+    results = calls["ask"].structured_content["results"]
+    assert [r["rank"] for r in results] == [1, 2] and results[0]["heading"] == "배치사이즈"
+    assert calls["similar"].structured_content["results"][0]["question"] == "학습률"
+    assert calls["passage"].structured_content["text"] == results[0]["text"]
+    assert calls["note"].structured_content["text"] == (notes / results[0]["path"]).read_text(encoding="utf-8")
+    assert calls["status"].structured_content["chunks"] == 2
+
+    for failed, words in ((calls["missing"], "no passage"), (calls["empty"], "empty")):
+        assert failed.is_error
+        text = " ".join(c.text for c in failed.content if isinstance(c, TextContent))
+        assert words in text
