@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from .chunking import Chunk, ChunkerSettings
-from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder
+from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
 from .errors import RetrieverError
 from .indexer import IndexReport, build
+from .korean import kiwi
 from .notes import normalise, notes_changed, read_note, require_folder, scan_notes
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .results import Hit, QuestionHit
@@ -210,10 +211,10 @@ class Retriever:
         names = [m.name for m in loaded.manifest.models]
         use = [names.index(m) for m in self.requested_models] if self.requested_models else list(range(len(names)))
         query = Query(loaded)
+        with phase("model load"):
+            encoders = self._query_encoders([names[m] for m in use], settings.mode)
         if settings.mode != "lexical":
-            for model in use:
-                with phase("model load"):
-                    encoder = load_encoder(names[model], self.cache_dir)
+            for model, encoder in zip(use, encoders):
                 if model == use[0]:
                     self._warn_if_truncated(encoder, question)
                 with phase("encode"):
@@ -226,6 +227,18 @@ class Retriever:
             with phase("bm25"):
                 query.lexical = loaded.lexical.score(question)
         return query
+
+    def _query_encoders(self, names: list[str], mode: Mode) -> list[Encoder]:
+        """The question's encoders and, for the lexical channel, Kiwi: loaded side by side, since a cold question
+        waits for the slowest of them (Kiwi ~1.5 s, USE ~1 s) rather than their sum."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            if mode != "dense":
+                pool.submit(kiwi)
+            if mode == "lexical":
+                return []
+            return list(pool.map(lambda name: load_query_encoder(name, self.cache_dir), names))
 
     def _warn_if_truncated(self, encoder: Encoder, question: str) -> None:
         limit = getattr(encoder, "max_tokens", None)

@@ -1,0 +1,49 @@
+"""The numpy query engine against the sentence-transformers model the index is built with: same vectors, same
+token vectors, so swapping one for the other changes no ranking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retriever.encoders import DEFAULT_MODEL, load_query_encoder
+from retriever.encoders.bert_numpy import NumpyBertQueryEncoder
+
+TEXTS = [
+    "배치 사이즈는 어떻게 정하나요?",
+    "What learning rate should I use for BERT?",
+    "캐글 grandmaster가 되려면 GPU가 몇 개 필요해?",
+    "x",
+    "🙂 이모지, 混合 scripts and ＦＵＬＬＷＩＤＴＨ text " * 8,
+    "정형 데이터 대회에서 피처 엔지니어링을 할 때 " * 60,  # past 512 tokens: truncated alike
+]
+
+
+@pytest.fixture(scope="session")
+def engine(model_cache: Path, encoder) -> NumpyBertQueryEncoder:
+    loaded = load_query_encoder(DEFAULT_MODEL, model_cache)
+    assert isinstance(loaded, NumpyBertQueryEncoder)
+    return loaded
+
+
+@pytest.mark.parametrize("role", ["query", "passage"])
+def test_numpy_engine_agrees_with_sentence_transformers(engine: NumpyBertQueryEncoder, encoder, role: str) -> None:
+    ours, our_tokens = engine.encode_with_tokens(TEXTS, role)
+    theirs, their_tokens = encoder.encode_with_tokens(TEXTS, role)
+    assert engine.spec == encoder.spec  # the index's model record matches, so the index accepts these vectors
+    assert np.einsum("ij,ij->i", ours, theirs).min() >= 0.9999
+    for mine, reference in zip(our_tokens, their_tokens):
+        assert mine.shape == reference.shape
+        assert np.einsum("ij,ij->i", mine.astype(np.float32), reference.astype(np.float32)).min() >= 0.999
+    assert [engine.count_tokens(t) for t in TEXTS] == [encoder.count_tokens(t) for t in TEXTS]
+
+
+def test_torch_engine_can_be_chosen(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_query_encoder.cache_clear()
+    monkeypatch.setenv("RETRIEVER_QUERY_ENGINE", "torch")
+    try:
+        assert not isinstance(load_query_encoder(DEFAULT_MODEL, model_cache), NumpyBertQueryEncoder)
+    finally:
+        load_query_encoder.cache_clear()
