@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -60,9 +60,18 @@ class Corpus:
         return cls(manifest.chunks, manifest.parts, manifest.questions, manifest.chunk_question)
 
 
-def collect(scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], int]) -> Corpus:
+def collect(
+    scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], int], old: Manifest | None = None
+) -> Corpus:
+    """Chunk every note; a note whose bytes the old index chunked under the same settings keeps its chunks
+    without being chunked again (chunking counts model tokens and splits sentences: the bulk of a re-index)."""
     corpus = Corpus([], [], [], [])
+    previous = NoteRows.of(old) if old is not None and old.chunker == settings.as_dict() else {}
     for note in scan.notes:
+        rows = previous.get(note.path)
+        if rows is not None and old is not None and old.files[note.path].sha256 == scan.stamps[note.path].sha256:
+            rows.copy_into(corpus, old)
+            continue
         for section in split_sections(note):
             question = -1
             if section.title:
@@ -76,6 +85,35 @@ def collect(scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], in
                 corpus.chunk_question.append(question)
                 corpus.parts += [Part(row, text) for text in parts_of(chunk, settings, count)]
     return corpus
+
+
+@dataclass
+class NoteRows:
+    """Where one note's rows sit in an old manifest."""
+
+    chunks: list[int] = field(default_factory=list)
+    questions: list[int] = field(default_factory=list)
+    parts: dict[int, list[int]] = field(default_factory=dict)  # chunk row → its part rows
+
+    @staticmethod
+    def of(manifest: Manifest) -> dict[str, NoteRows]:
+        notes: dict[str, NoteRows] = {}
+        for row, chunk in enumerate(manifest.chunks):
+            notes.setdefault(chunk.path, NoteRows()).chunks.append(row)
+        for row, question in enumerate(manifest.questions):
+            notes.setdefault(question.path, NoteRows()).questions.append(row)
+        for row, part in enumerate(manifest.parts):
+            notes[manifest.chunks[part.chunk].path].parts.setdefault(part.chunk, []).append(row)
+        return notes
+
+    def copy_into(self, corpus: Corpus, old: Manifest) -> None:
+        question_row = {q: len(corpus.questions) + i for i, q in enumerate(self.questions)}
+        corpus.questions += [old.questions[q] for q in self.questions]
+        for chunk in self.chunks:
+            row = len(corpus.chunks)
+            corpus.chunks.append(old.chunks[chunk])
+            corpus.chunk_question.append(question_row.get(old.chunk_question[chunk], -1))
+            corpus.parts += [Part(row, old.parts[p].text) for p in self.parts.get(chunk, [])]
 
 
 WINDOW = 1024  # texts embedded, and rows copied, per step: enough to sort into evenly padded batches, few enough
@@ -200,7 +238,7 @@ def build(
     started = time.perf_counter()
     if not scan.notes:
         raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
-    corpus = collect(scan, settings, encoders[0].count_tokens)
+    corpus = collect(scan, settings, encoders[0].count_tokens, old.manifest if old and reuse else None)
     texts = {name: corpus.texts(name) for name in COLLECTIONS}
     keys = {name: [content_hash(t) for t in texts[name]] for name in COLLECTIONS}  # hashed once, used thrice
     late = hasattr(encoders[0], "encode_with_tokens")  # token vectors for re-ranking, where the model gives them

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from retriever import Retriever
+from retriever.indexer import collect
+from retriever.notes import scan_notes
 
 
 @pytest.fixture
@@ -86,3 +88,23 @@ def test_ask_builds_a_missing_index_and_updates_a_stale_one(retriever: Retriever
     (repo_notes / "new.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작\n", encoding="utf-8")
     assert retriever.staleness() == "notes changed"
     assert retriever.ask("dropout rate?", k=1)[0].heading == "드롭아웃 비율"
+
+
+def test_unchanged_notes_keep_their_chunks_without_being_chunked_again(
+    repo_notes: Path, tmp_path: Path, encoder
+) -> None:
+    retriever = Retriever(repo_notes, tmp_path / "index", models=["e5"])
+    retriever.index()
+    career = repo_notes / "career.md"
+    career.write_text(career.read_text(encoding="utf-8") + "\n## 새 질문\n- 새 답변\n", encoding="utf-8")
+    scan = scan_notes(repo_notes)
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return encoder.count_tokens(text)
+
+    reused = collect(scan, retriever.chunker, count, retriever.store.read_manifest())
+    assert reused == collect(scan, retriever.chunker, encoder.count_tokens)  # same rows, same order
+    kaggle = (repo_notes / "kaggle.md").read_text(encoding="utf-8")
+    assert counted and not [t for t in counted if t in kaggle]  # only the edited note was chunked
