@@ -22,6 +22,7 @@ class Finding:
 def diagnose(retriever: Retriever) -> list[Finding]:
     store = retriever.store
     try:
+        store.verified(full=True)
         loaded = store.load()
     except RetrieverError as exc:
         return [Finding("broken", str(exc))]

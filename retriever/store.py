@@ -52,6 +52,7 @@ class Manifest:
     created_at: str = ""
     build_seconds: float = 0.0
     checksums: dict[str, str] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes of each checksummed file
 
     @property
     def model(self) -> ModelSpec:
@@ -83,6 +84,7 @@ class Manifest:
             "created_at": self.created_at,
             "build_seconds": round(self.build_seconds, 3),
             "checksums": self.checksums,
+            "sizes": self.sizes,
             "files": {path: asdict(stamp) for path, stamp in self.files.items()},
             "chunks": [chunk_json(c) for c in self.chunks],
             "parts": [asdict(p) for p in self.parts],
@@ -106,6 +108,7 @@ class Manifest:
             created_at=str(data["created_at"]),
             build_seconds=float(data["build_seconds"]),
             checksums=dict(data["checksums"]),
+            sizes={str(k): int(v) for k, v in data.get("sizes", {}).items()},  # absent before sizes were kept
         )
 
 
@@ -168,6 +171,36 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+HASH_ON_LOAD_BYTES = 32 << 20  # larger files are checked by size on load and hashed whole by `doctor`
+_verified: dict[Path, tuple[int, int, int]] = {}  # file → (size, mtime, inode) this process hashed and found intact
+
+
+def remember_verified(path: Path) -> None:
+    info = path.stat()
+    _verified[path] = (info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def intact(path: Path, checksum: str, size: int | None, full: bool) -> bool:
+    """Whether a data file is what the manifest recorded. Every load checks every file's size (a truncated or
+    replaced file fails at once); the hash is taken of files up to 32 MiB and of any file with no recorded size,
+    since hashing a large corpus's token vectors (GBs) on every cold question would cost seconds. `doctor` and a
+    full check hash everything; a file hashed once by this process is not hashed again while unchanged."""
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    if size is not None and info.st_size != size:
+        return False
+    if _verified.get(path) == (info.st_size, info.st_mtime_ns, info.st_ino):
+        return True
+    if not full and size is not None and size > HASH_ON_LOAD_BYTES:
+        return True
+    if sha256_file(path) != checksum:
+        return False
+    remember_verified(path)
+    return True
 
 
 def fsync_dir(path: Path) -> None:
@@ -264,15 +297,14 @@ class IndexStore:
         except (KeyError, TypeError, ValueError) as exc:
             raise RetrieverError(f"index manifest at {gen} is incomplete ({exc}); {self.rebuild_hint}") from exc
 
-    def verified(self) -> StoredIndex:
-        """The live generation with every data file checked against its checksum and every matrix against its
-        shape, nothing loaded: what a build copies unchanged vectors from."""
+    def verified(self, full: bool = False) -> StoredIndex:
+        """The live generation with every data file checked (see `intact`) and every matrix against its shape,
+        nothing loaded: what a build copies unchanged vectors from. full hashes every file, whatever its size."""
         gen = self.live_generation()
         manifest = self._manifest(gen)
         for file, checksum in manifest.checksums.items():
-            path = gen / file
-            if not path.is_file() or sha256_file(path) != checksum:
-                raise RetrieverError(f"index file {path} is missing or altered; {self.rebuild_hint}")
+            if not intact(gen / file, checksum, manifest.sizes.get(file), full):
+                raise RetrieverError(f"index file {gen / file} is missing or altered; {self.rebuild_hint}")
         for name, shape in manifest.matrices().items():
             if f"{name}.npy" not in manifest.checksums:
                 raise RetrieverError(f"index at {self.root} lacks the checksum of {name}.npy; {self.rebuild_hint}")
@@ -350,7 +382,8 @@ class IndexStore:
         lexical.save(tmp / LEXICAL)
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
-                manifest.checksums[path.relative_to(tmp).as_posix()] = sha256_file(path)
+                name = path.relative_to(tmp).as_posix()
+                manifest.checksums[name], manifest.sizes[name] = sha256_file(path), path.stat().st_size
         failpoint("writing")
         with (tmp / "manifest.json").open("w", encoding="utf-8") as handle:  # streamed: no second copy as one string
             json.dump(manifest.to_json(), handle, ensure_ascii=False)
@@ -358,6 +391,8 @@ class IndexStore:
             os.fsync(handle.fileno())
         fsync_dir(tmp)
         os.rename(tmp, self.root / generation.name)
+        for name in manifest.checksums:  # hashed just now, by this process: a load here need not hash again
+            remember_verified(self.root / generation.name / name)
         failpoint("swap")
         pointer = self.root / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
         write_file(pointer, generation.name.encode())

@@ -12,7 +12,7 @@ import pytest
 from helpers import cli, make_notes
 from typer.testing import CliRunner
 
-from retriever import Retriever, RetrieverError
+from retriever import Retriever, RetrieverError, store
 from retriever.cli import app
 from retriever.store import CURRENT
 
@@ -109,6 +109,20 @@ def test_doctor_names_stale_notes_and_the_fix(small: tuple[Path, Path]) -> None:
     messages = [f["message"] for f in report["findings"] if f["level"] == "stale"]
     assert messages == ["1 note(s) removed since the build: b.md", "1 note(s) changed since the build: a.md"]
     assert report["fix"].startswith("retriever index ")
+
+
+def test_large_files_are_sized_on_load_and_hashed_by_doctor(
+    small: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notes, index = small
+    monkeypatch.setattr(store, "HASH_ON_LOAD_BYTES", 0)  # every file counts as large
+    path = index / current(index) / "m0.parts.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, other content
+    path.write_bytes(bytes(data))
+    assert len(Retriever(notes, index, auto_update=False).ask("배치", k=1)) == 1  # a load checks sizes only
+    doctor = CliRunner().invoke(app, ["doctor", "--notes", str(notes), "--index", str(index)])
+    assert doctor.exit_code == 1 and "m0.parts.npy is missing or altered" in doctor.stdout
 
 
 HOSTILE: dict[str, bytes] = {
