@@ -21,7 +21,7 @@ from .lexical import LexicalIndex
 from .notes import NoteScan
 from .ranking import OFFSETS, TOKENS
 from .rowfile import RowReader, RowWriter, gather
-from .store import COLLECTIONS, Generation, IndexStore, Manifest, StoredIndex, matrix_name
+from .store import COLLECTIONS, LEXICAL, Generation, IndexStore, Manifest, StoredIndex, matrix_name
 
 Progress = Callable[[int, int], None]  # (done, total) embeddings
 ROLES: dict[str, Role] = {"chunks": "passage", "parts": "passage", "questions": "query"}  # a heading is asked
@@ -273,7 +273,8 @@ def build(
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             build_seconds=time.perf_counter() - started,
         )
-        store.commit(generation, manifest, LexicalIndex.build(texts["chunks"]))
+        known = LexicalIndex.known_tokens(old.path / LEXICAL) if old and reuse else {}
+        store.commit(generation, manifest, LexicalIndex.build(texts["chunks"], keys["chunks"], known))
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
     new_keys = keys["chunks"]  # a chunk's content hash is that of its embedded text
     unchanged = sum(1 for key in new_keys if key in old_keys)

@@ -7,6 +7,7 @@ so English terms inside Korean notes (lr, bert, GPU) match too.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -45,20 +46,34 @@ class LexicalScores:
     coverage: float  # share of the question's tokens that occur anywhere in the corpus
 
 
+DOC_TOKENS = "doc_tokens.json"  # each document's tokens by its text hash, so a rebuild re-tokenises only new text
+
+
 class LexicalIndex:
     """A thin layer over bm25s: its index is computed once at build time and saved as .npy + JSON."""
 
-    def __init__(self, bm25) -> None:
+    def __init__(self, bm25, doc_tokens: dict[str, list[str]] | None = None) -> None:
         self.bm25 = bm25
         self.vocab: dict[str, int] = bm25.vocab_dict
+        self.doc_tokens = doc_tokens or {}
 
     @classmethod
-    def build(cls, texts: list[str]) -> LexicalIndex:
+    def build(cls, texts: list[str], keys: list[str], known: dict[str, list[str]]) -> LexicalIndex:
+        """keys are the texts' hashes; known holds tokens of texts an earlier build tokenised (Kiwi takes ~2 ms
+        a passage, which on a large corpus is most of a re-index)."""
         import bm25s
 
+        tokens = {key: known[key] if key in known else tokenize(text) for key, text in zip(keys, texts)}
         bm25 = bm25s.BM25()
-        bm25.index([tokenize(t) or [""] for t in texts], show_progress=False)
-        return cls(bm25)
+        bm25.index([tokens[key] or [""] for key in keys], show_progress=False)
+        return cls(bm25, tokens)
+
+    @staticmethod
+    def known_tokens(folder: Path) -> dict[str, list[str]]:
+        try:
+            return json.loads((folder / DOC_TOKENS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # an index from before tokens were kept: everything is tokenised afresh
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
@@ -68,6 +83,7 @@ class LexicalIndex:
 
     def save(self, folder: Path) -> None:
         self.bm25.save(str(folder), show_progress=False, allow_pickle=False)
+        (folder / DOC_TOKENS).write_text(json.dumps(self.doc_tokens, ensure_ascii=False), encoding="utf-8")
 
     def score(self, question: str) -> LexicalScores:
         tokens = tokenize(question)

@@ -25,7 +25,8 @@ def test_english_inside_korean_is_lowercased_and_stopwords_dropped() -> None:
 
 def test_scores_coverage_and_round_trip(tmp_path: Path) -> None:
     docs = ["배치사이즈 GPU가 허용한 크게", "텍스트면 bert에 lr=1e-4를 즐겨 씀", "캐글 노트북도 사용 가능"]
-    index = LexicalIndex.build(docs)
+    keys = [f"k{i}" for i in range(len(docs))]
+    index = LexicalIndex.build(docs, keys, {})
     scored = index.score("배치 사이즈는?")
     assert int(np.argmax(scored.scores)) == 0 and scored.coverage == 1.0
     assert index.score("bert 학습률").coverage == 0.5
@@ -34,3 +35,9 @@ def test_scores_coverage_and_round_trip(tmp_path: Path) -> None:
     index.save(tmp_path / "bm25")
     again = LexicalIndex.load(tmp_path / "bm25")
     assert np.allclose(again.score("캐글 노트북").scores, index.score("캐글 노트북").scores)
+    # a rebuild takes stored tokens instead of re-tokenising: here the stored ones say otherwise, and win
+    known = LexicalIndex.known_tokens(tmp_path / "bm25")
+    assert known["k0"] == tokenize(docs[0])
+    known["k2"] = tokenize("배치사이즈")
+    rebuilt = LexicalIndex.build(docs, keys, known)
+    assert rebuilt.score("배치사이즈").scores[2] > 0
