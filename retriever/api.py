@@ -97,6 +97,7 @@ class Retriever:
             raise RetrieverError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         self.ranking = RankSettings(mode=mode)
         self._loaded: LoadedIndex | None = None
+        self._warm: tuple[tuple[str, ...], str] | None = None  # what _query_encoders has loaded already
 
     # -- models ------------------------------------------------------------------------------------------------
     def built_models(self) -> list[str] | None:
@@ -233,12 +234,14 @@ class Retriever:
         waits for the slowest of them (Kiwi ~1.5 s, USE ~1 s) rather than their sum."""
         from concurrent.futures import ThreadPoolExecutor
 
+        wanted = [] if mode == "lexical" else names
+        if self._warm == (tuple(names), mode):  # all loaded: no pool to start on every question
+            return [load_query_encoder(name, self.cache_dir) for name in wanted]
+        self._warm = (tuple(names), mode)
         with ThreadPoolExecutor(max_workers=2) as pool:
             if mode != "dense":
                 pool.submit(kiwi)
-            if mode == "lexical":
-                return []
-            return list(pool.map(lambda name: load_query_encoder(name, self.cache_dir), names))
+            return list(pool.map(lambda name: load_query_encoder(name, self.cache_dir), wanted))
 
     def _warn_if_truncated(self, encoder: Encoder, question: str) -> None:
         limit = getattr(encoder, "max_tokens", None)

@@ -288,6 +288,8 @@ def start_service(notes: Path, index: Path, model: str | None, watch: bool) -> S
 
     service = Service(make_retriever(notes, index, model))
     service.refresh()
+    if watch:  # the indexing models too, so the first change is not kept waiting for them
+        service.retriever.encoders(service.retriever.index_models())
     service.warm()
     if watch:
         start_watching(service, lambda message: err.print(f"[dim]{escape(message)}[/dim]"))

@@ -3,6 +3,7 @@ token vectors, so swapping one for the other changes no ranking."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,15 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def engine(model_cache: Path, encoder) -> NumpyBertQueryEncoder:
+@pytest.fixture
+def engine(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NumpyBertQueryEncoder]:
+    """Forced: with torch imported by the test session, `auto` would pick torch."""
+    monkeypatch.setenv("RETRIEVER_QUERY_ENGINE", "numpy")
+    load_query_encoder.cache_clear()
     loaded = load_query_encoder(DEFAULT_MODEL, model_cache)
     assert isinstance(loaded, NumpyBertQueryEncoder)
-    return loaded
+    yield loaded
+    load_query_encoder.cache_clear()
 
 
 @pytest.mark.parametrize("role", ["query", "passage"])
