@@ -121,10 +121,14 @@ class Retriever:
 
     def _build(self, full: bool) -> IndexReport:
         """Only ever called with the build lock held."""
-        scan = scan_notes(self.notes_dir)
+        with phase("scan notes"):
+            scan = scan_notes(self.notes_dir)
         progress = self.reporter.progress if self.reporter else None
-        encoders = self.encoders(self.index_models())
-        return build(scan, encoders, self.chunker, self.store, self._previous(), not full, progress)
+        with phase("model load"):
+            encoders = self.encoders(self.index_models())
+        with phase("check previous index"):
+            previous = self._previous()
+        return build(scan, encoders, self.chunker, self.store, previous, not full, progress)
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:

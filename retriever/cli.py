@@ -48,6 +48,7 @@ ModelOpt = Annotated[
 ModeOpt = Annotated[str, typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="Number of results.")]
+TimingsOpt = Annotated[bool, typer.Option("--timings", help="Print on stderr where the time went.")]
 QuestionArg = Annotated[str | None, typer.Argument(help="The question; '-' or nothing reads it from stdin.")]
 
 
@@ -150,10 +151,14 @@ def index(
     model: ModelOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of only what changed.")] = False,
     as_json: JsonOpt = False,
+    show_timings: TimingsOpt = False,
 ) -> None:
     """Build or update the index; only new or changed passages are embedded."""
+    timings.mark("imports")
     with user_errors():
         report = make_retriever(notes, index, model).index(full=full)
+    if show_timings:
+        print_timings()
     for path, reason in report.skipped:
         err.print(f"[yellow]warning:[/yellow] skipped {escape(path)}: {reason}")
     if as_json:
@@ -202,9 +207,7 @@ def search_command(method: str, summary: str):
                 "--no-server", envvar="RETRIEVER_NO_SERVER", help="Answer in this process even if a server runs."
             ),
         ] = False,
-        show_timings: Annotated[
-            bool, typer.Option("--timings", help="Print where the time went (imports, loads, encode, rank) on stderr.")
-        ] = False,
+        show_timings: TimingsOpt = False,
     ) -> None:
         timings.mark("imports")
         text = read_question(question)

@@ -22,6 +22,7 @@ from .notes import NoteScan
 from .ranking import OFFSETS, TOKENS
 from .rowfile import RowReader, RowWriter, gather
 from .store import COLLECTIONS, LEXICAL, Generation, IndexStore, Manifest, StoredIndex, matrix_name
+from .timings import phase
 
 Progress = Callable[[int, int], None]  # (done, total) embeddings
 ROLES: dict[str, Role] = {"chunks": "passage", "parts": "passage", "questions": "query"}  # a heading is asked
@@ -238,7 +239,8 @@ def build(
     started = time.perf_counter()
     if not scan.notes:
         raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
-    corpus = collect(scan, settings, encoders[0].count_tokens, old.manifest if old and reuse else None)
+    with phase("chunk"):
+        corpus = collect(scan, settings, encoders[0].count_tokens, old.manifest if old and reuse else None)
     texts = {name: corpus.texts(name) for name in COLLECTIONS}
     keys = {name: [content_hash(t) for t in texts[name]] for name in COLLECTIONS}  # hashed once, used thrice
     late = hasattr(encoders[0], "encode_with_tokens")  # token vectors for re-ranking, where the model gives them
@@ -260,7 +262,10 @@ def build(
         progress(0, total)
     with store.building() as generation:
         for each in plans:
-            assemble(each, generation, *embed(each, generation, advance))
+            with phase("embed"):
+                fresh = embed(each, generation, advance)
+            with phase("write vectors"):
+                assemble(each, generation, *fresh)
         manifest = Manifest(
             models=[e.spec for e in encoders],
             chunker=settings.as_dict(),
@@ -273,8 +278,11 @@ def build(
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             build_seconds=time.perf_counter() - started,
         )
-        known = LexicalIndex.known_tokens(old.path / LEXICAL) if old and reuse else {}
-        store.commit(generation, manifest, LexicalIndex.build(texts["chunks"], keys["chunks"], known))
+        with phase("bm25"):
+            known = LexicalIndex.known_tokens(old.path / LEXICAL) if old and reuse else {}
+            lexical = LexicalIndex.build(texts["chunks"], keys["chunks"], known)
+        with phase("commit (ANN, checksums, manifest)"):
+            store.commit(generation, manifest, lexical)
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
     new_keys = keys["chunks"]  # a chunk's content hash is that of its embedded text
     unchanged = sum(1 for key in new_keys if key in old_keys)
