@@ -18,7 +18,7 @@ from .korean import kiwi
 from .notes import normalise, notes_changed, read_note, require_folder, scan_notes
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .results import Hit, QuestionHit
-from .store import IndexStore, LoadedIndex, Manifest, StoredIndex
+from .store import IndexStore, LoadedIndex, Manifest, OlderFormat, StoredIndex
 from .timings import phase
 
 
@@ -165,7 +165,10 @@ class Retriever:
         require_folder(self.notes_dir)
         if not self.store.exists():
             return "no index yet"
-        manifest = self.manifest()
+        try:
+            manifest = self.manifest()
+        except OlderFormat:
+            return "the index format changed"
         if manifest.chunker != self.chunker.as_dict():
             return "chunk settings changed"
         if notes_changed(self.notes_dir, manifest.files):

@@ -19,12 +19,13 @@ from .errors import RetrieverError
 from .failpoints import failpoint
 from .lexical import LexicalIndex
 from .notes import NoteScan
-from .ranking import OFFSETS, TOKENS
+from .ranking import SPANS
 from .rowfile import RowReader, RowWriter, gather
 from .store import COLLECTIONS, LEXICAL, Generation, IndexStore, Manifest, StoredIndex, matrix_name
 from .timings import phase
 
 Progress = Callable[[int, int], None]  # (done, total) embeddings
+Span = tuple[int, int, int]  # where a part's token vectors are: segment, first row, end row
 ROLES: dict[str, Role] = {"chunks": "passage", "parts": "passage", "questions": "query"}  # a heading is asked
 
 
@@ -150,7 +151,7 @@ def plan(
     tokens: bool,
 ) -> Plan:
     old_model = old.manifest.models.index(encoder.spec) if old and encoder.spec in old.manifest.models else None
-    if tokens and (old_model != 0 or TOKENS not in old.manifest.extras):  # type: ignore[union-attr]
+    if tokens and (old_model != 0 or SPANS not in old.manifest.extras):  # type: ignore[union-attr]
         old_model = None  # reused parts need their token vectors too
     old_rows: dict[str, int] = {}
     if old is not None and old_model is not None:
@@ -160,13 +161,15 @@ def plan(
     return Plan(encoder, model, collection, keys, old_rows, old if old_rows else None, ordered, tokens)
 
 
-def embed(plan: Plan, generation: Generation, advance: Progress) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
-    """Embed the plan's pending texts into scratch files; returns each hash's row, and token range when kept."""
+def embed(plan: Plan, generation: Generation, advance: Progress) -> tuple[dict[str, int], dict[str, Span]]:
+    """Embed the plan's pending texts: vectors into a scratch file, token vectors (when kept) into a new segment
+    of the generation. Returns each hash's scratch row, and its token rows in that segment."""
     dim, role = plan.encoder.spec.dim, ROLES[plan.collection]
     vectors = RowWriter(generation.scratch / f"{plan.name}.npy", dim)
-    tokens = RowWriter(generation.scratch / f"{plan.name}.tokens.npy", dim, np.float16) if plan.tokens else None
+    tokens = generation.segment(dim) if plan.tokens and plan.pending else None
     rows: dict[str, int] = {}
-    spans: dict[str, tuple[int, int]] = {}
+    spans: dict[str, Span] = {}
+    segment = len(generation.segments) - 1  # the one tokens writes, if any
     for start in range(0, len(plan.pending), WINDOW):
         window = plan.pending[start : start + WINDOW]
         batch = [text for _, text in window]
@@ -176,7 +179,7 @@ def embed(plan: Plan, generation: Generation, advance: Progress) -> tuple[dict[s
             fresh, per_text = plan.encoder.encode_with_tokens(batch, role, advance)  # type: ignore[attr-defined]
             vectors.append(fresh)
             for (key, _), token_rows in zip(window, per_text):
-                spans[key] = (tokens.rows, tokens.rows + len(token_rows))
+                spans[key] = (segment, tokens.rows, tokens.rows + len(token_rows))
                 tokens.append(token_rows)
         rows.update({key: start + i for i, (key, _) in enumerate(window)})
     vectors.close()
@@ -198,7 +201,7 @@ def copy_rows(out: RowWriter, readers: Mapping[int, RowReader], picks: Iterable[
     out.close()
 
 
-def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, tuple[int, int]]) -> None:
+def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, Span]) -> None:
     """Write the plan's matrix in corpus order from this build's scratch file and the old index's file."""
     old_rows, dim = plan.old_rows, plan.encoder.spec.dim
     readers = {0: RowReader(generation.scratch / f"{plan.name}.npy")}  # 0: this build's; 1: the old index's
@@ -206,19 +209,51 @@ def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: d
         readers[1] = plan.old.reader(plan.name)
     rows = ((0, fresh[k], fresh[k] + 1) if k in fresh else (1, old_rows[k], old_rows[k] + 1) for k in plan.keys)
     copy_rows(generation.matrix(plan.name, dim), readers, rows)
-    if plan.tokens:
-        readers[2] = RowReader(generation.scratch / f"{plan.name}.tokens.npy")  # token vectors: 2 new, 3 old
-        if plan.old:
-            readers[3] = plan.old.reader(TOKENS)
-        old_offsets = np.load(plan.old.path / f"{OFFSETS}.npy", allow_pickle=False) if plan.old else None
-        picks = [
-            (2, *spans[k]) if k in spans else (3, int(old_offsets[old_rows[k]]), int(old_offsets[old_rows[k] + 1]))  # type: ignore[index]
-            for k in plan.keys
-        ]
-        generation.array(OFFSETS, np.cumsum([0] + [stop - start for _, start, stop in picks]).astype(np.int64))
-        copy_rows(generation.matrix(TOKENS, dim, np.float16, extra=True), readers, picks)
     for reader in readers.values():
         reader.close()
+    if plan.tokens:
+        token_spans(plan, generation, spans)
+
+
+def token_spans(plan: Plan, generation: Generation, fresh: dict[str, Span]) -> None:
+    """Where each part's token vectors are: fresh ones in this build's segment, old ones in the old segments,
+    which are linked rather than copied. Once over half of those segments' rows belong to parts that are gone,
+    the live rows are copied into one new segment instead, so dead rows never pile up."""
+    old, reused = plan.old, []
+    if old is not None:
+        old_spans = np.load(old.path / f"{SPANS}.npy", allow_pickle=False)
+        reused = [tuple(int(v) for v in old_spans[plan.old_rows[k]]) for k in plan.keys if k not in fresh]
+    used = sorted({segment for segment, _, _ in reused})
+    if old is not None and used and segment_rows(old, used) > 2 * sum(b - a for _, a, b in reused):
+        reused = compact(old, generation, reused, used, plan.encoder.spec.dim)
+    elif old is not None:
+        where = {}
+        for i in used:
+            generation.link(old, old.manifest.segments[i])
+            where[i] = len(generation.segments) - 1
+        reused = [(where[segment], a, b) for segment, a, b in reused]
+    rest = iter(reused)
+    spans = [fresh[k] if k in fresh else next(rest) for k in plan.keys]
+    generation.array(SPANS, np.asarray(spans, dtype=np.int64).reshape(-1, 3))
+
+
+def segment_rows(old: StoredIndex, used: list[int]) -> int:
+    total = 0
+    for i in used:
+        reader = old.reader(old.manifest.segments[i])
+        total += reader.rows
+        reader.close()
+    return total
+
+
+def compact(old: StoredIndex, generation: Generation, spans: list[Span], used: list[int], dim: int) -> list[Span]:
+    readers = {i: old.reader(old.manifest.segments[i]) for i in used}
+    copy_rows(generation.segment(dim), readers, spans)
+    for reader in readers.values():
+        reader.close()
+    segment = len(generation.segments) - 1
+    ends = np.cumsum([b - a for _, a, b in spans]).tolist()
+    return [(segment, end - (b - a), end) for end, (_, a, b) in zip(ends, spans)]
 
 
 def build(

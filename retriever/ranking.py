@@ -16,7 +16,7 @@ import numpy as np
 from .lexical import LexicalScores
 from .store import LoadedIndex, matrix_name
 
-TOKENS, OFFSETS = "m0.part_tokens", "m0.part_token_offsets"  # written by the indexer
+SPANS = "m0.part_token_spans"  # [parts, 3]: segment, first and end row of each part's token vectors
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
@@ -87,17 +87,18 @@ def dense_views(index: LoadedIndex, model: int, vector: np.ndarray, rows: np.nda
 def late_interaction(index: LoadedIndex, query_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """MaxSim (ColBERT-style) of the question's tokens against each chunk's best part: every question word must
     find its match in one passage, which a single pooled vector can blur. One matrix product for all parts."""
-    tokens, token_offsets = index.extras[TOKENS], index.extras[OFFSETS]
     offsets = index.part_offsets
     parts = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows])
-    starts, ends = token_offsets[parts], token_offsets[parts + 1]
-    keep = ends > starts  # a part with no tokens scores nothing
-    gathered = np.concatenate([np.arange(s, e) for s, e in zip(starts[keep], ends[keep])])
-    question = np.asarray(query_tokens, dtype=np.float32)
-    sims = question @ np.asarray(tokens[gathered], dtype=np.float32).T  # [question tokens, part tokens]
-    lengths = (ends - starts)[keep]
+    spans = index.extras[SPANS][parts]
+    lengths = spans[:, 2] - spans[:, 1]
+    keep = lengths > 0  # a part with no tokens scores nothing
+    if not keep.any():
+        return np.full(len(rows), -1.0, dtype=np.float32)
+    gathered = np.concatenate([index.segments[seg][start:stop] for seg, start, stop in spans[keep]])
+    sims = np.asarray(query_tokens, dtype=np.float32) @ np.asarray(gathered, dtype=np.float32).T
     per_part = np.full(len(parts), -1.0, dtype=np.float32)
-    per_part[keep] = np.maximum.reduceat(sims, np.cumsum(lengths) - lengths, axis=1).mean(axis=0)
+    kept = lengths[keep]
+    per_part[keep] = np.maximum.reduceat(sims, np.cumsum(kept) - kept, axis=1).mean(axis=0)
     counts = offsets[rows + 1] - offsets[rows]
     return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
 
@@ -126,7 +127,7 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
         details["bm25"] = {"score": bm25, "coverage": np.full(len(rows), lexical.coverage)}
     fused = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(rows))
     head = np.argsort(-fused, kind="stable")[: settings.rerank]
-    if query_tokens is not None and len(query_tokens) and TOKENS in index.extras and len(head) > 1:
+    if query_tokens is not None and len(query_tokens) and SPANS in index.extras and len(head) > 1:
         maxsim = np.zeros(len(rows), dtype=np.float32)
         maxsim[head] = late_interaction(index, query_tokens, rows[head])
         first, second = zscore(fused[head]), zscore(maxsim[head])

@@ -31,11 +31,15 @@ from .notes import FileStamp
 from .rowfile import RowReader, RowWriter
 
 FORMAT = "retriever-index"
-VERSION = 2
+VERSION = 3  # 3: token vectors in immutable segments shared between generations
 COLLECTIONS = ("chunks", "parts", "questions")
 LEXICAL = "bm25"  # folder of the BM25 index inside a generation
 CURRENT = "CURRENT"
 KEEP_GENERATIONS = 2  # the live one and its predecessor, for readers that opened the old one mid-swap
+
+
+class OlderFormat(RetrieverError):
+    """An index an earlier retriever wrote: rebuilt on the next `ask` or `index`, never read."""
 
 
 @dataclass
@@ -48,7 +52,8 @@ class Manifest:
     parts: list[Part]  # sub-chunks, scored inside their chunk, in chunk order
     questions: list[Chunk]  # one per titled section, for `similar`; its vector is the heading's
     chunk_question: list[int]  # row of each chunk's section in questions, or -1
-    extras: list[str] = field(default_factory=list)  # further arrays by name, e.g. token vectors for re-ranking
+    extras: list[str] = field(default_factory=list)  # further arrays by name, e.g. where each part's tokens are
+    segments: list[str] = field(default_factory=list)  # token-vector files, shared by hard link across generations
     created_at: str = ""
     build_seconds: float = 0.0
     checksums: dict[str, str] = field(default_factory=dict)
@@ -91,6 +96,7 @@ class Manifest:
             "questions": [chunk_json(c) for c in self.questions],
             "chunk_question": self.chunk_question,
             "extras": self.extras,
+            "segments": self.segments,
         }
 
     @classmethod
@@ -105,6 +111,7 @@ class Manifest:
             questions=[chunk_from_json(c) for c in data["questions"]],
             chunk_question=[int(q) for q in data["chunk_question"]],
             extras=[str(e) for e in data["extras"]],
+            segments=[str(e) for e in data["segments"]],
             created_at=str(data["created_at"]),
             build_seconds=float(data["build_seconds"]),
             checksums=dict(data["checksums"]),
@@ -149,6 +156,7 @@ class LoadedIndex:
     lexical: Any  # LexicalIndex
     path: Path
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    segments: list[np.ndarray] = field(default_factory=list)  # token vectors, memory-mapped
 
     @cached_property
     def part_owners(self) -> np.ndarray:
@@ -225,6 +233,8 @@ class Generation:
     name: str
     folder: Path
     extras: set[str] = field(default_factory=set)
+    segments: list[str] = field(default_factory=list)
+    linked: dict[str, tuple[str, int]] = field(default_factory=dict)  # file → (checksum, size) it already had
 
     @property
     def scratch(self) -> Path:
@@ -235,6 +245,19 @@ class Generation:
         if extra:
             self.extras.add(name)
         return RowWriter(self.folder / f"{name}.npy", dim, dtype)
+
+    def segment(self, dim: int) -> RowWriter:
+        """A new token-vector segment; immutable once written, so later generations link it instead of copying."""
+        name = f"tokens-{uuid.uuid4().hex[:12]}"
+        self.segments.append(name)
+        return RowWriter(self.folder / f"{name}.npy", dim, np.float16)
+
+    def link(self, old: StoredIndex, name: str) -> None:
+        """Share an old generation's segment: a hard link, and its checksum carried over rather than re-hashed."""
+        file = f"{name}.npy"
+        os.link(old.path / file, self.folder / file)
+        self.segments.append(name)
+        self.linked[file] = (old.manifest.checksums[file], old.manifest.sizes[file])
 
     def array(self, name: str, array: np.ndarray) -> None:
         """A small extra array, written whole."""
@@ -287,6 +310,11 @@ class IndexStore:
             raise RetrieverError(f"index manifest at {gen} is unreadable or corrupt; {self.rebuild_hint}") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise RetrieverError(f"{gen / 'manifest.json'} is not a retriever index manifest; {self.rebuild_hint}")
+        if isinstance(data.get("version"), int) and data["version"] < VERSION:
+            raise OlderFormat(
+                f"index at {self.root} has format version {data['version']}, older than this retriever writes "
+                f"({VERSION}); {self.rebuild_hint}"
+            )
         if not isinstance(data.get("version"), int) or data["version"] > VERSION:
             raise RetrieverError(
                 f"index at {self.root} has format version {data.get('version')}, newer than this retriever "
@@ -342,9 +370,10 @@ class IndexStore:
         try:
             lexical = LexicalIndex.load(gen / LEXICAL)
             extras = {name: np.load(gen / f"{name}.npy", allow_pickle=False, mmap_mode="r") for name in manifest.extras}
+            segments = [np.load(gen / f"{name}.npy", allow_pickle=False, mmap_mode="r") for name in manifest.segments]
         except (OSError, ValueError, KeyError) as exc:
             raise RetrieverError(f"index in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
-        return LoadedIndex(manifest, vectors, anns, lexical, gen, extras)
+        return LoadedIndex(manifest, vectors, anns, lexical, gen, extras, segments)
 
     @contextmanager
     def building(self) -> Iterator[Generation]:
@@ -369,6 +398,7 @@ class IndexStore:
         tmp = generation.folder
         shutil.rmtree(generation.scratch)
         manifest.extras = sorted(generation.extras)
+        manifest.segments = list(generation.segments)
         for matrix, shape in manifest.matrices().items():
             vectors = RowReader(tmp / f"{matrix}.npy")
             try:
@@ -383,7 +413,8 @@ class IndexStore:
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
                 name = path.relative_to(tmp).as_posix()
-                manifest.checksums[name], manifest.sizes[name] = sha256_file(path), path.stat().st_size
+                known = generation.linked.get(name)
+                manifest.checksums[name], manifest.sizes[name] = known or (sha256_file(path), path.stat().st_size)
         failpoint("writing")
         with (tmp / "manifest.json").open("w", encoding="utf-8") as handle:  # streamed: no second copy as one string
             json.dump(manifest.to_json(), handle, ensure_ascii=False)

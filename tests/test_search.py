@@ -10,6 +10,8 @@ import pytest
 from retriever import Retriever
 from retriever.indexer import collect
 from retriever.notes import scan_notes
+from retriever.ranking import SPANS
+from retriever.store import LoadedIndex
 
 
 @pytest.fixture
@@ -77,8 +79,15 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
     fresh = retriever.store.load()
     for name, matrix in fresh.vectors.items():
         assert np.allclose(reused.vectors[name], matrix, atol=1e-4), name
-    for name, array in fresh.extras.items():
-        assert np.allclose(np.asarray(reused.extras[name], np.float32), np.asarray(array, np.float32), atol=2e-3), name
+    for part in range(len(fresh.manifest.parts)):
+        mine, theirs = part_tokens(reused, part), part_tokens(fresh, part)
+        assert mine.shape == theirs.shape and np.allclose(mine, theirs, atol=2e-3), part
+    assert len(reused.segments) == 2  # the first build's tokens linked, the edit's new ones beside them
+
+
+def part_tokens(index: LoadedIndex, part: int) -> np.ndarray:
+    segment, start, stop = index.extras[SPANS][part]
+    return np.asarray(index.segments[segment][start:stop], dtype=np.float32)
 
 
 def test_ask_builds_a_missing_index_and_updates_a_stale_one(retriever: Retriever, repo_notes: Path) -> None:
@@ -108,3 +117,20 @@ def test_unchanged_notes_keep_their_chunks_without_being_chunked_again(
     assert reused == collect(scan, retriever.chunker, encoder.count_tokens)  # same rows, same order
     kaggle = (repo_notes / "kaggle.md").read_text(encoding="utf-8")
     assert counted and not [t for t in counted if t in kaggle]  # only the edited note was chunked
+
+
+def test_token_segments_are_compacted_once_mostly_dead(small: tuple[Path, Path]) -> None:
+    notes, index = small
+    retriever = Retriever(notes, index, models=["e5"])
+    bullets = "\n".join(f"- 긴 노트의 {i}번째 항목은 꽤 길게 적어 둔 설명이다" for i in range(30))
+    (notes / "big.md").write_text(f"## 큰 노트\n{bullets}\n", encoding="utf-8")
+    retriever.index()
+    (notes / "big.md").unlink()
+    retriever.index()  # what is left is a small share of the one segment: copied out, the segment dropped
+    compacted = retriever.store.load()
+    live = sum(int(stop - start) for _, start, stop in compacted.extras[SPANS])
+    assert [len(segment) for segment in compacted.segments] == [live]
+    retriever.index(full=True)
+    fresh = retriever.store.load()
+    for part in range(len(fresh.manifest.parts)):
+        assert np.allclose(part_tokens(compacted, part), part_tokens(fresh, part), atol=2e-3)

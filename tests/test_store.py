@@ -79,6 +79,15 @@ def test_corrupt_manifest_is_reported_and_index_full_repairs_it(built: Retriever
     assert built.ask("배치 사이즈", k=1)[0].heading == "배치사이즈"
 
 
+def test_an_older_format_is_rebuilt_by_the_next_question(built: Retriever, repo_notes: Path) -> None:
+    edit_manifest(built, lambda d: d.update(version=VERSION - 1))
+    with pytest.raises(RetrieverError, match="older than this retriever"):
+        built.store.load()
+    result = CliRunner().invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_notes), "-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "the index format changed" in result.stderr and "배치사이즈" in result.stdout
+
+
 def test_newer_format_version_is_refused(built: Retriever, repo_notes: Path) -> None:
     edit_manifest(built, lambda d: d.update(version=VERSION + 1))
     assert "newer than this retriever reads" in cli_error(repo_notes)
