@@ -1,17 +1,20 @@
 """Nearest-neighbour search over unit vectors, behind one small interface so the FAISS index type can follow
 corpus size without the rest of the code noticing.
 
-Small matrices get exact search. Large ones get IVF with float16 scalar quantization: it keeps incremental
-`add`/`remove` (HNSW cannot remove), and bench/scale.py measured it inside every target at 1 000 000 × 384 where
-the 8-bit codes were not (see the constants below). Either way, a row number in a result is a row of the matrix the
-index was built from, and `add`/`remove` keep it so as rows are appended to or deleted from that matrix.
+Small matrices get exact search. Large ones get IVF with float16 scalar quantization, the one candidate bench/scale.py
+measured inside every target at 1 000 000 × 384 (p50 < 10 ms, recall@10 ≥ 0.95, ≤ 1 GiB) that also supports
+removal: 8-bit codes miss the recall, exact search the latency and memory, and HNSW cannot remove rows (FAISS
+raises; it also reached only recall@10 0.94-0.95 at efSearch 128 on 100k rows). Either way a row number in a result
+is a row of the matrix the index was built from, and `add`/`remove` keep it so as rows are appended to or deleted
+from that matrix.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from math import log2, sqrt
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, Self
 
 import faiss
 import numpy as np
@@ -20,24 +23,26 @@ from .rowfile import RowReader
 
 BLOCK = 8192  # vectors added per call while building, read from disk a block at a time
 
-# Measured by bench/scale.py and its sweeps (2 cores, shared with another busy process; e5 vectors): exact search
-# of one query costs 1.2 ms at 20 000 rows on one thread and 3 ms at 50 000 (6 and 24 ms with faiss's default two
-# threads, which contend with the other process), while IVF answers in ~0.1-0.4 ms from 20 000 to 100 000 rows.
-# Below this many rows the exact index is fast enough, builds with no training and has recall 1.
+# Measured by bench/scale.py (2 cores shared with another busy process, e5-shaped vectors, one query at a time):
+# exact search costs 0.5 / 1.1 / 2.6 / 7.7 ms at 10k / 20k / 50k / 100k rows on one FAISS thread (2-32 ms on
+# FAISS's default two threads, which wait on the busy cores), IVF 0.25-0.4 ms from 20k to 100k. Below 20k the exact
+# index is at most ~1 ms, needs no training and has recall 1; IVF there could not train enough lists (see
+# TRAIN_PER_LIST) for nprobe to skip much of the data.
 THRESHOLD = 20_000
-# nlist ≈ 4·√rows as a power of two (4096 lists at 1M rows, 1024 at 100k). At 1M, 4096 lists with nprobe 64 gave
-# recall@10 0.989 at 1.3 ms p50, while 2048 lists scanning the same share (nprobe 32) gave 0.959 at 1.1 ms.
+# nlist ≈ 4·√rows as a power of two: 4096 lists at 1M rows, 1024 at 100k, 256 at 20k. At 1M, 2048 lists
+# scanning the same share as 4096 with nprobe 64 (nprobe 32) gave recall@10 0.959 against 0.988.
 LISTS_PER_SQRT_ROW = 4
-# Lists probed per query. At 1M rows recall@10 was 0.95 / 0.976 / 0.989 with nprobe 16 / 32 / 64, p50 0.5 / 0.8 /
-# 1.3 ms: 64 keeps a margin on recall for corpora less regular than the benchmark's, far inside the 10 ms budget.
+# Lists probed per query. At 1M rows recall@10 was 0.953 / 0.973 / 0.988 / 0.995 with nprobe 16 / 32 / 64 / 128
+# at p50 0.5 / 0.8 / 1.1 / 1.8 ms; 64 keeps a margin for corpora less regular than the benchmark's.
 NPROBE = 64
-# Codes per vector. SQ8 (384 B at 384-d) topped out at recall@10 0.951-0.956 at 1M rows (nprobe 64-128): with
-# e5's anisotropy the top ten differ in the third decimal, below 8-bit resolution. SQfp16 (768 B) reaches 0.989 and
-# the 1M index still takes ~0.75 GiB; a float32 refine stage on top would take it past 1 GiB.
+# Codes per vector. SQ8 (384 B) peaked at recall@10 0.953-0.959 at 1M rows (nprobe 64-128): e5 vectors are so
+# alike (mean cosine 0.86) that the top ten differ in the third decimal, below 8-bit resolution. SQfp16 (768 B)
+# reaches 0.988 in 0.75 GiB; any refine stage over SQ8 (float16: +0.75 GiB, float32: +1.5 GiB) passes 1 GiB.
 ENCODING = "SQfp16"
 ENCODINGS = {"SQ8": faiss.ScalarQuantizer.QT_8bit, "SQfp16": faiss.ScalarQuantizer.QT_fp16}
-# k-means training rows per list: faiss warns below 39, and more only lengthens training (160k rows, ~2 min, at
-# 4096 lists). They are read as evenly spaced runs, so training sees the whole matrix in a few large reads.
+# k-means training rows per list: FAISS warns below 39, and more only lengthens training (~164k rows at 4096
+# lists: the 1M build takes ~5 min, most of it training and assigning rows to lists). They are read as evenly
+# spaced runs, so training sees the whole matrix in a few large reads.
 TRAIN_PER_LIST = 40
 TRAIN_RUN = 1024
 
@@ -76,7 +81,7 @@ class FaissIndex:
         self.index = index
 
     @classmethod
-    def load(cls, path: Path) -> FaissIndex:
+    def load(cls, path: Path) -> Self:
         return cls(faiss.read_index(str(path)))
 
     def save(self, path: Path) -> None:
@@ -139,10 +144,21 @@ class IVFIndex(FaissIndex):
         index = faiss.index_factory(vectors.dim, f"IVF{nlist},{encoding}", faiss.METRIC_INNER_PRODUCT)
         index.train(training_sample(vectors, TRAIN_PER_LIST * nlist))
         index.nprobe = min(nprobe, nlist)
-        built = cls(index)
-        for block in vectors.blocks(BLOCK):
-            built.add(block)
-        return built
+        # Every row's list first, so each list is allocated once at its final size: appended block by block, the
+        # lists grow by doubling and the 1M index held 1.2 GiB after the build against 0.75 GiB once reloaded.
+        assigned = np.concatenate([index.quantizer.assign(block, 1)[:, 0] for block in float_blocks(vectors)])
+        lists = faiss.downcast_InvertedLists(index.invlists)
+        for number, size in enumerate(np.bincount(assigned, minlength=nlist)):
+            lists.resize(number, int(size))  # allocates exactly size entries; shrinking back keeps the capacity
+            lists.resize(number, 0)
+        start = 0
+        for block in float_blocks(vectors):
+            ids, cells = np.arange(start, start + len(block), dtype=np.int64), assigned[start : start + len(block)]
+            # raw pointers: ids and cells must stay referenced until the call returns (faiss.contrib's
+            # add_preassigned drops its ids array before using it)
+            index.add_core(len(block), faiss.swig_ptr(block), faiss.swig_ptr(ids), faiss.swig_ptr(cells))
+            start += len(block)
+        return cls(index)
 
     @property
     def params(self) -> dict[str, int | float | str]:
@@ -182,20 +198,26 @@ def lists_for(rows: int) -> int:
     return max(1, min(wanted, trainable))
 
 
+def float_blocks(vectors: RowReader) -> Iterator[np.ndarray]:
+    for block in vectors.blocks(BLOCK):
+        yield np.ascontiguousarray(block, dtype=np.float32)
+
+
 def training_sample(vectors: RowReader, rows: int) -> np.ndarray:
-    """About `rows` rows in evenly spaced runs across the matrix (all of it if that is no more)."""
-    if rows >= vectors.rows:
-        return np.concatenate(list(vectors.blocks(BLOCK)))
-    starts = np.linspace(0, vectors.rows - TRAIN_RUN, max(rows // TRAIN_RUN, 1)).astype(np.int64)
-    return np.concatenate([vectors.read(int(start), int(start) + TRAIN_RUN) for start in starts])
+    """At least `rows` rows, in evenly spaced runs across the matrix (all of it if the runs would not fit apart)."""
+    runs = -(-rows // TRAIN_RUN)
+    if runs * TRAIN_RUN >= vectors.rows:
+        return np.concatenate(list(float_blocks(vectors)))
+    starts = np.linspace(0, vectors.rows - TRAIN_RUN, runs).astype(np.int64)
+    return np.concatenate([vectors.read(int(start), int(start) + TRAIN_RUN) for start in starts], dtype=np.float32)
 
 
 KINDS: dict[str, type[FlatIndex | IVFIndex]] = {FlatIndex.kind: FlatIndex, IVFIndex.kind: IVFIndex}
 
 
-def build_index(vectors: RowReader, threshold: int = THRESHOLD) -> VectorIndex:
-    """Exact search below `threshold` rows, where it is fast enough; IVF above, where it no longer is."""
-    if vectors.rows < threshold:
+def build_index(vectors: RowReader, threshold: int | None = None) -> VectorIndex:
+    """Exact search below `threshold` rows (default THRESHOLD), where it is fast enough; IVF above."""
+    if vectors.rows < (THRESHOLD if threshold is None else threshold):
         return FlatIndex.build(vectors)
     return IVFIndex.build(vectors)
 

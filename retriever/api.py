@@ -300,7 +300,7 @@ class Retriever:
             "chunks": len(manifest.chunks),
             "parts": len(manifest.parts),
             "questions": len(manifest.questions),
-            "ann": manifest.ann,
+            "ann": {name: record["kind"] for name, record in manifest.ann.items()},
             "size_bytes": sum(p.stat().st_size for p in gen.rglob("*") if p.is_file()),
             "built_at": manifest.created_at,
             "build_seconds": manifest.build_seconds,

@@ -304,7 +304,7 @@ def build(
         manifest = Manifest(
             models=[e.spec for e in encoders],
             chunker=settings.as_dict(),
-            ann="",
+            ann={},
             files=dict(scan.stamps),
             chunks=corpus.chunks,
             parts=corpus.parts,

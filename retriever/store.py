@@ -46,7 +46,7 @@ class OlderFormat(RetrieverError):
 class Manifest:
     models: list[ModelSpec]  # the first is the primary model: it sizes chunks and names the index
     chunker: dict[str, int]
-    ann: str
+    ann: dict[str, dict[str, Any]]  # matrix → its ANN index: {"kind": …, and how it searches, e.g. "nprobe"}
     files: dict[str, FileStamp]
     chunks: list[Chunk]  # what `ask` returns
     parts: list[Part]  # sub-chunks, scored inside their chunk, in chunk order
@@ -104,7 +104,7 @@ class Manifest:
         return cls(
             models=[ModelSpec(**m) for m in data["models"]],
             chunker=dict(data["chunker"]),
-            ann=str(data["ann"]),
+            ann=ann_records(data["ann"], len(data["models"])),
             files={path: FileStamp(**stamp) for path, stamp in data["files"].items()},
             chunks=[chunk_from_json(c) for c in data["chunks"]],
             parts=[Part(**p) for p in data["parts"]],
@@ -117,6 +117,12 @@ class Manifest:
             checksums=dict(data["checksums"]),
             sizes={str(k): int(v) for k, v in data.get("sizes", {}).items()},  # absent before sizes were kept
         )
+
+
+def ann_records(ann: Any, models: int) -> dict[str, dict[str, Any]]:
+    if isinstance(ann, str):  # the first format-3 indexes recorded one kind for all matrices
+        return {matrix_name(m, c): {"kind": ann} for m in range(models) for c in COLLECTIONS}
+    return {str(name): dict(record) for name, record in ann.items()}
 
 
 def matrix_name(model: int, collection: str) -> str:
@@ -359,7 +365,7 @@ class IndexStore:
         for name, shape in manifest.matrices().items():
             try:
                 vectors[name] = np.load(gen / f"{name}.npy", allow_pickle=False, mmap_mode="r")
-                anns[name] = load_index(manifest.ann, gen / f"{name}.faiss")
+                anns[name] = load_index(manifest.ann[name]["kind"], gen / f"{name}.faiss")
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 raise RetrieverError(f"index file in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
             if len(anns[name]) != shape[0]:
@@ -407,7 +413,7 @@ class IndexStore:
                 ann = build_index(vectors)
             finally:
                 vectors.close()
-            manifest.ann = ann.kind
+            manifest.ann[matrix] = {"kind": ann.kind, **ann.params}
             ann.save(tmp / f"{matrix}.faiss")
         lexical.save(tmp / LEXICAL)
         for path in sorted(tmp.rglob("*")):

@@ -37,12 +37,14 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
 
 
 def test_factory_picks_flat_below_the_threshold_and_ivf_above(tmp_path: Path) -> None:
-    vectors = reader(tmp_path, clustered(3000, 1))
+    matrix = clustered(3000, 1)
+    vectors = reader(tmp_path, matrix)
     assert build_index(vectors).kind == "flat-ip"
     assert build_index(vectors, threshold=3001).kind == "flat-ip"
     ivf = build_index(vectors, threshold=3000)
     assert ivf.kind == "ivf-sq" and len(ivf) == 3000
     assert ivf.params == {"nlist": 64, "nprobe": 64, "sq": "SQfp16"}  # no more lists than 3000 rows can train
+    assert np.array_equal(ivf.search(matrix[::30], 1)[1][:, 0], np.arange(0, 3000, 30))  # each row finds itself
 
 
 @pytest.mark.parametrize("threshold", [10**9, 0])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from retriever import Retriever, RetrieverError
+from retriever import Retriever, RetrieverError, ann
 from retriever.cli import app
 from retriever.store import CURRENT, VERSION
 
@@ -46,7 +46,7 @@ def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retrieve
     assert e5["name"] == "intfloat/multilingual-e5-small"
     assert e5["dim"] == 384 and e5["prompts"] == {"query": "query: ", "passage": "passage: "}
     assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": 3}
-    assert data["ann"] == "flat-ip"
+    assert data["ann"]["m0.chunks"] == {"kind": "flat-ip"}
     assert len(data["chunks"]) == 16 and all(len(c["hash"]) == 32 for c in data["chunks"])
     assert len(data["parts"]) > 16 and {p["chunk"] for p in data["parts"]} == set(range(16))
     assert len(data["chunk_question"]) == 16
@@ -77,6 +77,20 @@ def test_corrupt_manifest_is_reported_and_index_full_repairs_it(built: Retriever
     repaired = CliRunner().invoke(app, ["index", "--full", "--notes", str(repo_notes)])
     assert repaired.exit_code == 0, repaired.output
     assert built.ask("배치 사이즈", k=1)[0].heading == "배치사이즈"
+
+
+def test_large_matrices_get_an_ivf_index_recorded_in_the_manifest(
+    built: Retriever, repo_notes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ann, "THRESHOLD", 20)  # 46 parts pass it, 16 chunks do not
+    built.index(full=True)
+    manifest = built.store.read_manifest()
+    assert manifest.ann["m0.chunks"] == {"kind": "flat-ip"}
+    parts = manifest.ann["m0.parts"]
+    assert parts["kind"] == "ivf-sq" and parts["nprobe"] >= 1 and parts["nlist"] >= 1
+    loaded = built.store.load()
+    assert loaded.ann["m0.parts"].kind == "ivf-sq" and len(loaded.ann["m0.parts"]) == len(manifest.parts)
+    assert built.ask("배치 사이즈는?", k=1)[0].heading == "배치사이즈"
 
 
 def test_an_older_format_is_rebuilt_by_the_next_question(built: Retriever, repo_notes: Path) -> None:
