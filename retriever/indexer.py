@@ -148,14 +148,14 @@ def plan(
     texts: list[str],
     keys: list[str],
     old: StoredIndex | None,
+    old_texts: dict[str, int],
     tokens: bool,
 ) -> Plan:
+    """old_texts: the old index's rows of this collection by text hash, valid for any model it holds."""
     old_model = old.manifest.models.index(encoder.spec) if old and encoder.spec in old.manifest.models else None
     if tokens and (old_model != 0 or SPANS not in old.manifest.extras):  # type: ignore[union-attr]
         old_model = None  # reused parts need their token vectors too
-    old_rows: dict[str, int] = {}
-    if old is not None and old_model is not None:
-        old_rows = {content_hash(t): row for row, t in enumerate(Corpus.of(old.manifest).texts(collection))}
+    old_rows = old_texts if old_model is not None else {}
     pending = {k: t for k, t in zip(keys, texts) if k not in old_rows}
     ordered = sorted(pending.items(), key=lambda item: -len(item[1]))
     return Plan(encoder, model, collection, keys, old_rows, old if old_rows else None, ordered, tokens)
@@ -279,8 +279,15 @@ def build(
     texts = {name: corpus.texts(name) for name in COLLECTIONS}
     keys = {name: [content_hash(t) for t in texts[name]] for name in COLLECTIONS}  # hashed once, used thrice
     late = hasattr(encoders[0], "encode_with_tokens")  # token vectors for re-ranking, where the model gives them
+    previous = old if reuse else None
+    old_texts = {  # hashed once per collection, shared by every model's plan
+        name: {content_hash(t): row for row, t in enumerate(Corpus.of(previous.manifest).texts(name))}
+        if previous
+        else {}
+        for name in COLLECTIONS
+    }
     plans = [
-        plan(encoder, m, name, texts[name], keys[name], old if reuse else None, late and (m, name) == (0, "parts"))
+        plan(encoder, m, name, texts[name], keys[name], previous, old_texts[name], late and (m, name) == (0, "parts"))
         for m, encoder in enumerate(encoders)
         for name in COLLECTIONS
     ]

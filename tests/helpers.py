@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 NOTES = {
     "a.md": "## 배치사이즈\n- GPU가 허용한 크게\n- 전체 데이터의 10%를 넘지 않게\n",
@@ -30,3 +33,32 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         env={**os.environ, **(env or {})},
         timeout=300,
     )
+
+
+class Hammer:
+    """Calls fn from `threads` threads, over and over, for as long as the with-block runs, keeping what each call
+    returned (in order of completion) and what any call raised: a race's evidence."""
+
+    def __init__(self, fn: Callable[[], object], threads: int = 1) -> None:
+        self.fn = fn
+        self.results: list[object] = []
+        self.failures: list[BaseException] = []
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.results.append(self.fn())
+            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
+                self.failures.append(exc)
+
+    def __enter__(self) -> Self:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from helpers import cli, make_notes
+from helpers import Hammer, cli, make_notes
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError, store
@@ -63,25 +62,11 @@ def test_a_held_lock_fails_fast_with_one_line_when_told_to(small: tuple[Path, Pa
 def test_questions_during_a_rebuild_see_a_whole_index(small: tuple[Path, Path]) -> None:
     notes, index = small
     reader = Retriever(notes, index, auto_update=False)
-    answers: list[int] = []
-    errors: list[BaseException] = []
-    done = threading.Event()
-
-    def ask_until_done() -> None:
-        while not done.is_set():
-            try:
-                answers.append(len(Retriever(notes, index, auto_update=False).ask("배치 사이즈", k=2)))
-            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
-                errors.append(exc)
-
     reader.ask("배치 사이즈", k=1)  # models loaded before the race starts
-    thread = threading.Thread(target=ask_until_done)
-    thread.start()
-    for _ in range(2):
-        assert cli("index", "--full", "--notes", str(notes), "--index", str(index)).returncode == 0
-    done.set()
-    thread.join()
-    assert not errors and answers and set(answers) == {2}
+    with Hammer(lambda: len(Retriever(notes, index, auto_update=False).ask("배치 사이즈", k=2))) as asking:
+        for _ in range(2):
+            assert cli("index", "--full", "--notes", str(notes), "--index", str(index)).returncode == 0
+    assert not asking.failures and asking.results and set(asking.results) == {2}
 
 
 def test_chunk_count_not_matching_vectors_is_reported(small: tuple[Path, Path]) -> None:

@@ -6,14 +6,13 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from helpers import cli
+from helpers import Hammer, cli
 
 from retriever import Retriever
 from retriever.client import ADDRESS_FILE, call, server_url
@@ -104,27 +103,16 @@ def test_queries_during_a_swap_see_one_whole_index(small: tuple[Path, Path]) -> 
     notes, index = small
     service = Service(Retriever(notes, index, models=["e5"], auto_update=False))
     service.warm()
-    seen: list[int] = []
-    failures: list[BaseException] = []
-    stop = threading.Event()
-
-    def hammer() -> None:
-        while not stop.is_set():
-            try:
-                seen.append(len(service.search("ask", QUESTION, 10)["results"]))
-            except BaseException as exc:  # noqa: BLE001 - any failure is the finding
-                failures.append(exc)
-
-    threads = [threading.Thread(target=hammer) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for n in range(3):
-        (notes / f"new{n}.md").write_text(f"## 새 질문 {n}\n- 새 답변 {n}\n", encoding="utf-8")
-        assert service.refresh() is not None
-    stop.set()
-    for thread in threads:
-        thread.join()
-    assert not failures
+    with Hammer(lambda: len(service.search("ask", QUESTION, 10)["results"]), threads=3) as asking:
+        for n in range(3):
+            (notes / f"new{n}.md").write_text(f"## 새 질문 {n}\n- 새 답변 {n}\n", encoding="utf-8")
+            assert service.refresh() is not None
+        # one more whole round after the last swap, so the newest index is seen before the threads stop
+        count = len(asking.results)
+        while len(asking.results) < count + 3 and not asking.failures:
+            time.sleep(0.01)
+    assert not asking.failures
+    seen = asking.results
     assert set(seen) <= {2, 3, 4, 5} and seen[-1] == 5  # whole indexes only, ending with the newest
 
 
