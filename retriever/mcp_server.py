@@ -15,7 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from .errors import RetrieverError
-from .server import HOST
+from .server import HOST, require_free_port
 from .service import Service
 
 INSTRUCTIONS = (
@@ -66,6 +66,7 @@ def build(service: Service) -> MCPServer:
 def run(service: Service, http: bool, port: int, on_ready: Callable[[str], None]) -> None:
     server = build(service)
     if http:
+        require_free_port(port)
         url = f"http://{HOST}:{port}/mcp"
         on_ready(f"MCP over streamable HTTP on {url}")
         server.run("streamable-http", host=HOST, port=port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,7 +89,7 @@ def serve(service: Service, port: int, on_ready: Callable[[str], None]) -> None:
     try:
         server = ThreadingHTTPServer((HOST, port), handler)
     except OSError as exc:
-        raise RetrieverError(f"cannot listen on {HOST}:{port} ({exc.strerror}); pick another --port") from exc
+        raise port_taken(port, exc) from exc
     address = service.retriever.store.root / ADDRESS_FILE
     record = {
         "url": f"http://{HOST}:{server.server_address[1]}",
@@ -105,6 +106,19 @@ def serve(service: Service, port: int, on_ready: Callable[[str], None]) -> None:
     finally:
         server.server_close()
         remove_address(address, os.getpid())
+
+
+def port_taken(port: int, exc: OSError) -> RetrieverError:
+    return RetrieverError(f"cannot listen on {HOST}:{port} ({exc.strerror}); pick another --port")
+
+
+def require_free_port(port: int) -> None:
+    """For servers whose framework reports a taken port in its own words: ours, before it tries."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError as exc:
+            raise port_taken(port, exc) from exc
 
 
 def interrupt(signum: int, frame: object) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
+from helpers import cli
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import TextContent
 
@@ -52,3 +54,17 @@ def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) ->
         assert failed.is_error
         text = " ".join(c.text for c in failed.content if isinstance(c, TextContent))
         assert words in text
+
+
+def test_a_taken_port_is_one_line_and_exit_1(small: tuple[Path, Path]) -> None:
+    notes, index = small
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for command in (["mcp", "--http"], ["serve"]):
+            result = cli(*command, "--port", port, "--notes", str(notes), "--index", str(index))
+            assert result.returncode == 1 and "Traceback" not in result.stderr
+            assert result.stderr.strip().splitlines()[-1] == (
+                f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another --port"
+            )
