@@ -207,6 +207,7 @@ def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: d
     readers = {0: RowReader(generation.scratch / f"{plan.name}.npy")}  # 0: this build's; 1: the old index's
     if plan.old:
         readers[1] = plan.old.reader(plan.name)
+    generation.fresh[plan.name] = sum(1 for k in plan.keys if k in fresh)
     rows = ((0, fresh[k], fresh[k] + 1) if k in fresh else (1, old_rows[k], old_rows[k] + 1) for k in plan.keys)
     copy_rows(generation.matrix(plan.name, dim), readers, rows)
     for reader in readers.values():
@@ -324,7 +325,7 @@ def build(
             known = LexicalIndex.known_tokens(old.path / LEXICAL) if old and reuse else {}
             lexical = LexicalIndex.build(texts["chunks"], keys["chunks"], known)
         with phase("commit (ANN, checksums, manifest)"):
-            store.commit(generation, manifest, lexical)
+            store.commit(generation, manifest, lexical, previous)
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
     new_keys = keys["chunks"]  # a chunk's content hash is that of its embedded text
     unchanged = sum(1 for key in new_keys if key in old_keys)

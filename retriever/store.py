@@ -67,6 +67,10 @@ class Manifest:
     def fingerprint(self) -> str:
         return fingerprint(self.models, self.chunker)
 
+    def spec_of(self, matrix: str) -> ModelSpec:
+        """The model whose vectors a matrix (`m<model>.<collection>`) holds."""
+        return self.models[int(matrix.split(".")[0][1:])]
+
     def rows(self, collection: str) -> int:
         return len({"chunks": self.chunks, "parts": self.parts, "questions": self.questions}[collection])
 
@@ -152,6 +156,20 @@ class StoredIndex:
 
     def reader(self, name: str) -> RowReader:
         return RowReader(self.path / f"{name}.npy")
+
+    def training(self, matrix: str, spec: ModelSpec, fresh: int) -> Any:
+        """This index's trained IVF lists for a matrix of the same model, for the next build to keep (an
+        ann.Training), or None; fresh: rows of the next build that this index does not hold."""
+        from .ann import IVFIndex, Training
+
+        record = self.manifest.ann.get(matrix, {})
+        if record.get("kind") != IVFIndex.kind or self.manifest.spec_of(matrix) != spec:
+            return None
+        try:
+            index = IVFIndex.load(self.path / f"{matrix}.faiss")
+        except RuntimeError:  # unreadable: the next build simply trains afresh
+            return None
+        return Training(index, int(record.get("unseen", 0)) + fresh)
 
 
 @dataclass
@@ -241,6 +259,7 @@ class Generation:
     extras: set[str] = field(default_factory=set)
     segments: list[str] = field(default_factory=list)
     linked: dict[str, tuple[str, int]] = field(default_factory=dict)  # file → (checksum, size) it already had
+    fresh: dict[str, int] = field(default_factory=dict)  # matrix → rows not copied from the previous index
 
     @property
     def scratch(self) -> Path:
@@ -396,9 +415,11 @@ class IndexStore:
             shutil.rmtree(generation.folder, ignore_errors=True)
             raise
 
-    def commit(self, generation: Generation, manifest: Manifest, lexical: Any) -> Path:
+    def commit(
+        self, generation: Generation, manifest: Manifest, lexical: Any, previous: StoredIndex | None = None
+    ) -> Path:
         """Finish a generation (ANN indexes, BM25, checksums, manifest) and make it current; the old one stays
-        readable until the pointer swap."""
+        readable until the pointer swap. ANN indexes keep the trained lists of `previous` where they still fit."""
         from .ann import build_index
 
         tmp = generation.folder
@@ -410,10 +431,12 @@ class IndexStore:
             try:
                 if (vectors.rows, vectors.dim) != shape:
                     raise RetrieverError(f"internal error: {matrix} has {vectors.rows} rows, expected {shape[0]}")
-                ann = build_index(vectors)
+                fresh = generation.fresh.get(matrix, vectors.rows)
+                training = previous.training(matrix, manifest.spec_of(matrix), fresh) if previous else None
+                ann = build_index(vectors, training=training)
             finally:
                 vectors.close()
-            manifest.ann[matrix] = {"kind": ann.kind, **ann.params}
+            manifest.ann[matrix] = ann.record()
             ann.save(tmp / f"{matrix}.faiss")
         lexical.save(tmp / LEXICAL)
         for path in sorted(tmp.rglob("*")):

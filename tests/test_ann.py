@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever.ann import FlatIndex, IVFIndex, VectorIndex, build_index, load_index
+from retriever.ann import FlatIndex, IVFIndex, Training, VectorIndex, build_index, load_index
 from retriever.rowfile import RowReader
 
 DIM = 64
@@ -116,3 +116,25 @@ def test_k_beyond_the_probed_lists_or_the_index_and_an_emptied_index(tmp_path: P
     assert len(index) == 0 and scores.shape == rows.shape == (3, 0)
     index.add(clustered(5, 12))
     assert sorted(index.search(queries, 10)[1][0]) == [0, 1, 2, 3, 4]
+
+
+def centroids(index: IVFIndex) -> np.ndarray:
+    return index.index.quantizer.reconstruct_n(0, index.index.nlist)
+
+
+def test_a_rebuild_keeps_trained_lists_while_few_rows_are_new(tmp_path: Path) -> None:
+    matrix = clustered(3000, 13)
+    first = build_index(reader(tmp_path, matrix, "first"), threshold=0)
+    assert isinstance(first, IVFIndex) and first.record()["unseen"] == 0
+    edited = edit(matrix, np.arange(100), clustered(150, 14))
+    again = build_index(reader(tmp_path, edited, "again"), threshold=0, training=Training(first, 150))
+    assert isinstance(again, IVFIndex) and again.params == first.params and again.record()["unseen"] == 150
+    assert np.array_equal(centroids(again), centroids(first))  # no k-means: the same lists
+    queries = clustered(100, 15)
+    assert recall(again.search(queries, 10)[1], exact(edited, queries, 10)) >= 0.9
+    # most rows unseen by the training, or a size that asks for another nlist: trained afresh
+    for rows, unseen in ((3050, 1600), (12000, 0)):
+        grown = clustered(rows, 16)
+        other = build_index(reader(tmp_path, grown, f"g{rows}"), threshold=0, training=Training(first, unseen))
+        assert isinstance(other, IVFIndex) and other.record()["unseen"] == 0
+        assert not np.array_equal(centroids(other)[: first.index.nlist], centroids(first))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -91,6 +92,27 @@ def test_large_matrices_get_an_ivf_index_recorded_in_the_manifest(
     loaded = built.store.load()
     assert loaded.ann["m0.parts"].kind == "ivf-sq" and len(loaded.ann["m0.parts"]) == len(manifest.parts)
     assert built.ask("배치 사이즈는?", k=1)[0].heading == "배치사이즈"
+
+
+def test_a_re_index_keeps_the_ivf_lists_and_full_trains_them_again(
+    built: Retriever, repo_notes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ann, "THRESHOLD", 20)
+    built.index(full=True)
+    def lists() -> np.ndarray:
+        index = built.store.load().ann["m0.parts"].index  # held: the quantizer belongs to it
+        return index.quantizer.reconstruct_n(0, index.nlist)
+
+    trained = lists()
+    note = repo_notes / "kaggle.md"
+    note.write_text(note.read_text(encoding="utf-8") + "\n## 검증 세트\n- 시간 순서로 나눈다\n", encoding="utf-8")
+    built.index()
+    record = built.store.read_manifest().ann["m0.parts"]
+    assert record["kind"] == "ivf-sq" and record["unseen"] == 1  # the one new part
+    assert np.array_equal(lists(), trained)
+    assert built.ask("검증 세트는 어떻게 나눠요?", k=1)[0].heading == "검증 세트"
+    built.index(full=True)
+    assert built.store.read_manifest().ann["m0.parts"]["unseen"] == 0
 
 
 def test_an_older_format_is_rebuilt_by_the_next_question(built: Retriever, repo_notes: Path) -> None:
