@@ -97,7 +97,7 @@ class Retriever:
             raise RetrieverError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         self.ranking = RankSettings(mode=mode)
         self._loaded: LoadedIndex | None = None
-        self._warm: tuple[tuple[str, ...], str] | None = None  # what _query_encoders has loaded already
+        self._warm: set[tuple[tuple[str, ...], str]] = set()  # (models, mode) _query_encoders has loaded for
 
     # -- models ------------------------------------------------------------------------------------------------
     def built_models(self) -> list[str] | None:
@@ -242,9 +242,9 @@ class Retriever:
         from concurrent.futures import ThreadPoolExecutor
 
         wanted = [] if mode == "lexical" else names
-        if self._warm == (tuple(names), mode):  # all loaded: no pool to start on every question
+        if (tuple(names), mode) in self._warm:  # all loaded: no pool to start on every question
             return [load_query_encoder(name, self.cache_dir) for name in wanted]
-        self._warm = (tuple(names), mode)
+        self._warm.add((tuple(names), mode))
         with ThreadPoolExecutor(max_workers=2) as pool:
             if mode != "dense":
                 pool.submit(kiwi)

@@ -46,24 +46,28 @@ class SentenceTransformerEncoder:
         with_tokens: bool = True,
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Sentence vectors and, from the same forward pass, each text's unit token vectors in float16 (prompt and
-        special tokens dropped), for late-interaction scoring at no second forward."""
+        special tokens dropped), for late-interaction scoring at no second forward.
+
+        The model's own preprocess and forward rather than `encode`, which gives the very same vectors but spends
+        ~3 ms a call around them: a seventh of a one-question forward (measured round-robin, 2 cores)."""
+        import torch
+
         out = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
         tokens: list[np.ndarray] = [np.zeros((0, self.spec.dim), np.float16)] * len(texts)
+        prompt = self.spec.prompts.get(role)
         # longest first, so each batch pads to similar lengths
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), BATCH_SIZE):
             rows = order[start : start + BATCH_SIZE]
-            batch = [texts[i] for i in rows]
-            prompt = self.prompt_names[role]
-            if not with_tokens:
-                out[rows] = self.model.encode(
-                    batch, prompt_name=prompt, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
-                )
-            else:
-                for row, result in zip(rows, self.model.encode(batch, prompt_name=prompt, output_value=None)):
-                    out[row] = result["sentence_embedding"].float().numpy()
-                    length = int(result["attention_mask"].sum())
-                    vectors = result["token_embeddings"][int(result["prompt_length"]) : length - 1].float().numpy()
+            features = self.model.preprocess([texts[i] for i in rows], prompt=prompt)
+            with torch.inference_mode():
+                result = self.model(features)
+            out[rows] = torch.nn.functional.normalize(result["sentence_embedding"].float(), dim=-1).numpy()
+            if with_tokens:
+                skip = int(result["prompt_length"]) if "prompt_length" in result else 1  # <s> and the prompt
+                for i, row in enumerate(rows):
+                    length = int(result["attention_mask"][i].sum())
+                    vectors = result["token_embeddings"][i, skip : length - 1].float().numpy()
                     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
                     tokens[row] = unit.astype(np.float16)  # storage precision, right away: they add up fast
             if on_batch:
