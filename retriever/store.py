@@ -165,11 +165,7 @@ class StoredIndex:
         record = self.manifest.ann.get(matrix, {})
         if record.get("kind") != IVFIndex.kind or self.manifest.spec_of(matrix) != spec:
             return None
-        try:
-            index = IVFIndex.load(self.path / f"{matrix}.faiss")
-        except RuntimeError:  # unreadable: the next build simply trains afresh
-            return None
-        return Training(index, int(record.get("unseen", 0)) + fresh)
+        return Training(self.path / f"{matrix}.faiss", int(record["nlist"]), int(record.get("unseen", 0)) + fresh)
 
 
 @dataclass

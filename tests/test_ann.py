@@ -126,8 +126,12 @@ def test_a_rebuild_keeps_trained_lists_while_few_rows_are_new(tmp_path: Path) ->
     matrix = clustered(3000, 13)
     first = build_index(reader(tmp_path, matrix, "first"), threshold=0)
     assert isinstance(first, IVFIndex) and first.record()["unseen"] == 0
+    first.save(tmp_path / "first.faiss")
+    nlist = first.index.nlist
     edited = edit(matrix, np.arange(100), clustered(150, 14))
-    again = build_index(reader(tmp_path, edited, "again"), threshold=0, training=Training(first, 150))
+    again = build_index(
+        reader(tmp_path, edited, "again"), threshold=0, training=Training(tmp_path / "first.faiss", nlist, 150)
+    )
     assert isinstance(again, IVFIndex) and again.params == first.params and again.record()["unseen"] == 150
     assert np.array_equal(centroids(again), centroids(first))  # no k-means: the same lists
     queries = clustered(100, 15)
@@ -135,6 +139,7 @@ def test_a_rebuild_keeps_trained_lists_while_few_rows_are_new(tmp_path: Path) ->
     # most rows unseen by the training, or a size that asks for another nlist: trained afresh
     for rows, unseen in ((3050, 1600), (12000, 0)):
         grown = clustered(rows, 16)
-        other = build_index(reader(tmp_path, grown, f"g{rows}"), threshold=0, training=Training(first, unseen))
+        training = Training(tmp_path / "first.faiss", nlist, unseen)
+        other = build_index(reader(tmp_path, grown, f"g{rows}"), threshold=0, training=training)
         assert isinstance(other, IVFIndex) and other.record()["unseen"] == 0
         assert not np.array_equal(centroids(other)[: first.index.nlist], centroids(first))
