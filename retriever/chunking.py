@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 from .korean import kiwi
 from .notes import Note
@@ -68,8 +69,9 @@ class Chunk:
     def embed_text(self) -> str:
         return with_headings(self.headings, self.text)
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
+        """Kept once computed: a build asks for it of every chunk, old and new, up to three times."""
         return content_hash(self.embed_text)
 
 

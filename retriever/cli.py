@@ -290,7 +290,7 @@ def start_service(notes: Path, index: Path, model: str | None, watch: bool) -> S
     from .watch import start_watching
 
     service = Service(make_retriever(notes, index, model))
-    service.refresh()
+    service.retriever.ensure_index()
     if watch:  # the indexing models too, so the first change is not kept waiting for them
         service.retriever.encoders(service.retriever.index_models())
     service.warm()

@@ -44,12 +44,13 @@ class Service:
         with self.queries:
             return self.retriever.get(ref)
 
-    def refresh(self) -> IndexReport | None:
-        """Bring the index up to date with the notes, then load it, all outside the query lock."""
-        report = self.retriever.ensure_index()
-        if report is not None:
-            self.retriever.loaded()
-            self.last_build = report
+    def refresh(self) -> IndexReport:
+        """Bring the index up to date with the notes, then load it, all outside the query lock. Called when notes
+        changed, so it builds without first checking the folder (twice, before and after taking the lock: 0.7 s at
+        10 000 notes); a build over unchanged notes writes nothing."""
+        report = self.retriever.index()
+        self.retriever.loaded()
+        self.last_build = report
         return report
 
     def status(self) -> dict[str, Any]:

@@ -47,11 +47,7 @@ def watch_notes(service: Service, stop: threading.Event, say: Callable[[str], No
         except Exception as exc:  # noqa: BLE001 - the watcher outlives a failed build; the last index keeps answering
             say(f"re-index after {len(changes)} change(s) failed: unexpected {type(exc).__name__}: {exc}")
             continue
-        if report is not None:
-            say(
-                f"re-indexed: {report.added} added, {report.removed} removed, {report.embedded} embedded "
-                f"({report.seconds:.1f} s)"
-            )
+        say(f"re-indexed: {report.added} added, {report.removed} removed, {report.embedded} embedded ({report.seconds:.1f} s)")
 
 
 def start_watching(service: Service, say: Callable[[str], None]) -> threading.Event:

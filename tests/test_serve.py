@@ -106,7 +106,7 @@ def test_queries_during_a_swap_see_one_whole_index(small: tuple[Path, Path]) -> 
     with Hammer(lambda: len(service.search("ask", QUESTION, 10)["results"]), threads=3) as asking:
         for n in range(3):
             (notes / f"new{n}.md").write_text(f"## 새 질문 {n}\n- 새 답변 {n}\n", encoding="utf-8")
-            assert service.refresh() is not None
+            assert service.refresh().added == 1
         # one more whole round after the last swap, so the newest index is seen before the threads stop
         count = len(asking.results)
         while len(asking.results) < count + 3 and not asking.failures:

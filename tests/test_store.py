@@ -46,7 +46,7 @@ def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retrieve
     e5 = data["models"][0]
     assert e5["name"] == "intfloat/multilingual-e5-small"
     assert e5["dim"] == 384 and e5["prompts"] == {"query": "query: ", "passage": "passage: "}
-    assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": 3}
+    assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": 4}
     assert data["ann"]["m0.chunks"] == {"kind": "flat-ip"}
     assert len(data["chunks"]) == 16 and all(len(c["hash"]) == 32 for c in data["chunks"])
     assert len(data["parts"]) > 16 and {p["chunk"] for p in data["parts"]} == set(range(16))
@@ -147,3 +147,15 @@ def test_dimension_mismatch_is_reported(built: Retriever) -> None:
 def test_broken_current_pointer_is_reported(built: Retriever, repo_notes: Path) -> None:
     (built.store.root / CURRENT).write_text("gen-does-not-exist")
     assert "CURRENT names no generation" in cli_error(repo_notes)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 4096, 4097, 10_000])
+def test_manifest_json_streams_lists_in_slices_without_changing_them(rows: int) -> None:
+    import io
+
+    from retriever.store import write_json
+
+    data = {"chunks": [{"text": f"메모 {i}", "n": i} for i in range(rows)], "files": {"a.md": [1, "é"]}, "v": 3}
+    handle = io.StringIO()
+    write_json(handle, data)
+    assert json.loads(handle.getvalue()) == data
