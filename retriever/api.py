@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -47,6 +48,20 @@ def single_threaded_blas() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a build or a load makes its ~10⁵ small objects (chunks, parts, manifest
+    records), none of them garbage yet: each full collection walks them all, which was 0.5-1 s of a 3.5 s re-index
+    at 10 000 notes. Whatever cycles they leave are collected afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 LOCK_TIMEOUT = float(os.environ.get("RETRIEVER_LOCK_TIMEOUT", "600"))
@@ -121,6 +136,10 @@ class Retriever:
 
     def _build(self, full: bool) -> IndexReport:
         """Only ever called with the build lock held."""
+        with paused_gc():
+            return self._build_unpaused(full)
+
+    def _build_unpaused(self, full: bool) -> IndexReport:
         with phase("scan notes"):
             scan = scan_notes(self.notes_dir)
         progress = self.reporter.progress if self.reporter else None
@@ -197,7 +216,8 @@ class Retriever:
         if self.auto_update:
             self.ensure_index()
         if self._loaded is None or self._loaded.path != self.store.generation():
-            self._loaded = self.store.load()
+            with paused_gc():
+                self._loaded = self.store.load()
         return self._loaded
 
     def manifest(self) -> Manifest:
