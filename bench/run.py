@@ -228,7 +228,9 @@ def many_notes_rows(count: int) -> list[tuple[str, float, str, float | None, str
     with Server(notes, index, "--watch") as url:
         waits = [searchable_after_edit(url, edited, original) for _ in range(5)]
     rows.append((f"--watch: first edit searchable, {count} notes", waits[0], "s", None, ""))
-    rows.append((f"--watch: next edits searchable, median of {len(waits) - 1}", statistics.median(waits[1:]), "s", None, ""))
+    rows.append(
+        (f"--watch: next edits searchable, median of {len(waits) - 1}", statistics.median(waits[1:]), "s", None, "")
+    )
     edited.write_text(original, encoding="utf-8")
     return rows
 

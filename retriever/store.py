@@ -236,7 +236,9 @@ def sha256_file(path: Path) -> str:
 
 
 HASH_ON_LOAD_BYTES = 32 << 20  # larger files are checked by size on load and hashed whole by `doctor`
-_verified: dict[Path, tuple[int, int, int] | None] = {}  # file → (size, mtime, inode) this process hashed and found intact
+_verified: dict[
+    Path, tuple[int, int, int] | None
+] = {}  # file → (size, mtime, inode) this process hashed and found intact
 
 
 def file_state(path: Path) -> tuple[int, int, int] | None:

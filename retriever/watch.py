@@ -35,9 +35,7 @@ def note_filter(folder: Path) -> Callable[[object, str], bool]:
     return is_note
 
 
-def watch_notes(
-    service: Service, stop: threading.Event, ready: threading.Event, say: Callable[[str], None]
-) -> None:
+def watch_notes(service: Service, stop: threading.Event, ready: threading.Event, say: Callable[[str], None]) -> None:
     """Runs until stop is set; a failed rebuild is reported and the last good index keeps answering. ready is set
     once the folder is being watched: the first (empty) yield comes after the watches are in place."""
     folder = service.retriever.notes_dir
@@ -61,7 +59,9 @@ def watch_notes(
         except Exception as exc:  # noqa: BLE001 - the watcher outlives a failed build; the last index keeps answering
             say(f"re-index after {len(changes)} change(s) failed: unexpected {type(exc).__name__}: {exc}")
             continue
-        say(f"re-indexed: {report.added} added, {report.removed} removed, {report.embedded} embedded ({report.seconds:.1f} s)")
+        say(
+            f"re-indexed: {report.added} added, {report.removed} removed, {report.embedded} embedded ({report.seconds:.1f} s)"
+        )
 
 
 def start_watching(service: Service, say: Callable[[str], None]) -> threading.Event:

@@ -99,6 +99,7 @@ def test_a_re_index_keeps_the_ivf_lists_and_full_trains_them_again(
 ) -> None:
     monkeypatch.setattr(ann, "THRESHOLD", 20)
     built.index(full=True)
+
     def lists() -> np.ndarray:
         index = built.store.load().ann["m0.parts"].index  # held: the quantizer belongs to it
         return index.quantizer.reconstruct_n(0, index.nlist)
