@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -112,6 +113,7 @@ class Retriever:
             raise RetrieverError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         self.ranking = RankSettings(mode=mode)
         self._loaded: LoadedIndex | None = None
+        self._loading = threading.Lock()
         self._warm: set[tuple[tuple[str, ...], str]] = set()  # (models, mode) _query_encoders has loaded for
 
     # -- models ------------------------------------------------------------------------------------------------
@@ -215,10 +217,11 @@ class Retriever:
             )
         if self.auto_update:
             self.ensure_index()
-        if self._loaded is None or self._loaded.path != self.store.generation():
-            with paused_gc():
-                self._loaded = self.store.load()
-        return self._loaded
+        with self._loading:  # a question and the watcher that both meet a new generation load it once, not twice
+            if self._loaded is None or self._loaded.path != self.store.generation():
+                with paused_gc():
+                    self._loaded = self.store.load()
+            return self._loaded
 
     def manifest(self) -> Manifest:
         """The live manifest: the loaded copy while it is still the live generation, so a warm process answers
