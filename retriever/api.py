@@ -136,12 +136,9 @@ class Retriever:
         with self._build_lock():
             return self._build(full)
 
+    @paused_gc()
     def _build(self, full: bool) -> IndexReport:
         """Only ever called with the build lock held."""
-        with paused_gc():
-            return self._build_unpaused(full)
-
-    def _build_unpaused(self, full: bool) -> IndexReport:
         with phase("scan notes"):
             scan = scan_notes(self.notes_dir)
         progress = self.reporter.progress if self.reporter else None

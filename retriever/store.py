@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from .errors import RetrieverError
 from .failpoints import failpoint
 from .notes import FileStamp
 from .rowfile import RowReader, RowWriter
+
+if TYPE_CHECKING:  # ann imports faiss, which only builds and loads need
+    from .ann import Training
 
 FORMAT = "retriever-index"
 VERSION = 3  # 3: token vectors in immutable segments shared between generations
@@ -185,7 +188,7 @@ class StoredIndex:
     def reader(self, name: str) -> RowReader:
         return RowReader(self.path / f"{name}.npy")
 
-    def training(self, matrix: str, spec: ModelSpec, fresh: int) -> Any:
+    def training(self, matrix: str, spec: ModelSpec, fresh: int) -> Training | None:
         """This index's trained IVF lists for a matrix of the same model, for the next build to keep (an
         ann.Training), or None; fresh: rows of the next build that this index does not hold."""
         from .ann import IVFIndex, Training
@@ -236,22 +239,23 @@ def sha256_file(path: Path) -> str:
 
 
 HASH_ON_LOAD_BYTES = 32 << 20  # larger files are checked by size on load and hashed whole by `doctor`
-_verified: dict[
-    Path, tuple[int, int, int] | None
-] = {}  # file → (size, mtime, inode) this process hashed and found intact
+_verified: dict[Path, tuple[int, int, int]] = {}  # file → (size, mtime, inode) this process hashed and found intact
 
 
-def file_state(path: Path) -> tuple[int, int, int] | None:
+def stat_key(info: os.stat_result) -> tuple[int, int, int]:
     """(size, mtime, inode): what tells that a file is still the one this process read or wrote."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
     return (info.st_size, info.st_mtime_ns, info.st_ino)
 
 
+def file_state(path: Path) -> tuple[int, int, int] | None:
+    try:
+        return stat_key(path.stat())
+    except OSError:
+        return None
+
+
 def remember_verified(path: Path) -> None:
-    _verified[path] = file_state(path)
+    _verified[path] = stat_key(path.stat())
 
 
 def intact(path: Path, checksum: str, size: int | None, full: bool) -> bool:
@@ -265,7 +269,7 @@ def intact(path: Path, checksum: str, size: int | None, full: bool) -> bool:
         return False
     if size is not None and info.st_size != size:
         return False
-    if _verified.get(path) == (info.st_size, info.st_mtime_ns, info.st_ino):
+    if _verified.get(path) == stat_key(info):
         return True
     if not full and size is not None and size > HASH_ON_LOAD_BYTES:
         return True
@@ -343,7 +347,7 @@ class IndexStore:
         # The manifest this store last wrote or read, with the stat of its file then. Generations never change
         # once written, so while the file is untouched a warm process (serve --watch) skips re-parsing it on the
         # next build and load: ~0.3 s each at 10 000 notes.
-        self._last: tuple[Path, tuple[int, int, int], Manifest] | None = None
+        self._last: tuple[Path, tuple[int, int, int] | None, Manifest] | None = None
 
     @property
     def rebuild_hint(self) -> str:
@@ -373,10 +377,11 @@ class IndexStore:
         return self._manifest(self.live_generation())
 
     def _manifest(self, gen: Path) -> Manifest:
-        if self._last is not None and self._last[0] == gen and self._last[1] == file_state(gen / "manifest.json"):
+        state = file_state(gen / "manifest.json")
+        if self._last is not None and self._last[:2] == (gen, state):
             return self._last[2]
         manifest = self._parse_manifest(gen)
-        self._last = (gen, file_state(gen / "manifest.json"), manifest)
+        self._last = (gen, state, manifest)
         return manifest
 
     def _parse_manifest(self, gen: Path) -> Manifest:
@@ -501,10 +506,10 @@ class IndexStore:
             handle.flush()
             os.fsync(handle.fileno())
         fsync_dir(tmp)
-        os.rename(tmp, self.root / generation.name)
-        for name in manifest.checksums:  # hashed just now, by this process: a load here need not hash again
-            remember_verified(self.root / generation.name / name)
         final = self.root / generation.name
+        os.rename(tmp, final)
+        for name in manifest.checksums:  # hashed just now, by this process: a load here need not hash again
+            remember_verified(final / name)
         self._last = (final, file_state(final / "manifest.json"), manifest)
         failpoint("swap")
         pointer = self.root / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
