@@ -18,9 +18,10 @@ from .errors import RetrieverError
 from .indexer import IndexReport, build
 from .korean import kiwi
 from .notes import normalise, notes_changed, read_note, require_folder, scan_notes
+from .question import clip_for, read_question, valid_text
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .results import Hit, QuestionHit
-from .store import IndexStore, LoadedIndex, Manifest, OlderFormat, StoredIndex
+from .store import IndexNotWritable, IndexStore, LoadedIndex, Manifest, OlderFormat, StoredIndex
 from .timings import phase
 
 
@@ -87,6 +88,35 @@ def canonical_model(name: str) -> str:
     return str(local.resolve()) if name not in ALIASES.values() and local.exists() else name
 
 
+def model_changes(manifest: Manifest, encoders: dict[int, Encoder]) -> str | None:
+    """What differs between the models an index was built with and those loaded now (by manifest row), if any."""
+    for row, encoder in encoders.items():
+        then, now = manifest.models[row], encoder.spec
+        if then != now:
+            before, after = then.as_dict(), now.as_dict()
+            moved = "; ".join(f"{key} {before[key]!r} → {after[key]!r}" for key in before if before[key] != after[key])
+            return f"model {then.name} changed since the index was built ({moved})"
+    return None
+
+
+def split_id(ref: str) -> tuple[str, int | None]:
+    """(path, line) of `path#line`, or (path, None). The last `#` splits, and only before digits: a note's name
+    may hold `#` itself, but never ends in `#` and digits, since notes end in .md or .txt."""
+    path, sep, line = ref.rpartition("#")
+    if sep and line.isascii() and line.isdigit():
+        return path, int(line)
+    return ref, None
+
+
+def note_named(manifest: Manifest, path: str) -> str | None:
+    """The indexed path a reference names: itself, or the one equal to it in NFC, since a file name may be stored
+    decomposed (macOS writes NFD) while a question, a terminal or a URL hands it over composed, or the reverse."""
+    if path in manifest.files:
+        return path
+    composed = normalise(path)
+    return next((known for known in manifest.files if normalise(known) == composed), None)
+
+
 class Retriever:
     def __init__(
         self,
@@ -101,7 +131,7 @@ class Retriever:
     ) -> None:
         single_threaded_blas()
         self.notes_dir = Path(notes_dir)
-        self.store = IndexStore(Path(index_dir))
+        self.store = IndexStore(Path(index_dir), self.notes_dir)
         if isinstance(models, str):
             models = [models]
         self.requested_models = [canonical_model(m) for m in models] if models else None
@@ -138,7 +168,9 @@ class Retriever:
 
     @paused_gc()
     def _build(self, full: bool) -> IndexReport:
-        """Only ever called with the build lock held."""
+        """Only ever called with the build lock held, so what earlier builds left behind (a crash's temp folder,
+        surplus generations) can be cleared first, even when nothing changed and nothing is written."""
+        self.store.sweep()
         with phase("scan notes"):
             scan = scan_notes(self.notes_dir)
         progress = self.reporter.progress if self.reporter else None
@@ -153,10 +185,12 @@ class Retriever:
         """One build at a time per index: a second waits, says so, and gives up with a clear line after a while."""
         from filelock import Timeout
 
-        lock = self.store.lock()
+        require_folder(self.notes_dir)  # before the index folder is made: a mistyped --notes leaves nothing behind
+        made = not self.store.root.exists()
         try:
+            lock = self.store.lock()
             lock.acquire(timeout=0)
-        except Timeout:
+        except Timeout:  # before OSError, which it is a kind of
             if self.reporter:
                 self.reporter.note(f"waiting for another build of {self.store.root} to finish")
             try:
@@ -166,10 +200,16 @@ class Retriever:
                     f"another retriever is still building {self.store.root} after {LOCK_TIMEOUT:.0f} s; "
                     f"try again when it is done (lock file {lock.lock_file})"
                 ) from None
+        except OSError as exc:
+            raise IndexNotWritable(self.store.root, exc) from exc
         try:
             yield
+        except OSError as exc:  # a full disk, a read-only folder: the live index is untouched either way
+            raise IndexNotWritable(self.store.root, exc) from exc
         finally:
             lock.release()
+            if made:  # a first build that failed (no notes, say) leaves no index folder holding only its lock
+                self.store.remove_if_empty()
 
     def _previous(self) -> StoredIndex | None:
         """The current index to reuse vectors from; a broken one is simply not reused."""
@@ -194,15 +234,29 @@ class Retriever:
         return None
 
     def ensure_index(self) -> IndexReport | None:
-        if self.staleness() is None:
+        """Build or update the index when the notes moved on; a read-only index that exists still answers, as it
+        was built, since a stale answer serves better than none."""
+        reason = self.staleness()
+        if reason is None:
             return None
-        with self._build_lock():
-            reason = self.staleness()  # again: a build we waited for may have brought it up to date
-            if reason is None:
-                return None
+        try:
+            with self._build_lock():
+                reason = self.staleness()  # again: a build we waited for may have brought it up to date
+                if reason is None:
+                    return None
+                if self.reporter:
+                    self.reporter.note(f"{reason}: indexing {self.notes_dir} into {self.store.root}")
+                report = self._build(full=False)
             if self.reporter:
-                self.reporter.note(f"{reason}: indexing {self.notes_dir} into {self.store.root}")
-            return self._build(full=False)
+                for path, why in report.skipped:
+                    self.reporter.note(f"skipped {path}: {why}")
+            return report
+        except IndexNotWritable as exc:
+            if reason == "no index yet" or not exc.read_only:
+                raise
+            if self.reporter:
+                self.reporter.note(f"{reason}, but {exc}; answering from the index as it was built")
+            return None
 
     def loaded(self) -> LoadedIndex:
         built = self.built_models()
@@ -210,7 +264,7 @@ class Retriever:
         if missing:
             raise RetrieverError(
                 f"index at {self.store.root} was built with model {', '.join(repr(b) for b in built or [])}, "
-                f"not {missing[0]!r}; rebuild it with `retriever index --full --model {' --model '.join(missing)}`"
+                f"not {missing[0]!r}; rebuild it with `{self.store.index_command(full=True)} --encoders {','.join(missing)}`"
             )
         if self.auto_update:
             self.ensure_index()
@@ -229,32 +283,47 @@ class Retriever:
 
     # -- search ------------------------------------------------------------------------------------------------
     def _prepare(self, question: str, k: int, settings: RankSettings) -> Query:
-        question = normalise(question).strip()
-        if not question:
-            raise RetrieverError("the question is empty")
+        asked = read_question(question)
         if k < 1:
             raise RetrieverError(f"k must be at least 1, not {k}")
         with phase("index"):
             loaded = self.loaded()
         names = [m.name for m in loaded.manifest.models]
         use = [names.index(m) for m in self.requested_models] if self.requested_models else list(range(len(names)))
-        query = Query(loaded)
         with phase("model load"):
             encoders = self._query_encoders([names[m] for m in use], settings.mode)
-        if settings.mode != "lexical":
-            for model, encoder in zip(use, encoders):
-                if model == use[0]:
-                    self._warn_if_truncated(encoder, question)
-                with phase("encode"):
-                    if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
-                        vectors, tokens = encoder.encode_with_tokens([question], "query")
-                        query.vectors[model], query.tokens = vectors, tokens[0]
-                    else:
-                        query.vectors[model] = encoder.encode([question], "query")
+        loaded = self._same_models(loaded, dict(zip(use, encoders)))
+        if encoders:  # the first model reads the least: its budget bounds every channel alike
+            asked = clip_for(asked, encoders[0])
+        if asked.notice and self.reporter:
+            self.reporter.note(asked.notice)
+        query, text = Query(loaded), asked.text
+        for model, encoder in zip(use, encoders):
+            with phase("encode"):
+                if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
+                    vectors, tokens = encoder.encode_with_tokens([text], "query")
+                    query.vectors[model], query.tokens = vectors, tokens[0]
+                else:
+                    query.vectors[model] = encoder.encode([text], "query")
         if settings.mode != "dense":
             with phase("bm25"):
-                query.lexical = loaded.lexical.score(question)
+                query.lexical = loaded.lexical.score(text)
         return query
+
+    def _same_models(self, loaded: LoadedIndex, encoders: dict[int, Encoder]) -> LoadedIndex:
+        """The index, rebuilt first if a model changed since it was built (an upgraded package, other prompts):
+        new question vectors must never meet old passage vectors. Without auto_update, refuse instead."""
+        changed = model_changes(loaded.manifest, encoders)
+        if changed and self.auto_update:
+            with self._build_lock():
+                if self.reporter:
+                    self.reporter.note(f"{changed}: re-indexing {self.notes_dir} into {self.store.root}")
+                self._build(full=False)
+            loaded = self.loaded()
+            changed = model_changes(loaded.manifest, encoders)
+        if changed:
+            raise RetrieverError(f"{changed}; re-embed with `{self.store.index_command()}`")
+        return loaded
 
     def _query_encoders(self, names: list[str], mode: Mode) -> list[Encoder]:
         """The question's encoders and, for the lexical channel, Kiwi: loaded side by side, since a cold question
@@ -269,11 +338,6 @@ class Retriever:
             if mode != "dense":
                 pool.submit(kiwi)
             return list(pool.map(lambda name: load_query_encoder(name, self.cache_dir), wanted))
-
-    def _warn_if_truncated(self, encoder: Encoder, question: str) -> None:
-        limit = getattr(encoder, "max_tokens", None)
-        if limit and self.reporter and (size := encoder.count_tokens(question)) > limit:
-            self.reporter.note(f"the question is {size} tokens long; only its first {limit} are used")
 
     def settings(self, mode: Mode | None) -> RankSettings:
         if mode is None:
@@ -291,22 +355,24 @@ class Retriever:
     def similar(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[QuestionHit]:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
+        if not query.index.manifest.questions:
+            raise RetrieverError(f"the notes in {self.notes_dir} have no headings to match questions with; use `ask`")
         with phase("rank"):
             return hits_of(rank_questions(query, settings, explain), query.index.manifest.questions, k, QuestionHit)
 
     def get(self, ref: str) -> dict[str, Any]:
         """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""
         manifest = self.loaded().manifest
-        path, _, line = normalise(ref).strip().partition("#")
-        if line:
-            for chunk in manifest.chunks:
-                if chunk.path == path and str(chunk.start_line) == line:
-                    return Hit.of(1, 0.0, chunk, None).to_json() | {"kind": "passage"}
-            raise RetrieverError(f"no passage {ref!r} in the index; ids look like path#line, as results give them")
-        if path not in manifest.files:
-            raise RetrieverError(f"no note {path!r} in the index; give a path relative to {self.notes_dir}")
-        text = read_note(self.notes_dir, path)
-        return {"kind": "note", "id": path, "path": path, "text": text}
+        wanted, line = split_id(valid_text(ref, "the id").strip())
+        path = note_named(manifest, wanted)
+        if path is None:
+            raise RetrieverError(f"no note {wanted!r} in the index; give a path relative to {self.notes_dir}")
+        if line is None:
+            return {"kind": "note", "id": path, "path": path, "text": read_note(self.notes_dir, path)}
+        for chunk in manifest.chunks:
+            if chunk.path == path and chunk.start_line == line:
+                return Hit.of(1, 0.0, chunk, None).to_json() | {"kind": "passage"}
+        raise RetrieverError(f"no passage {ref!r} in the index; ids look like path#line, as results give them")
 
     def info(self) -> dict[str, Any]:
         gen = self.store.live_generation()

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,11 +46,33 @@ ModelOpt = Annotated[
         "Default: the index's, else e5,use.",
     ),
 ]
-ModeOpt = Annotated[str, typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid.")]
+
+
+class ModeName(str, Enum):
+    """ranking.MODES, spelt out so that parsing options imports no numpy; an Enum so a wrong one is a usage error."""
+
+    dense = "dense"
+    lexical = "lexical"
+    hybrid = "hybrid"
+
+
+ModeOpt = Annotated[
+    ModeName, typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
-KOpt = Annotated[int, typer.Option("-k", "--k", min=1, help="Number of results.")]
+KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Number of results.")]
 TimingsOpt = Annotated[bool, typer.Option("--timings", help="Print on stderr where the time went.")]
+MAX_STDIN_BYTES = 16 << 20  # a question, not a file: what is read beyond the model's window is thrown away anyway
 QuestionArg = Annotated[str | None, typer.Argument(help="The question; '-' or nothing reads it from stdin.")]
+
+
+CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(code) not in "\n\t"}
+
+
+def safe(text: object) -> str:
+    """Text from notes, file names or questions as the terminal should show it: rich markup escaped, and control
+    characters spelt out, so a note cannot move the cursor, recolour the screen or retitle the window."""
+    return escape(str(text).translate(CONTROL))
 
 
 class ConsoleReporter:
@@ -60,7 +83,7 @@ class ConsoleReporter:
         self.task = None
 
     def note(self, message: str) -> None:
-        err.print(f"[dim]{escape(message)}[/dim]")
+        err.print(f"[dim]{safe(message)}[/dim]")
 
     def progress(self, done: int, total: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -85,7 +108,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except RetrieverError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {safe(exc)}")
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -95,9 +118,7 @@ def user_errors() -> Iterator[None]:
     except Exception as exc:
         if os.environ.get("RETRIEVER_DEBUG"):
             raise
-        err.print(
-            f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} (RETRIEVER_DEBUG=1 for details)"
-        )
+        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {safe(exc)} (RETRIEVER_DEBUG=1 for details)")
         raise typer.Exit(1) from None
 
 
@@ -109,10 +130,18 @@ def make_retriever(notes: Path, index: Path, encoders: str | None, mode: str = "
 
 
 def read_question(question: str | None) -> str:
+    """The question from the argument, or stdin read as bytes: a pipe in another encoding gets a one-line error
+    instead of the decoder's traceback."""
     if question is None or question == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise typer.BadParameter("give a QUESTION or pipe one on stdin", param_hint="QUESTION")
-        question = sys.stdin.read()
+        data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+        if len(data) > MAX_STDIN_BYTES:
+            raise RetrieverError(f"the question on stdin is over {MAX_STDIN_BYTES >> 20} MiB")
+        try:
+            question = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RetrieverError("the question on stdin is not UTF-8 text") from None
     return question
 
 
@@ -123,14 +152,14 @@ def print_json(payload: dict[str, Any]) -> None:
 def print_hits(hits: Sequence[Hit]) -> None:
     for hit in hits:
         out.print(
-            f"[bold]{hit.rank}[/bold]  [green]{hit.score:.3f}[/green]  [cyan]{escape(hit.path)}:{hit.start_line}[/cyan]"
-            f"  [bold]{escape(hit.heading)}[/bold]"
+            f"[bold]{hit.rank}[/bold]  [green]{hit.score:.3f}[/green]  [cyan]{safe(hit.path)}:{hit.start_line}[/cyan]"
+            f"  [bold]{safe(hit.heading)}[/bold]"
         )
         for line in hit.text.splitlines():
-            out.print(f"   {escape(line)}")
+            out.print(f"   {safe(line)}")
         for channel, values in (hit.explain or {}).items():
             detail = "  ".join(f"{k} {v:+.3f}" for k, v in values.items())
-            out.print(f"   [dim]{escape(channel)}: {detail}[/dim]")
+            out.print(f"   [dim]{safe(channel)}: {detail}[/dim]")
         out.print()
 
 
@@ -160,7 +189,7 @@ def index(
     if show_timings:
         print_timings()
     for path, reason in report.skipped:
-        err.print(f"[yellow]warning:[/yellow] skipped {escape(path)}: {reason}")
+        err.print(f"[yellow]warning:[/yellow] skipped {safe(path)}: {safe(reason)}")
     if as_json:
         print_json({k: v for k, v in vars(report).items() if k != "skipped"} | {"skipped": report.skipped})
         return
@@ -198,7 +227,7 @@ def search_command(method: str, summary: str):
         index: IndexOpt = Path("index"),
         model: ModelOpt = None,
         k: KOpt = 5,
-        mode: ModeOpt = "hybrid",
+        mode: ModeOpt = ModeName.hybrid,
         as_json: JsonOpt = False,
         explain: Annotated[bool, typer.Option("--explain", help="Show each channel's share of the rank.")] = False,
         no_server: Annotated[
@@ -210,11 +239,11 @@ def search_command(method: str, summary: str):
         show_timings: TimingsOpt = False,
     ) -> None:
         timings.mark("imports")
-        text = read_question(question)
         with user_errors():
-            hits = None if no_server or model else served(method, text, notes, index, k, mode, explain)
+            text = read_question(question)
+            hits = None if no_server or model else served(method, text, notes, index, k, mode.value, explain)
             if hits is None:
-                retriever = make_retriever(notes, index, model, mode)
+                retriever = make_retriever(notes, index, model, mode.value)
                 hits = getattr(retriever, method)(text, k, explain)
         if show_timings:
             print_timings()
@@ -234,7 +263,7 @@ def evaluate_command(
     notes: NotesOpt = Path("notes"),
     index: IndexOpt = Path("index"),
     model: ModelOpt = None,
-    mode: ModeOpt = "hybrid",
+    mode: ModeOpt = ModeName.hybrid,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure Recall@1, Recall@5 and MRR@10 of `ask` on a query file, per language, and list the misses."""
@@ -243,7 +272,7 @@ def evaluate_command(
     from .evaluation import evaluate, read_queries
 
     with user_errors():
-        retriever = make_retriever(notes, index, model, mode)
+        retriever = make_retriever(notes, index, model, mode.value)
         report = evaluate(read_queries(queries), retriever.ask)
     if as_json:
         print_json(report.to_json())
@@ -256,7 +285,7 @@ def evaluate_command(
         out.print(f"\n[bold]not first ({len(report.misses)}):[/bold]")
     for miss in report.misses:
         where = f"rank {miss.rank}" if miss.rank else "not in top 10"
-        out.print(f"  [{escape(miss.query.lang)}] {escape(miss.query.query)}  →  {where}; first: {escape(miss.top)}")
+        out.print(f"  {safe(f'[{miss.query.lang}]')} {safe(miss.query.query)}  →  {where}; first: {safe(miss.top)}")
 
 
 @app.command()
@@ -274,9 +303,9 @@ def doctor(notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), as_
     else:
         colours = {"ok": "green", "stale": "yellow", "broken": "red"}
         for finding in findings:
-            out.print(f"[{colours[finding.level]}]{finding.level:>6}[/]  {escape(finding.message)}")
+            out.print(f"[{colours[finding.level]}]{finding.level:>6}[/]  {safe(finding.message)}")
         if fix:
-            out.print(f"\nfix: {escape(fix)}")
+            out.print(f"\nfix: {safe(fix)}")
     if fix:
         raise typer.Exit(1)
 
@@ -295,7 +324,7 @@ def start_service(notes: Path, index: Path, model: str | None, watch: bool) -> S
         service.retriever.encoders(service.retriever.index_models())
     service.warm()
     if watch:
-        start_watching(service, lambda message: err.print(f"[dim]{escape(message)}[/dim]"))
+        start_watching(service, lambda message: err.print(f"[dim]{safe(message)}[/dim]"))
     return service
 
 
@@ -314,7 +343,7 @@ def serve(
 
     with user_errors():
         service = start_service(notes, index, model, watch)
-        serve_http(service, port, lambda url: err.print(f"serving {escape(str(notes))} on {url} (Ctrl-C stops)"))
+        serve_http(service, port, lambda url: err.print(f"serving {safe(notes)} on {url} (Ctrl-C stops)"))
 
 
 @app.command()
@@ -331,7 +360,7 @@ def mcp(
 
     with user_errors():
         service = start_service(notes, index, model, watch)
-        run(service, http, port, lambda message: err.print(f"[dim]{escape(message)}[/dim]"))
+        run(service, http, port, lambda message: err.print(f"[dim]{safe(message)}[/dim]"))
 
 
 @app.command()
@@ -345,7 +374,7 @@ def info(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
         print_json(details)
         return
     for key, value in details.items():
-        out.print(f"{key:>14}: {escape(str(value))}")
+        out.print(f"{key:>14}: {safe(value)}")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ and the caller answers in-process; only an answer the server gives (including it
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,13 +20,38 @@ CONNECT_SECONDS = 0.5
 
 
 def server_url(index_dir: Path, notes_dir: Path) -> str | None:
-    """The address of a server recorded for this index, if it serves the same notes folder."""
+    """The address of a live server recorded for this index, if it serves the same notes folder. A record whose
+    server died without removing it (killed) is removed here, so no later call waits on a connect to nothing."""
+    path = index_dir / ADDRESS_FILE
     try:
-        record = json.loads((index_dir / ADDRESS_FILE).read_text(encoding="utf-8"))
-        url, notes = str(record["url"]), Path(record["notes"])
-    except (OSError, ValueError, KeyError, TypeError):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        url, notes, pid = str(record["url"]), Path(record["notes"]), int(record["pid"])
+    except (OSError, ValueError, KeyError, TypeError, OverflowError):
+        return None
+    if not alive(pid):
+        remove_address(path, pid)
         return None
     return url if notes == notes_dir.resolve() and url.startswith("http://127.0.0.1:") else None
+
+
+def alive(pid: int) -> bool:
+    """Whether a process has this id (Unix: signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        pass  # there is one, another user's
+    return True
+
+
+def remove_address(path: Path, pid: int) -> None:
+    """Only the record of this pid: another server may have taken the index over since."""
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
 
 
 def call(url: str, route: str, payload: dict[str, Any] | None = None, timeout: float = 300) -> dict[str, Any] | None:

@@ -63,7 +63,7 @@ def remedy(findings: list[Finding], retriever: Retriever) -> str | None:
     """The one command that fixes what was found, if anything was."""
     levels = {f.level for f in findings}
     if "broken" in levels:
-        return f"retriever index --full --notes {retriever.notes_dir} --index {retriever.store.root}"
+        return retriever.store.index_command(full=True)
     if "stale" in levels:
-        return f"retriever index --notes {retriever.notes_dir} --index {retriever.store.root}"
+        return retriever.store.index_command()
     return None

@@ -19,9 +19,8 @@ from .errors import RetrieverError
 from .failpoints import failpoint
 from .lexical import LexicalIndex
 from .notes import NoteScan
-from .ranking import SPANS
 from .rowfile import RowReader, RowWriter, gather
-from .store import COLLECTIONS, LEXICAL, Generation, IndexStore, Manifest, StoredIndex, matrix_name
+from .store import COLLECTIONS, LEXICAL, SPANS, Generation, IndexStore, Manifest, StoredIndex, matrix_name
 from .timings import phase
 
 Progress = Callable[[int, int], None]  # (done, total) embeddings

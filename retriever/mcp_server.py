@@ -6,13 +6,17 @@ question, an unknown id) comes back as the tool's error text, for the assistant 
 
 from __future__ import annotations
 
+import io
+import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
 
 from .errors import RetrieverError
 from .server import HOST, require_free_port
@@ -75,4 +79,38 @@ def run(service: Service, http: bool, port: int, on_ready: Callable[[str], None]
     # stdout is the protocol: anything a library prints must reach stderr at once, not sit in a buffer that is
     # flushed onto the wire at exit
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    server.run()
+    anyio.run(serve_stdio, server)
+
+
+async def serve_stdio(server: MCPServer) -> None:
+    """The SDK's stdio loop, reading lines repaired first: a request whose JSON escapes a lone surrogate (valid
+    JSON, invalid text) fails the SDK's validation before any handler sees its id, and was never answered."""
+    lines = anyio.wrap_file(io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+    async with stdio_server(stdin=repaired(lines)) as (read, write):  # type: ignore[arg-type]
+        lowlevel = server._lowlevel_server  # what MCPServer.run_stdio_async runs; no public handle to it
+        await lowlevel.run(read, write, lowlevel.create_initialization_options())
+
+
+async def repaired(lines: AsyncIterable[str]) -> AsyncIterator[str]:
+    """Each line with every lone surrogate replaced by U+FFFD, as the SDK itself replaces undecodable bytes: the
+    request then reaches its tool, which refuses such text in one line."""
+    async for line in lines:
+        if "\\u" not in line:  # only an escape can carry a lone surrogate past the UTF-8 decoder
+            yield line
+            continue
+        try:
+            message = json.loads(line)
+        except ValueError:
+            yield line  # the SDK answers what is not JSON at all
+            continue
+        yield json.dumps(without_surrogates(message), ensure_ascii=False) + "\n"
+
+
+def without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    return value

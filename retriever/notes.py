@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ class Note:
 class NoteScan:
     notes: list[Note] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for warnings
-    stamps: dict[str, FileStamp] = field(default_factory=dict)  # every file read, skipped ones too
+    stamps: dict[str, FileStamp] = field(default_factory=dict)  # every file listed, skipped ones too
 
 
 def normalise(text: str) -> str:
@@ -44,25 +46,104 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-def note_paths(root: Path) -> list[Path]:
-    """Note files below root, sorted, skipping hidden entries and anything a link leads outside of root."""
-    root = root.resolve()
-    found: list[Path] = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            path = Path(folder, name)
-            if name.startswith(".") or path.suffix.lower() not in NOTE_SUFFIXES:
-                continue
-            if path.is_symlink() and not path.resolve().is_relative_to(root):
-                continue
-            found.append(path)
-    return found
+@dataclass(frozen=True)
+class Listed:
+    """A note file the walk found, with the stat it was found by: reused so a file is stat'ed once per walk."""
+
+    path: str  # where to read it: the entry itself, or a link that stays inside the folder
+    info: os.stat_result
 
 
-def stamp_of(path: Path, data: bytes) -> FileStamp:
-    info = path.stat()
-    return FileStamp(hashlib.sha256(data).hexdigest(), info.st_size, info.st_mtime_ns)
+@dataclass
+class Listing:
+    files: dict[str, Listed] = field(default_factory=dict)  # by path relative to the folder, in walk order
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): odd entries, never read
+
+
+def within(path: str, base: str) -> bool:
+    """Whether path is base or below it; both real (link-free) paths."""
+    return os.path.join(path, "").startswith(os.path.join(base, ""))
+
+
+def printable(rel: str) -> str:
+    """A path whose name is not UTF-8 (kept by Python as surrogates), shown as backslash escapes."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
+def is_folder(entry: os.DirEntry[str]) -> bool:
+    """Whether entry is a folder or a link to one; a link that cannot be followed is no folder (and, not named
+    like a note, is passed over)."""
+    try:
+        return entry.is_dir()
+    except OSError:  # is_dir() swallows only a missing target, not a loop or a refused stat
+        return False
+
+
+def examine(entry: os.DirEntry[str], folder: str, base: str) -> os.stat_result | str:
+    """The stat of what entry is (a link followed), or why it is skipped. Links to folders are never followed:
+    every folder inside base is walked where it really is, so following one would read its notes twice under
+    two names, or forever when the link leads back to a folder it is in."""
+    try:
+        info = entry.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR) and entry.is_symlink():
+            return "broken link"
+        return f"unreadable ({exc.strerror})"
+    if entry.is_symlink():
+        real = os.path.realpath(entry.path)
+        if not within(real, base):
+            return "link leads outside the notes folder"
+        if stat.S_ISDIR(info.st_mode):
+            if within(folder, real):
+                return "symlink loop (a link to a folder it is in)"
+            return "link to a folder inside the notes folder (not followed: its notes are read where they are)"
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        return "not a regular file"
+    return info
+
+
+def list_notes(root: Path) -> Listing:
+    """Every note file below root and every odd entry skipped, sorted: the one walk that both a scan and the
+    staleness check use, so what an index records and what it is compared with can never disagree.
+
+    Iterative (os.walk recurses, and a deep tree would overflow the stack), a folder's files before its
+    subfolders'. Hidden entries and files without a note suffix are passed over silently; anything else that is
+    not a regular file or a real folder is skipped with its reason, never opened.
+    """
+    require_folder(root)
+    base = os.path.realpath(root)
+    listing = Listing()
+    stack = [(base, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                ordered = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            listing.skipped.append((prefix.removesuffix("/") or ".", f"unreadable ({exc.strerror})"))
+            continue
+        subfolders: list[tuple[str, str]] = []
+        for entry in ordered:
+            name = entry.name
+            if name.startswith(".") or not (os.path.splitext(name)[1].lower() in NOTE_SUFFIXES or is_folder(entry)):
+                continue
+            rel = prefix + name
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                listing.skipped.append((printable(rel), "name is not valid UTF-8"))
+                continue
+            found = examine(entry, folder, base)
+            if isinstance(found, str):
+                listing.skipped.append((rel, found))
+            elif stat.S_ISDIR(found.st_mode):
+                subfolders.append((entry.path, rel + "/"))
+            else:
+                listing.files[rel] = Listed(entry.path, found)
+        stack.extend(reversed(subfolders))
+    return listing
 
 
 def decode_note(data: bytes) -> str | None:
@@ -80,25 +161,30 @@ def require_folder(root: Path) -> None:
         raise RetrieverError(f"notes folder not found: {root} (pass --notes DIR or set RETRIEVER_NOTES)")
 
 
+def contents(listed: Listed) -> bytes | str:
+    """A listed file's bytes, or why it is not read: too large to be a note, or refused."""
+    if listed.info.st_size > MAX_NOTE_BYTES:
+        return f"larger than {MAX_NOTE_BYTES / 2**20:g} MB (RETRIEVER_MAX_NOTE_MB raises it)"
+    try:
+        return Path(listed.path).read_bytes()
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+
+
 def scan_notes(root: Path) -> NoteScan:
-    require_folder(root)
-    scan = NoteScan()
-    base = root.resolve()
-    for path in note_paths(base):
-        rel = path.relative_to(base).as_posix()
-        try:
-            info = path.stat()
-            if info.st_size > MAX_NOTE_BYTES:
-                scan.stamps[rel] = FileStamp("", info.st_size, info.st_mtime_ns)  # never read, so no hash
-                scan.skipped.append(
-                    (rel, f"larger than {MAX_NOTE_BYTES / 2**20:g} MB (RETRIEVER_MAX_NOTE_MB raises it)")
-                )
-                continue
-            data = path.read_bytes()
-        except OSError as exc:
-            scan.skipped.append((rel, f"unreadable ({exc.strerror})"))
+    """The notes below root, read and stamped, and every entry left out with the reason a warning gives."""
+    listing = list_notes(root)
+    scan = NoteScan(skipped=list(listing.skipped))
+    for rel, listed in listing.files.items():
+        # The stat from before the read: a file written meanwhile no longer matches its stamp, so it is read again.
+        size, mtime_ns = listed.info.st_size, listed.info.st_mtime_ns
+        data = contents(listed)
+        if isinstance(data, str):
+            # Stamped unread all the same, so that notes_changed, which lists it too, finds it known.
+            scan.stamps[rel] = FileStamp("", size, mtime_ns)
+            scan.skipped.append((rel, data))
             continue
-        scan.stamps[rel] = stamp_of(path, data)
+        scan.stamps[rel] = FileStamp(hashlib.sha256(data).hexdigest(), size, mtime_ns)
         text = decode_note(data)
         if text is None:
             scan.skipped.append((rel, "not UTF-8 text"))
@@ -108,12 +194,17 @@ def scan_notes(root: Path) -> NoteScan:
 
 
 def read_note(root: Path, rel: str) -> str:
-    """One note's text by its path relative to root; a path that leads outside root is refused."""
-    base = root.resolve()
-    path = (base / rel).resolve()
-    if not path.is_relative_to(base) or not path.is_file():
+    """One note's text by its path relative to root; a path leading outside root, or to anything but a regular
+    file (reading a named pipe would wait forever), is refused."""
+    base = os.path.realpath(root)
+    path = os.path.realpath(os.path.join(base, rel))
+    if not within(path, base) or not os.path.isfile(path):
         raise RetrieverError(f"no note {rel!r} in {root}")
-    text = decode_note(path.read_bytes())
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise RetrieverError(f"note {rel!r} is unreadable ({exc.strerror})") from None
+    text = decode_note(data)
     if text is None:
         raise RetrieverError(f"note {rel!r} is not UTF-8 text")
     return text
@@ -121,18 +212,15 @@ def read_note(root: Path, rel: str) -> str:
 
 def notes_changed(root: Path, known: dict[str, FileStamp]) -> bool:
     """Whether the folder differs from what an index saw; reads only files whose size or mtime moved."""
-    require_folder(root)
-    base = root.resolve()
-    paths = note_paths(base)
-    if {p.relative_to(base).as_posix() for p in paths} != set(known):
+    listing = list_notes(root)
+    if listing.files.keys() != known.keys():
         return True
-    for path in paths:
-        old = known[path.relative_to(base).as_posix()]
-        info = path.stat()
-        if (info.st_size, info.st_mtime_ns) == (old.size, old.mtime_ns):
+    for rel, listed in listing.files.items():
+        old = known[rel]
+        if (listed.info.st_size, listed.info.st_mtime_ns) == (old.size, old.mtime_ns):
             continue
         try:
-            if hashlib.sha256(path.read_bytes()).hexdigest() != old.sha256:
+            if hashlib.sha256(Path(listed.path).read_bytes()).hexdigest() != old.sha256:
                 return True
         except OSError:
             return True

@@ -15,9 +15,7 @@ from typing import Literal
 import numpy as np
 
 from .lexical import LexicalScores
-from .store import LoadedIndex, matrix_name
-
-SPANS = "m0.part_token_spans"  # [parts, 3]: segment, first and end row of each part's token vectors
+from .store import SPANS, LoadedIndex, matrix_name
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
@@ -80,8 +78,9 @@ def dense_views(index: LoadedIndex, model: int, vector: np.ndarray, rows: np.nda
     parts = index.vectors[matrix_name(model, "parts")]
     best = np.array([float((parts[offsets[r] : offsets[r + 1]] @ q).max()) for r in rows], dtype=np.float32)
     heading_rows = index.chunk_questions[rows]
-    headings = index.vectors[matrix_name(model, "questions")][np.maximum(heading_rows, 0)] @ q
-    heading = np.where(heading_rows >= 0, headings, section)  # untitled text: its own text stands in
+    titled = heading_rows >= 0
+    heading = section.copy()  # untitled text (a corpus may have no headings at all): its own text stands in
+    heading[titled] = index.vectors[matrix_name(model, "questions")][heading_rows[titled]] @ q
     return {"section": section, "part": best, "heading": heading}
 
 
@@ -150,6 +149,8 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
             parts["late"][rest] = shift
         fused = fused + parts["late"]
     order = np.argsort(-fused, kind="stable")
+    if settings.mode == "lexical" and lexical is not None:  # a passage that shares no word is no lexical answer
+        order = order[lexical.scores[rows[order]] > 0]
     ranked = Ranked(rows[order], fused[order].astype(np.float32))
     if explain:
         for i in order:

@@ -8,9 +8,11 @@ index intact and readable.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import time
 import uuid
@@ -34,15 +36,30 @@ if TYPE_CHECKING:  # ann imports faiss, which only builds and loads need
     from .ann import Training
 
 FORMAT = "retriever-index"
-VERSION = 3  # 3: token vectors in immutable segments shared between generations
+VERSION = 4  # 3: token vectors in immutable segments shared between generations; 4: the manifest is checksummed
 COLLECTIONS = ("chunks", "parts", "questions")
+MANIFEST = "manifest.json"
+MANIFEST_SUM = "manifest.sha256"  # SHA-256 of manifest.json: the one file the per-file checksums cannot cover
+SPANS = "m0.part_token_spans"  # [parts, 3]: segment, first and end row of each part's token vectors
 LEXICAL = "bm25"  # folder of the BM25 index inside a generation
 CURRENT = "CURRENT"
+LOCK_FILE = ".build.lock"
 KEEP_GENERATIONS = 2  # the live one and its predecessor, for readers that opened the old one mid-swap
 
 
 class OlderFormat(RetrieverError):
     """An index an earlier retriever wrote: rebuilt on the next `ask` or `index`, never read."""
+
+
+class IndexNotWritable(RetrieverError):
+    """A build that could not write (no permission, a full disk); the live generation is as it was."""
+
+    def __init__(self, root: Path, exc: OSError) -> None:
+        self.read_only = exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)  # as against a full disk, say
+        where = f" ({exc.filename})" if exc.filename else ""
+        super().__init__(
+            f"cannot write the index at {root}: {exc.strerror or exc}{where}; the index as it was is intact"
+        )
 
 
 @dataclass
@@ -84,6 +101,21 @@ class Manifest:
             for i, spec in enumerate(self.models)
             for collection in COLLECTIONS
         }
+
+    def check(self) -> None:
+        """Raise ValueError unless the rows point where they may: whatever the checksum, a manifest that passes
+        this can never send a question out of bounds."""
+        chunks, questions = len(self.chunks), len(self.questions)
+        owners = np.fromiter((p.chunk for p in self.parts), dtype=np.int64, count=len(self.parts))
+        if not self.models or len(self.chunk_question) != chunks:
+            raise ValueError("models or chunk_question do not match the chunks")
+        if chunks and not (-1 <= min(self.chunk_question) and max(self.chunk_question) < questions):
+            raise ValueError("chunk_question points outside the questions")
+        steps = np.diff(owners)
+        if chunks != (int(owners[-1]) + 1 if len(owners) else 0) or (len(owners) and owners[0] != 0):
+            raise ValueError("parts do not cover the chunks")
+        if ((steps < 0) | (steps > 1)).any():
+            raise ValueError("parts are not in chunk order, one or more to every chunk")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -224,6 +256,20 @@ class LoadedIndex:
         return np.asarray(self.manifest.chunk_question, dtype=np.int64)
 
 
+def check_spans(spans: np.ndarray | None, parts: int, segments: list[np.ndarray]) -> None:
+    """ValueError unless every part's token rows lie inside a segment the index holds."""
+    if spans is None:
+        return
+    if spans.shape != (parts, 3):
+        raise ValueError(f"{SPANS} has shape {spans.shape}, not {(parts, 3)}")
+    segment, start, stop = spans[:, 0], spans[:, 1], spans[:, 2]
+    if parts and (segment.min() < 0 or segment.max() >= len(segments)):
+        raise ValueError(f"{SPANS} names a token segment the index does not hold")
+    rows = np.array([len(s) for s in segments], dtype=np.int64)
+    if parts and ((start < 0) | (start > stop) | (stop > rows[segment])).any():
+        raise ValueError(f"{SPANS} points outside its token segments")
+
+
 def mapped(path: Path) -> np.ndarray:
     """A read-only memory map of an .npy, as a plain ndarray over it: np.memmap's own slicing costs ~5 µs a slice
     in Python, and a question slices the token vectors of every re-ranked part."""
@@ -342,16 +388,22 @@ def write_file(path: Path, data: bytes) -> None:
 
 
 class IndexStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, notes: Path | None = None) -> None:
         self.root = root
+        self.notes = notes  # the folder it indexes, for the commands its messages give
         # The manifest this store last wrote or read, with the stat of its file then. Generations never change
         # once written, so while the file is untouched a warm process (serve --watch) skips re-parsing it on the
         # next build and load: ~0.3 s each at 10 000 notes.
         self._last: tuple[Path, tuple[int, int, int] | None, Manifest] | None = None
 
+    def index_command(self, full: bool = False) -> str:
+        """The command that (re)builds this index, runnable from any folder."""
+        notes = f" --notes {shlex.quote(str(self.notes))}" if self.notes is not None else ""
+        return f"retriever index{' --full' if full else ''}{notes} --index {shlex.quote(str(self.root))}"
+
     @property
     def rebuild_hint(self) -> str:
-        return f"rebuild it with `retriever index --full --index {self.root}`"
+        return f"rebuild it with `{self.index_command(full=True)}`"
 
     def generation(self) -> Path | None:
         try:
@@ -370,14 +422,14 @@ class IndexStore:
     def live_generation(self) -> Path:
         gen = self.generation()
         if gen is None:
-            raise RetrieverError(f"no index at {self.root}; build it with `retriever index --index {self.root}`")
+            raise RetrieverError(f"no index at {self.root}; build it with `{self.index_command()}`")
         return gen
 
     def read_manifest(self) -> Manifest:
         return self._manifest(self.live_generation())
 
     def _manifest(self, gen: Path) -> Manifest:
-        state = file_state(gen / "manifest.json")
+        state = file_state(gen / MANIFEST)
         if self._last is not None and self._last[:2] == (gen, state):
             return self._last[2]
         manifest = self._parse_manifest(gen)
@@ -385,12 +437,14 @@ class IndexStore:
         return manifest
 
     def _parse_manifest(self, gen: Path) -> Manifest:
+        path = gen / MANIFEST
         try:
-            data = json.loads((gen / "manifest.json").read_text(encoding="utf-8"))
+            raw = path.read_bytes()
+            data = json.loads(raw)
         except (OSError, ValueError) as exc:
             raise RetrieverError(f"index manifest at {gen} is unreadable or corrupt; {self.rebuild_hint}") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise RetrieverError(f"{gen / 'manifest.json'} is not a retriever index manifest; {self.rebuild_hint}")
+            raise RetrieverError(f"{path} is not a retriever index manifest; {self.rebuild_hint}")
         if isinstance(data.get("version"), int) and data["version"] < VERSION:
             raise OlderFormat(
                 f"index at {self.root} has format version {data['version']}, older than this retriever writes "
@@ -402,9 +456,17 @@ class IndexStore:
                 f"reads ({VERSION}); upgrade retriever or {self.rebuild_hint}"
             )
         try:
-            return Manifest.from_json(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RetrieverError(f"index manifest at {gen} is incomplete ({exc}); {self.rebuild_hint}") from exc
+            sealed = (gen / MANIFEST_SUM).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            sealed = None
+        if sealed != hashlib.sha256(raw).hexdigest():
+            raise RetrieverError(f"index manifest {path} does not match its checksum (altered); {self.rebuild_hint}")
+        try:
+            manifest = Manifest.from_json(data)
+            manifest.check()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RetrieverError(f"index manifest at {gen} is inconsistent ({exc}); {self.rebuild_hint}") from exc
+        return manifest
 
     def verified(self, full: bool = False) -> StoredIndex:
         """The live generation with every data file checked (see `intact`) and every matrix against its shape,
@@ -452,6 +514,7 @@ class IndexStore:
             lexical = LexicalIndex.load(gen / LEXICAL)
             extras = {name: mapped(gen / f"{name}.npy") for name in manifest.extras}
             segments = [mapped(gen / f"{name}.npy") for name in manifest.segments]
+            check_spans(extras.get(SPANS), len(manifest.parts), segments)
         except (OSError, ValueError, KeyError) as exc:
             raise RetrieverError(f"index in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
         return LoadedIndex(manifest, vectors, anns, lexical, gen, extras, segments)
@@ -501,16 +564,17 @@ class IndexStore:
                 known = generation.linked.get(name)
                 manifest.checksums[name], manifest.sizes[name] = known or (sha256_file(path), path.stat().st_size)
         failpoint("writing")
-        with (tmp / "manifest.json").open("w", encoding="utf-8") as handle:  # streamed: no second copy as one string
+        with (tmp / MANIFEST).open("w", encoding="utf-8") as handle:  # streamed: no second copy as one string
             write_json(handle, manifest.to_json())
             handle.flush()
             os.fsync(handle.fileno())
+        write_file(tmp / MANIFEST_SUM, sha256_file(tmp / MANIFEST).encode("ascii"))
         fsync_dir(tmp)
         final = self.root / generation.name
         os.rename(tmp, final)
         for name in manifest.checksums:  # hashed just now, by this process: a load here need not hash again
             remember_verified(final / name)
-        self._last = (final, file_state(final / "manifest.json"), manifest)
+        self._last = (final, file_state(final / MANIFEST), manifest)
         failpoint("swap")
         pointer = self.root / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
         write_file(pointer, generation.name.encode())
@@ -524,7 +588,12 @@ class IndexStore:
 
         Only called with the build lock held, so no temp folder here belongs to a live build.
         """
-        current = self.generation()
+        if not self.root.is_dir():
+            return
+        try:
+            current = self.generation()
+        except RetrieverError:  # a broken pointer: every generation is a candidate, the newest ones are kept
+            current = None
         gens = sorted((p for p in self.root.glob("gen-*") if p != current), key=lambda p: p.stat().st_mtime)
         stale = gens[: max(len(gens) - (KEEP_GENERATIONS - 1), 0)]
         stale += [p for p in self.root.glob(".tmp-gen-*")] + [p for p in self.root.glob(f".{CURRENT}.*")]
@@ -534,8 +603,18 @@ class IndexStore:
             else:
                 path.unlink(missing_ok=True)
 
+    def remove_if_empty(self) -> None:
+        """The index folder, if it holds nothing but the build lock."""
+        if any(p.name != LOCK_FILE for p in self.root.iterdir()):
+            return
+        (self.root / LOCK_FILE).unlink(missing_ok=True)
+        try:
+            self.root.rmdir()
+        except OSError:  # another process put something there meanwhile: theirs to keep
+            pass
+
     def lock(self, timeout: float = -1):
         from filelock import FileLock
 
         self.root.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / ".build.lock"), timeout=timeout)
+        return FileLock(str(self.root / LOCK_FILE), timeout=timeout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +35,16 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         env={**os.environ, **(env or {})},
         timeout=300,
     )
+
+
+def rewrite_manifest(generation: Path, change: Callable[[dict], object]) -> None:
+    """Edit a generation's manifest and seal it with a matching checksum, as a buggy or hostile writer would: what
+    the checks behind the checksum must still catch."""
+    path = generation / "manifest.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    (generation / "manifest.sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest())
 
 
 class Hammer:

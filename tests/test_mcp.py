@@ -50,7 +50,7 @@ def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) ->
     assert calls["note"].structured_content["text"] == (notes / results[0]["path"]).read_text(encoding="utf-8")
     assert calls["status"].structured_content["chunks"] == 2
 
-    for failed, words in ((calls["missing"], "no passage"), (calls["empty"], "empty")):
+    for failed, words in ((calls["missing"], "no note"), (calls["empty"], "empty")):
         assert failed.is_error
         text = " ".join(c.text for c in failed.content if isinstance(c, TextContent))
         assert words in text

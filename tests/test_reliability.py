@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import Hammer, cli, make_notes
+from helpers import Hammer, cli, make_notes, rewrite_manifest
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError, store
@@ -71,11 +71,7 @@ def test_questions_during_a_rebuild_see_a_whole_index(small: tuple[Path, Path]) 
 
 def test_chunk_count_not_matching_vectors_is_reported(small: tuple[Path, Path]) -> None:
     notes, index = small
-    manifest_path = index / current(index) / "manifest.json"
-    data = json.loads(manifest_path.read_text(encoding="utf-8"))
-    data["chunks"].pop()
-    data["chunk_question"].pop()
-    manifest_path.write_text(json.dumps(data), encoding="utf-8")
+    rewrite_manifest(index / current(index), lambda data: (data["chunks"].pop(), data["chunk_question"].pop()))
     with pytest.raises(RetrieverError, match="inconsistent.*retriever index --full"):
         Retriever(notes, index).store.load()
     result = CliRunner().invoke(app, ["doctor", "--notes", str(notes), "--index", str(index)])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import rewrite_manifest
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError, ann
@@ -26,10 +27,7 @@ def generation(retriever: Retriever) -> Path:
 
 
 def edit_manifest(retriever: Retriever, change) -> None:
-    path = generation(retriever) / "manifest.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(json.dumps(data), encoding="utf-8")
+    rewrite_manifest(generation(retriever), change)
 
 
 def cli_error(repo_notes: Path, *extra: str) -> str:
@@ -69,7 +67,7 @@ def test_model_mismatch_names_the_fix(built: Retriever, repo_notes: Path, tmp_pa
     other.mkdir()
     line = cli_error(repo_notes, "--model", str(other))
     assert "was built with model 'intfloat/multilingual-e5-small'" in line
-    assert f"retriever index --full --model {other}" in line
+    assert f"retriever index --full --notes {repo_notes} --index index --encoders {other}" in line
 
 
 def test_corrupt_manifest_is_reported_and_index_full_repairs_it(built: Retriever, repo_notes: Path) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
+
+from ..errors import RetrieverError
 
 Role = Literal["query", "passage"]
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
@@ -61,7 +65,31 @@ def load_encoder(name: str, cache_dir: Path) -> Encoder:
     local = Path(name).expanduser()
     if local.exists():
         return SentenceTransformerEncoder(str(local.resolve()), str(local.resolve()), "local")
+    try:
+        return SentenceTransformerEncoder(name, name, "hub", local_files_only=True)
+    except RetrieverError:
+        pass  # not in the Hugging Face cache: only the hub has it
+    unreachable = hub_unreachable()
+    if unreachable:
+        raise RetrieverError(
+            f"model {name!r} is not a local folder, not e5 or use, and not in the Hugging Face cache, and {unreachable}"
+        )
     return SentenceTransformerEncoder(name, name, "hub")
+
+
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be asked, if it cannot: offline, the hub client retries for minutes before
+    it gives up, where one connection attempt tells in milliseconds (or 3 s at worst)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() not in ("", "0", "false", "no"):
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # only the proxy can tell
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        socket.create_connection((endpoint.hostname or "", endpoint.port or 443), timeout=3).close()
+    except OSError as exc:
+        return f"the hub at {endpoint.hostname} cannot be reached ({exc.strerror or exc})"
+    return None
 
 
 @cache

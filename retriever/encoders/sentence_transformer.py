@@ -15,7 +15,7 @@ PROMPT_NAMES: dict[Role, tuple[str, ...]] = {"query": ("query",), "passage": ("p
 
 
 class SentenceTransformerEncoder:
-    def __init__(self, location: str, name: str, source: str) -> None:
+    def __init__(self, location: str, name: str, source: str, local_files_only: bool = False) -> None:
         with phase("import torch + sentence-transformers"):
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as hf_logging
@@ -23,7 +23,7 @@ class SentenceTransformerEncoder:
         hf_logging.disable_progress_bar()  # our own progress goes to stderr; a second bar per load is noise
         hf_logging.set_verbosity_error()
         try:
-            self.model = SentenceTransformer(location, device="cpu")
+            self.model = SentenceTransformer(location, device="cpu", local_files_only=local_files_only)
         except Exception as exc:  # the library raises many types; the user needs one line either way
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RetrieverError(f"could not load model {name!r}: {first_line}") from exc

@@ -1,0 +1,283 @@
+"""`retriever serve` against requests no friendly client sends: a web page's (foreign Host or Origin, a form's
+content type), forged lengths and bodies, floods of half-sent requests, bugs, hang-ups, and a server killed
+without the chance to remove its address file."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli, make_notes
+from test_serve import QUESTION, wait_for
+
+from retriever.client import ADDRESS_FILE, ask_server, call, server_url
+from retriever.server import HOST, MAX_BODY, MAX_CONNECTIONS, MAX_K, Server, make_server, write_address
+
+
+@dataclass(frozen=True)
+class Served:
+    notes: Path
+    index: Path
+    port: int
+    log: Path  # the server's stderr
+
+
+def start(notes: Path, index: Path, log: Path, model_cache: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`retriever serve` on a free port (building the index with e5 first) and that port, once it answers."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("RETRIEVER_")}
+    env |= {"RETRIEVER_CACHE_DIR": str(model_cache), "HF_HUB_OFFLINE": "1"}
+    command = ["serve", "--notes", str(notes), "--index", str(index), "--encoders", "e5", "--port", "0"]
+    with log.open("w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "retriever", *command], stderr=stderr, env=env)
+    url = wait_for(lambda: server_url(index, notes) if process.poll() is None else pytest.fail(log.read_text()))
+    wait_for(lambda: call(url, "/health", timeout=1))
+    return process, int(url.rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[Served]:
+    """One server for the module: each start loads the models."""
+    root = tmp_path_factory.mktemp("served")
+    notes, index, log = make_notes(root / "notes"), root / "index", root / "stderr.txt"
+    process, port = start(notes, index, log, model_cache)
+    try:
+        yield Served(notes, index, port, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.fixture
+def api(served: Served) -> Iterator[Served]:
+    """The module's server, which must write nothing to its stderr during the test: no traceback, no log."""
+    before = served.log.read_text()
+    yield served
+    assert served.log.read_text() == before
+
+
+def exchange(
+    port: int, method: str, path: str, headers: dict[str, str | None], body: bytes = b""
+) -> tuple[int, dict[str, Any]]:
+    """One request with exactly these headers (None drops one; http.client adds none), and the status and JSON
+    it got back."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=20)
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            if value is not None:
+                connection.putheader(name, value)
+        connection.endheaders(body or None)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def post(port: int, body: bytes, path: str = "/ask", **changes: str | None) -> tuple[int, dict[str, Any]]:
+    """A POST as the client sends it, but for the headers changed (Content_Type names Content-Type)."""
+    headers = {"Host": f"{HOST}:{port}", "Content-Type": "application/json", "Content-Length": str(len(body))}
+    return exchange(port, "POST", path, headers | {name.replace("_", "-"): v for name, v in changes.items()}, body)
+
+
+def get(port: int, path: str = "/status", **changes: str | None) -> tuple[int, dict[str, Any]]:
+    return exchange(port, "GET", path, {"Host": f"{HOST}:{port}"} | changes)
+
+
+def refused(answer: tuple[int, dict[str, Any]], status: int) -> bool:
+    """Refused with this status and nothing but a one-line error."""
+    code, payload = answer
+    return code == status and list(payload) == ["error"] and "\n" not in payload["error"]
+
+
+ASK = json.dumps({"question": QUESTION, "k": 2}).encode()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example"},
+        {"Host": "evil.example:{port}"},
+        {"Host": "127.0.0.1.evil.example:{port}"},
+        {"Host": "localhost.evil.example"},
+        {"Host": ""},
+        {"Origin": "http://evil.example"},
+        {"Origin": "http://127.0.0.1.evil.example:{port}"},
+        {"Origin": "null"},
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_foreign_host_or_origin_is_refused(api: Served, headers: dict[str, str], method: str) -> None:
+    forged = {name: value.format(port=api.port) for name, value in headers.items()}
+    answer = get(api.port, **forged) if method == "GET" else post(api.port, ASK, **forged)
+    assert refused(answer, 403)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "localhost"},
+        {"Host": "localhost:{port}"},
+        {"Host": "[::1]:{port}"},
+        {"Host": "127.0.0.1"},
+        {"Origin": "http://localhost:3000"},
+        {"Origin": "http://127.0.0.1:{port}"},
+    ],
+)
+def test_loopback_names_are_served(api: Served, headers: dict[str, str]) -> None:
+    status, payload = get(api.port, **{name: value.format(port=api.port) for name, value in headers.items()})
+    assert status == 200 and payload["chunks"] == 2
+
+
+def test_the_client_and_a_json_charset_are_served(api: Served) -> None:
+    answer = ask_server(api.index, api.notes, "similar", {"question": QUESTION, "k": MAX_K, "explain": True})
+    assert answer is not None and 1 <= len(answer["results"]) <= 2
+    status, payload = post(api.port, ASK, Content_Type="application/json; charset=utf-8")
+    assert status == 200 and len(payload["results"]) == 2
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonp"],
+)
+def test_a_post_must_be_json(api: Served, content_type: str | None) -> None:
+    assert refused(post(api.port, ASK, Content_Type=content_type), 415)
+
+
+@pytest.mark.parametrize(
+    ("length", "status"),
+    [("-1", 400), ("abc", 400), ("+5", 400), ("1_0", 400), ("", 400), (None, 411), (str(MAX_BODY + 1), 413)],
+)
+def test_a_forged_length_is_refused_before_the_body_is_read(api: Served, length: str | None, status: int) -> None:
+    assert refused(post(api.port, b"", Content_Length=length), status)  # no body: the server must not wait for one
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        *(f'{{"question": "q", "k": {k}}}' for k in ("Infinity", "-Infinity", "NaN", "1e309", '"x"', "0", "-1")),
+        *(f'{{"question": "q", "k": {k}}}' for k in ("true", "null", "2.5", "1000000000", str(MAX_K + 1))),
+        "[" * 100_000,
+        '{"question": ' * 10_000,
+        "[]",
+        '"q"',
+        "{}",
+        "",
+        '{"question": "q"',
+        '{"question": 5}',
+        '{"question": "q", "mode": 5}',
+        '{"question": "q", "mode": "sideways"}',
+        '{"question": "q", "explain": "yes"}',
+        '{"question": "\\ud800"}',
+        '{"question": "batch \\udc80 size"}',
+    ],
+)
+@pytest.mark.parametrize("path", ["/ask", "/similar"])
+def test_a_bad_body_is_a_400(api: Served, body: str, path: str) -> None:
+    assert refused(post(api.port, body.encode(), path), 400)
+
+
+def test_bytes_that_are_not_utf8_are_a_400(api: Served) -> None:
+    assert refused(post(api.port, b'{"question": "\xff"}'), 400)
+
+
+class Broken:
+    """In place of a Service: a bug in /status, after a pause a client can hang up in."""
+
+    def status(self) -> dict[str, Any]:
+        time.sleep(0.3)
+        raise ValueError("a bug\nin two lines")
+
+
+@contextmanager
+def running() -> Iterator[Server]:
+    """The server in this process, over a Broken service: for what needs no models but the handler's class."""
+    server = make_server(Broken(), 0)  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()  # waits for the request threads, so all they print is printed
+        thread.join()
+
+
+def test_a_bug_is_a_500_and_a_hang_up_is_silent(capfd: pytest.CaptureFixture[str]) -> None:
+    with running() as server:
+        port = server.server_address[1]
+        assert refused(get(port), 500)
+        with socket.create_connection((HOST, port)) as hanging_up:
+            hanging_up.sendall(f"GET /status HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+            time.sleep(0.1)  # the server is in Broken.status now, and will answer to a reset connection
+            hanging_up.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+    assert capfd.readouterr().err == ""
+
+
+HALF_SENT = (
+    f"GET /health HTTP/1.1\r\nHost: {HOST}\r\n".encode(),
+    f'POST /ask HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n{{"q'.encode(),
+)
+
+
+def closed(connection: socket.socket, wait: float) -> bool:
+    """Whether the server closed the connection within `wait` seconds, without a word."""
+    if not select.select([connection], [], [], wait)[0]:
+        return False
+    try:
+        return connection.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_half_sent_requests_are_bounded_and_time_out(capfd: pytest.CaptureFixture[str]) -> None:
+    with running() as server:
+        server.RequestHandlerClass.timeout = 2.0  # type: ignore[attr-defined]
+        port = server.server_address[1]
+        stalled = []
+        for n in range(40):
+            stalled.append(socket.create_connection((HOST, port)))
+            stalled[-1].sendall(HALF_SENT[n % 2])
+            time.sleep(0.005)  # lets the server's thread accept: the backlog is 5, and the GIL is ours
+        time.sleep(0.3)
+        assert sum(closed(connection, 0) for connection in stalled) == 40 - MAX_CONNECTIONS  # held no thread
+        assert wait_for(lambda: call(f"http://{HOST}:{port}", "/health", timeout=1), 10)["status"] == "ok"
+        assert all(closed(connection, 5) for connection in stalled)  # their time was up
+        for connection in stalled:
+            connection.close()
+    assert capfd.readouterr().err == ""
+
+
+def test_the_record_of_a_dead_server_is_removed(tmp_path: Path) -> None:
+    notes, index = make_notes(tmp_path / "notes"), tmp_path / "index"
+    gone = subprocess.Popen(["sleep", "0"])
+    gone.wait()
+    for pid, kept in ((os.getpid(), True), (gone.pid, False)):  # a live pid's record stays: its server may be busy
+        write_address(index / ADDRESS_FILE, {"url": f"http://{HOST}:9", "pid": pid, "notes": str(notes.resolve())})
+        assert ask_server(index, notes, "ask", {"question": QUESTION}) is None
+        assert (index / ADDRESS_FILE).exists() is kept
+
+
+def test_a_killed_server_leaves_ask_working_and_its_record_removed(tmp_path: Path, model_cache: Path) -> None:
+    notes, index = make_notes(tmp_path / "notes"), tmp_path / "index"
+    process, _ = start(notes, index, tmp_path / "stderr.txt", model_cache)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert (index / ADDRESS_FILE).exists()  # it had no chance to remove it
+    run = cli("ask", QUESTION, "--notes", str(notes), "--index", str(index), "--json")
+    assert run.returncode == 0 and json.loads(run.stdout)["results"], run.stderr
+    assert not (index / ADDRESS_FILE).exists()
