@@ -134,6 +134,8 @@ class Plan:
     old: StoredIndex | None  # where old_rows point
     pending: list[tuple[str, str]]  # (hash, text) to embed, unique, longest first
     tokens: bool  # also write the part token vectors (primary model's parts)
+    lender: Plan | None = None  # a plan of the same model and role embedding some of the same texts
+    lent: frozenset[str] = frozenset()  # hashes whose vectors come from the lender's fresh rows
 
     @property
     def name(self) -> str:
@@ -149,15 +151,19 @@ def plan(
     old: StoredIndex | None,
     old_texts: dict[str, int],
     tokens: bool,
+    lender: Plan | None = None,
 ) -> Plan:
-    """old_texts: the old index's rows of this collection by text hash, valid for any model it holds."""
+    """old_texts: the old index's rows of this collection by text hash, valid for any model it holds. A text the
+    lender embeds anyway is taken from it, not embedded twice: a chunk that is a single part (a one-bullet
+    answer, a one-line note cut into pieces) is the very same text as that part."""
     old_model = old.manifest.models.index(encoder.spec) if old and encoder.spec in old.manifest.models else None
     if tokens and (old_model != 0 or SPANS not in old.manifest.extras):  # type: ignore[union-attr]
         old_model = None  # reused parts need their token vectors too
     old_rows = old_texts if old_model is not None else {}
     pending = {k: t for k, t in zip(keys, texts) if k not in old_rows}
-    ordered = sorted(pending.items(), key=lambda item: -len(item[1]))
-    return Plan(encoder, model, collection, keys, old_rows, old if old_rows else None, ordered, tokens)
+    lent = frozenset(pending.keys() & {k for k, _ in lender.pending}) if lender else frozenset()
+    ordered = sorted(((k, t) for k, t in pending.items() if k not in lent), key=lambda item: -len(item[1]))
+    return Plan(encoder, model, collection, keys, old_rows, old if old_rows else None, ordered, tokens, lender, lent)
 
 
 def embed(plan: Plan, generation: Generation, advance: Progress) -> tuple[dict[str, int], dict[str, Span]]:
@@ -200,15 +206,27 @@ def copy_rows(out: RowWriter, readers: Mapping[int, RowReader], picks: Iterable[
     out.close()
 
 
-def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, Span]) -> None:
-    """Write the plan's matrix in corpus order from this build's scratch file and the old index's file."""
+def assemble(
+    plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, Span], lent: dict[str, int]
+) -> None:
+    """Write the plan's matrix in corpus order from this build's scratch file, the lender's (lent: its fresh rows)
+    and the old index's file."""
     old_rows, dim = plan.old_rows, plan.encoder.spec.dim
     readers = {0: RowReader(generation.scratch / f"{plan.name}.npy")}  # 0: this build's; 1: the old index's
     if plan.old:
         readers[1] = plan.old.reader(plan.name)
-    generation.fresh[plan.name] = sum(1 for k in plan.keys if k in fresh)
-    rows = ((0, fresh[k], fresh[k] + 1) if k in fresh else (1, old_rows[k], old_rows[k] + 1) for k in plan.keys)
-    copy_rows(generation.matrix(plan.name, dim), readers, rows)
+    if plan.lender and plan.lent:
+        readers[2] = RowReader(generation.scratch / f"{plan.lender.name}.npy")  # 2: the lender's
+    generation.fresh[plan.name] = sum(1 for k in plan.keys if k in fresh or k in plan.lent)
+
+    def source(key: str) -> tuple[int, int, int]:
+        if key in fresh:
+            return 0, fresh[key], fresh[key] + 1
+        if key in plan.lent:
+            return 2, lent[key], lent[key] + 1
+        return 1, old_rows[key], old_rows[key] + 1
+
+    copy_rows(generation.matrix(plan.name, dim), readers, map(source, plan.keys))
     for reader in readers.values():
         reader.close()
     if plan.tokens:
@@ -300,11 +318,15 @@ def build(
         else {}
         for name in COLLECTIONS
     }
-    plans = [
-        plan(encoder, m, name, texts[name], keys[name], previous, old_texts[name], late and (m, name) == (0, "parts"))
-        for m, encoder in enumerate(encoders)
-        for name in COLLECTIONS
-    ]
+    plans: list[Plan] = []
+    for m, encoder in enumerate(encoders):
+
+        def of(name: str, lender: Plan | None = None, m: int = m, encoder: Encoder = encoder) -> Plan:
+            tokens = late and (m, name) == (0, "parts")
+            return plan(encoder, m, name, texts[name], keys[name], previous, old_texts[name], tokens, lender)
+
+        parts = of("parts")  # first: chunks that are a single part take its vectors
+        plans += [parts, of("chunks", parts), of("questions")]
     total, done = sum(len(p.pending) for p in plans), 0
 
     def advance(n: int) -> None:
@@ -317,11 +339,13 @@ def build(
     if progress:
         progress(0, total)
     with store.building() as generation:
+        embedded: dict[str, dict[str, int]] = {}  # matrix → its fresh rows by text hash, for plans that borrow
         for each in plans:
             with phase("embed"):
-                fresh = embed(each, generation, advance)
+                fresh, spans = embed(each, generation, advance)
+            embedded[each.name] = fresh
             with phase("write vectors"):
-                assemble(each, generation, *fresh)
+                assemble(each, generation, fresh, spans, embedded[each.lender.name] if each.lender else {})
         manifest = Manifest(
             models=[e.spec for e in encoders],
             chunker=settings.as_dict(),

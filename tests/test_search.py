@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from retriever import Retriever
-from retriever.indexer import collect
+from retriever.indexer import Corpus, collect
 from retriever.notes import scan_notes
 from retriever.ranking import SPANS
 from retriever.store import LoadedIndex
@@ -66,15 +66,19 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
     (repo_notes / "kaggle.md").rename(repo_notes / "renamed.md")
     edited = retriever.index()
     assert (edited.added, edited.unchanged, edited.removed) == (2, 15, 1)
-    # per model: two chunks, their one changed bullet each, and the new heading; the renamed note costs nothing
+    # per model: the changed chunk and its changed bullet, the new chunk (which is its one bullet, so embedded once)
+    # and the new heading; the renamed note costs nothing
     models = len(retriever.store.read_manifest().models)
-    assert edited.embedded == 5 * models
+    assert edited.embedded == 4 * models
     reused = retriever.store.load()
 
     full = retriever.index(full=True)
     assert (full.added, full.unchanged, full.removed) == (0, 17, 0)
     manifest = retriever.store.read_manifest()
-    assert full.embedded == models * (len(manifest.chunks) + len(manifest.parts) + len(manifest.questions))
+    corpus = Corpus.of(manifest)  # a text is embedded once, though a chunk and its single part share it
+    distinct = len(set(corpus.texts("chunks")) | set(corpus.texts("parts"))) + len(set(corpus.texts("questions")))
+    assert full.embedded == models * distinct
+    assert distinct < len(manifest.chunks) + len(manifest.parts) + len(manifest.questions)
     # copied rows landed where the text now is: the same as embedding everything afresh
     fresh = retriever.store.load()
     for name, matrix in fresh.vectors.items():
