@@ -21,8 +21,9 @@ from .notes import normalise, notes_changed, read_note, require_folder, scan_not
 from .question import clip_for, read_question, valid_text
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .results import Hit, QuestionHit
-from .store import IndexNotWritable, IndexStore, LoadedIndex, Manifest, OlderFormat, StoredIndex
+from .store import IndexNotWritable, Manifest, OlderFormat, StoredIndex
 from .timings import phase
+from .vectorstore import IndexView, open_store
 
 
 class Reporter(Protocol):
@@ -128,21 +129,22 @@ class Retriever:
         reporter: Reporter | None = None,
         auto_update: bool = True,
         mode: Mode = "hybrid",
+        store: str | None = None,
     ) -> None:
         single_threaded_blas()
         self.notes_dir = Path(notes_dir)
-        self.store = IndexStore(Path(index_dir), self.notes_dir)
+        self.store = open_store(Path(index_dir), store, self.notes_dir)
         if isinstance(models, str):
             models = [models]
         self.requested_models = [canonical_model(m) for m in models] if models else None
         self.cache_dir = cache_dir or default_cache_dir()
         self.chunker = chunker or ChunkerSettings()
         self.reporter = reporter
-        self.auto_update = auto_update
+        self.auto_update = auto_update and not self.store.shared  # a shared index is built by `index` alone
         if mode not in MODES:
             raise RetrieverError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         self.ranking = RankSettings(mode=mode)
-        self._loaded: LoadedIndex | None = None
+        self._loaded: IndexView | None = None
         self._loading = threading.Lock()
         self._warm: set[tuple[tuple[str, ...], str]] = set()  # (models, mode) _query_encoders has loaded for
 
@@ -178,7 +180,12 @@ class Retriever:
             encoders = self.encoders(self.index_models())
         with phase("check previous index"):
             previous = self._previous()
-        return build(scan, encoders, self.chunker, self.store, previous, not full, progress)
+        report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress)
+        with phase("publish"):
+            published = self.store.publish()
+        if published and self.reporter:
+            self.reporter.note(f"published the index to {self.store.label}")
+        return report
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:
@@ -220,6 +227,8 @@ class Retriever:
 
     def staleness(self) -> str | None:
         """Why the index must be (re)built before answering, or None when it is up to date."""
+        if self.store.shared and not self.notes_dir.exists():
+            return None  # a server answering from a shared store, on a machine without the notes: not its to tell
         require_folder(self.notes_dir)
         if not self.store.exists():
             return "no index yet"
@@ -236,7 +245,7 @@ class Retriever:
     def ensure_index(self) -> IndexReport | None:
         """Build or update the index when the notes moved on; a read-only index that exists still answers, as it
         was built, since a stale answer serves better than none."""
-        reason = self.staleness()
+        reason = None if self.store.shared else self.staleness()
         if reason is None:
             return None
         try:
@@ -258,7 +267,7 @@ class Retriever:
                 self.reporter.note(f"{reason}, but {exc}; answering from the index as it was built")
             return None
 
-    def loaded(self) -> LoadedIndex:
+    def loaded(self) -> IndexView:
         built = self.built_models()
         missing = [m for m in self.requested_models or [] if built is not None and m not in built]
         if missing:
@@ -269,7 +278,7 @@ class Retriever:
         if self.auto_update:
             self.ensure_index()
         with self._loading:  # a question and the watcher that both meet a new generation load it once, not twice
-            if self._loaded is None or self._loaded.path != self.store.generation():
+            if self._loaded is None or self._loaded.generation != self.store.generation():
                 with paused_gc():
                     self._loaded = self.store.load()
             return self._loaded
@@ -277,7 +286,7 @@ class Retriever:
     def manifest(self) -> Manifest:
         """The live manifest: the loaded copy while it is still the live generation, so a warm process answers
         without re-parsing the manifest, yet sees a build made by another process."""
-        if self._loaded is not None and self._loaded.path == self.store.generation():
+        if self._loaded is not None and self._loaded.generation == self.store.generation():
             return self._loaded.manifest
         return self.store.read_manifest()
 
@@ -307,10 +316,10 @@ class Retriever:
                     query.vectors[model] = encoder.encode([text], "query")
         if settings.mode != "dense":
             with phase("bm25"):
-                query.lexical = loaded.lexical.score(text)
+                query.lexical = loaded.lexical(text)
         return query
 
-    def _same_models(self, loaded: LoadedIndex, encoders: dict[int, Encoder]) -> LoadedIndex:
+    def _same_models(self, loaded: IndexView, encoders: dict[int, Encoder]) -> IndexView:
         """The index, rebuilt first if a model changed since it was built (an upgraded package, other prompts):
         new question vectors must never meet old passage vectors. Without auto_update, refuse instead."""
         changed = model_changes(loaded.manifest, encoders)
@@ -375,10 +384,9 @@ class Retriever:
         raise RetrieverError(f"no passage {ref!r} in the index; ids look like path#line, as results give them")
 
     def info(self) -> dict[str, Any]:
-        gen = self.store.live_generation()
         manifest = self.manifest()  # the loaded copy in a warm process: a large manifest takes ~0.3 s to parse
         return {
-            "index": str(self.store.root),
+            "index": self.store.label,
             "model": manifest.model.name,
             "dim": manifest.model.dim,
             "models": [f"{m.name} ({m.source}, {m.dim}d)" for m in manifest.models],
@@ -387,7 +395,8 @@ class Retriever:
             "parts": len(manifest.parts),
             "questions": len(manifest.questions),
             "ann": {name: record["kind"] for name, record in manifest.ann.items()},
-            "size_bytes": sum(p.stat().st_size for p in gen.rglob("*") if p.is_file()),
+            "size_bytes": self.store.size_bytes(),
+            "store": manifest.store,
             "built_at": manifest.created_at,
             "build_seconds": manifest.build_seconds,
             "fingerprint": manifest.fingerprint,

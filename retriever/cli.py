@@ -35,7 +35,19 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line, however long
 
 NotesOpt = Annotated[Path, typer.Option("--notes", envvar="RETRIEVER_NOTES", help="Folder of .md/.txt notes.")]
-IndexOpt = Annotated[Path, typer.Option("--index", envvar="RETRIEVER_INDEX", help="Index folder.")]
+IndexOpt = Annotated[
+    Path,
+    typer.Option("--index", envvar="RETRIEVER_INDEX", help="Index folder (with --store: where builds are staged)."),
+]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        envvar="RETRIEVER_STORE",
+        help="Keep the index in Milvus: milvus://HOST:PORT/NAME, or a Milvus Lite file ending in .db. "
+        "Default: local files in --index.",
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
@@ -122,11 +134,13 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def make_retriever(notes: Path, index: Path, encoders: str | None, mode: str = "hybrid") -> Retriever:
+def make_retriever(
+    notes: Path, index: Path, encoders: str | None, mode: str = "hybrid", store: str | None = None
+) -> Retriever:
     from .api import Retriever
 
     models = [m.strip() for m in encoders.split(",") if m.strip()] if encoders else None
-    return Retriever(notes, index, models=models, reporter=ConsoleReporter(), mode=mode)  # type: ignore[arg-type]
+    return Retriever(notes, index, models=models, reporter=ConsoleReporter(), mode=mode, store=store)  # type: ignore[arg-type]
 
 
 def read_question(question: str | None) -> str:
@@ -179,13 +193,14 @@ def index(
     index: IndexOpt = Path("index"),
     model: ModelOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of only what changed.")] = False,
+    store: StoreOpt = None,
     as_json: JsonOpt = False,
     show_timings: TimingsOpt = False,
 ) -> None:
     """Build or update the index; only new or changed passages are embedded."""
     timings.mark("imports")
     with user_errors():
-        report = make_retriever(notes, index, model).index(full=full)
+        report = make_retriever(notes, index, model, store=store).index(full=full)
     if show_timings:
         print_timings()
     for path, reason in report.skipped:
@@ -228,6 +243,7 @@ def search_command(method: str, summary: str):
         model: ModelOpt = None,
         k: KOpt = 5,
         mode: ModeOpt = ModeName.hybrid,
+        store: StoreOpt = None,
         as_json: JsonOpt = False,
         explain: Annotated[bool, typer.Option("--explain", help="Show each channel's share of the rank.")] = False,
         no_server: Annotated[
@@ -243,7 +259,7 @@ def search_command(method: str, summary: str):
             text = read_question(question)
             hits = None if no_server or model else served(method, text, notes, index, k, mode.value, explain)
             if hits is None:
-                retriever = make_retriever(notes, index, model, mode.value)
+                retriever = make_retriever(notes, index, model, mode.value, store)
                 hits = getattr(retriever, method)(text, k, explain)
         if show_timings:
             print_timings()
@@ -264,6 +280,7 @@ def evaluate_command(
     index: IndexOpt = Path("index"),
     model: ModelOpt = None,
     mode: ModeOpt = ModeName.hybrid,
+    store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure Recall@1, Recall@5 and MRR@10 of `ask` on a query file, per language, and list the misses."""
@@ -272,7 +289,7 @@ def evaluate_command(
     from .evaluation import evaluate, read_queries
 
     with user_errors():
-        retriever = make_retriever(notes, index, model, mode.value)
+        retriever = make_retriever(notes, index, model, mode.value, store)
         report = evaluate(read_queries(queries), retriever.ask)
     if as_json:
         print_json(report.to_json())
@@ -289,13 +306,15 @@ def evaluate_command(
 
 
 @app.command()
-def doctor(notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
+def doctor(
+    notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), store: StoreOpt = None, as_json: JsonOpt = False
+) -> None:
     """Check the index against its manifest and the notes: what is stale or broken, and the command that fixes it."""
     from .api import Retriever
     from .doctor import diagnose, remedy
 
     with user_errors():
-        retriever = Retriever(notes, index, auto_update=False)
+        retriever = Retriever(notes, index, auto_update=False, store=store)
         findings = diagnose(retriever)
         fix = remedy(findings, retriever)
     if as_json:
@@ -313,12 +332,12 @@ def doctor(notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), as_
 WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes change, and answer from the new index.")]
 
 
-def start_service(notes: Path, index: Path, model: str | None, watch: bool) -> Service:
+def start_service(notes: Path, index: Path, model: str | None, watch: bool, store: str | None) -> Service:
     """Index if needed, load every model and the index, and start watching: all before the first question."""
     from .service import Service
     from .watch import start_watching
 
-    service = Service(make_retriever(notes, index, model))
+    service = Service(make_retriever(notes, index, model, store=store))
     service.retriever.ensure_index()
     if watch:  # the indexing models too, so the first change is not kept waiting for them
         service.retriever.encoders(service.retriever.index_models())
@@ -337,12 +356,13 @@ def serve(
         int, typer.Option("--port", envvar="RETRIEVER_PORT", help="Port on 127.0.0.1; 0 picks one.")
     ] = 8765,
     watch: WatchOpt = False,
+    store: StoreOpt = None,
 ) -> None:
     """Keep models and index loaded and answer over HTTP on 127.0.0.1; `ask` and `similar` use it by themselves."""
     from .server import serve as serve_http
 
     with user_errors():
-        service = start_service(notes, index, model, watch)
+        service = start_service(notes, index, model, watch, store)
         serve_http(service, port, lambda url: err.print(f"serving {safe(notes)} on {url} (Ctrl-C stops)"))
 
 
@@ -354,22 +374,23 @@ def mcp(
     http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on 127.0.0.1 instead of stdio.")] = False,
     port: Annotated[int, typer.Option("--port", envvar="RETRIEVER_MCP_PORT", help="Port for --http.")] = 8766,
     watch: WatchOpt = False,
+    store: StoreOpt = None,
 ) -> None:
     """Serve the notes to AI assistants over MCP: tools ask, similar, get and status."""
     from .mcp_server import run
 
     with user_errors():
-        service = start_service(notes, index, model, watch)
+        service = start_service(notes, index, model, watch, store)
         run(service, http, port, lambda message: err.print(f"[dim]{safe(message)}[/dim]"))
 
 
 @app.command()
-def info(index: IndexOpt = Path("index"), as_json: JsonOpt = False) -> None:
+def info(index: IndexOpt = Path("index"), store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Describe the index: model, counts, size, build time. Loads no model."""
     from .api import Retriever
 
     with user_errors():
-        details = Retriever(index_dir=index).info()
+        details = Retriever(index_dir=index, store=store).info()
     if as_json:
         print_json(details)
         return

@@ -4,6 +4,7 @@ stale or broken, and what fixes it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from .api import Retriever
@@ -27,11 +28,13 @@ def diagnose(retriever: Retriever) -> list[Finding]:
     except RetrieverError as exc:
         return [Finding("broken", str(exc))]
     manifest = loaded.manifest
+    where = loaded.generation.name if isinstance(loaded.generation, Path) else f"{store.label}: {loaded.generation}"
+    checked = f"{len(manifest.checksums)} data files verified" if manifest.checksums else "manifest checksum verified"
     findings = [
         Finding(
             "ok",
-            f"{loaded.path.name}: {len(manifest.chunks)} chunks of {len(manifest.files)} files, "
-            f"{len(manifest.checksums)} data files verified, models {', '.join(m.name for m in manifest.models)}",
+            f"{where}: {len(manifest.chunks)} chunks of {len(manifest.files)} files, {checked}, "
+            f"models {', '.join(m.name for m in manifest.models)}",
         )
     ]
     if manifest.chunker != retriever.chunker.as_dict():

@@ -42,8 +42,16 @@ def tokenize(text: str) -> list[str]:
 
 @dataclass
 class LexicalScores:
+    """Scores of every chunk at once: from local files, scoring them all is one vectorised pass."""
+
     scores: np.ndarray  # one BM25 score per document
     coverage: float  # share of the question's tokens that occur anywhere in the corpus
+
+    def top(self, n: int) -> np.ndarray:
+        return np.argsort(-self.scores, kind="stable")[:n]
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        return self.scores[rows]
 
 
 DOC_TOKENS = "doc_tokens.json"  # each document's tokens by its text hash, so a rebuild re-tokenises only new text
@@ -86,8 +94,29 @@ class LexicalIndex:
         (folder / DOC_TOKENS).write_text(json.dumps(self.doc_tokens, ensure_ascii=False), encoding="utf-8")
 
     def score(self, question: str) -> LexicalScores:
-        tokens = tokenize(question)
-        ids = [self.vocab[t] for t in tokens if t in self.vocab]
+        ids, coverage = self.term_ids(question)
         if not ids:
             return LexicalScores(np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), 0.0)
-        return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), len(ids) / len(tokens))
+        return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), coverage)
+
+    def term_ids(self, question: str) -> tuple[list[int], float]:
+        """The question's known terms as vocabulary ids (repeats kept: each adds its weight again), and the
+        share of its terms the corpus knows."""
+        return term_ids(self.vocab, question)
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each chunk's BM25 weight per term as CSR rows (data, term ids, row pointers): a score is the sum of
+        the weights of the question's terms, so a store with sparse vectors reproduces these scores exactly."""
+        scores = self.bm25.scores
+        indptr = np.asarray(scores["indptr"], dtype=np.int64)
+        docs = np.asarray(scores["indices"], dtype=np.int64)
+        terms = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        order = np.lexsort((terms, docs))
+        pointers = np.searchsorted(docs[order], np.arange(int(scores["num_docs"]) + 1))
+        return np.asarray(scores["data"], dtype=np.float32)[order], terms[order], pointers.astype(np.int64)
+
+
+def term_ids(vocab: dict[str, int], question: str) -> tuple[list[int], float]:
+    tokens = tokenize(question)
+    ids = [vocab[t] for t in tokens if t in vocab]
+    return ids, (len(ids) / len(tokens) if tokens else 0.0)

@@ -8,14 +8,13 @@ an English question over Korean notes, which matches nothing lexically, is not d
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from .lexical import LexicalScores
-from .store import SPANS, LoadedIndex, matrix_name
+from .store import matrix_name
+from .vectorstore import IndexView, LexicalRanking
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
@@ -37,10 +36,10 @@ class RankSettings:
 class Query:
     """A question prepared for ranking: its vectors per model, token vectors for re-ranking, BM25 scores."""
 
-    index: LoadedIndex
+    index: IndexView
     vectors: dict[int, np.ndarray] = field(default_factory=dict)  # model row → [1, dim]
     tokens: np.ndarray | None = None  # the primary model's unit token vectors of the question
-    lexical: LexicalScores | None = None
+    lexical: LexicalRanking | None = None
 
 
 @dataclass
@@ -55,60 +54,54 @@ def zscore(values: np.ndarray) -> np.ndarray:
     return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
 
 
-def candidates(index: LoadedIndex, queries: dict[int, np.ndarray], lexical: LexicalScores | None, n: int) -> np.ndarray:
+def candidates(index: IndexView, queries: dict[int, np.ndarray], lexical: LexicalRanking | None, n: int) -> np.ndarray:
     total = len(index.manifest.chunks)
     if total <= n:
         return np.arange(total)
     found: list[np.ndarray] = []
     owners = index.part_owners
     for model, vector in queries.items():
-        found.append(index.ann[matrix_name(model, "chunks")].search(vector, n)[1][0])
-        found.append(owners[index.ann[matrix_name(model, "parts")].search(vector, n)[1][0]])
+        found.append(index.nearest(matrix_name(model, "chunks"), vector, n))
+        found.append(owners[index.nearest(matrix_name(model, "parts"), vector, n)])
     if lexical is not None:  # even with nothing matched, so lexical mode always has candidates
-        found.append(np.argsort(-lexical.scores, kind="stable")[:n])
-    rows = np.unique(np.concatenate(found))
-    return rows[rows >= 0]
+        found.append(lexical.top(n))
+    return np.unique(np.concatenate(found))
 
 
-def dense_views(index: LoadedIndex, model: int, vector: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+def parts_of(index: IndexView, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(part rows of these chunks in order, number of parts of each chunk)."""
+    offsets = index.part_offsets
+    counts = offsets[rows + 1] - offsets[rows]
+    starts = np.repeat(offsets[rows] - np.cumsum(counts) + counts, counts)
+    return starts + np.arange(int(counts.sum())), counts
+
+
+def dense_views(index: IndexView, model: int, vector: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Cosine of the question with each candidate's whole text, best part, and section heading."""
     q = vector[0]
-    section = index.vectors[matrix_name(model, "chunks")][rows] @ q
-    offsets = index.part_offsets
-    parts = index.vectors[matrix_name(model, "parts")]
-    best = np.array([float((parts[offsets[r] : offsets[r + 1]] @ q).max()) for r in rows], dtype=np.float32)
+    section = index.rows(matrix_name(model, "chunks"), rows) @ q
+    parts, counts = parts_of(index, rows)
+    scored = index.rows(matrix_name(model, "parts"), parts) @ q
+    best = np.maximum.reduceat(scored, np.cumsum(counts) - counts) if len(rows) else scored
     heading_rows = index.chunk_questions[rows]
     titled = heading_rows >= 0
     heading = section.copy()  # untitled text (a corpus may have no headings at all): its own text stands in
-    heading[titled] = index.vectors[matrix_name(model, "questions")][heading_rows[titled]] @ q
-    return {"section": section, "part": best, "heading": heading}
+    heading[titled] = index.rows(matrix_name(model, "questions"), heading_rows[titled]) @ q
+    return {"section": section, "part": best.astype(np.float32), "heading": heading}
 
 
-def as_float32(half: np.ndarray) -> np.ndarray:
-    """numpy widens float16 an element at a time (0.8 ms for the ~1 000 token vectors of one re-rank), torch with
-    SIMD (0.03 ms): torch's cast where the process has torch loaded anyway, which is never imported for this."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return half.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(half)).float().numpy()
-
-
-def late_interaction(index: LoadedIndex, query_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def late_interaction(index: IndexView, query_tokens: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """MaxSim (ColBERT-style) of the question's tokens against each chunk's best part: every question word must
     find its match in one passage, which a single pooled vector can blur. One matrix product for all parts."""
-    offsets = index.part_offsets
-    parts = np.concatenate([np.arange(offsets[r], offsets[r + 1]) for r in rows])
-    spans = index.extras[SPANS][parts]
-    lengths = spans[:, 2] - spans[:, 1]
+    parts, counts = parts_of(index, rows)
+    gathered, lengths = index.part_tokens(parts)
     keep = lengths > 0  # a part with no tokens scores nothing
     if not keep.any():
         return np.full(len(rows), -1.0, dtype=np.float32)
-    gathered = np.concatenate([index.segments[seg][start:stop] for seg, start, stop in spans[keep]])
-    sims = np.asarray(query_tokens, dtype=np.float32) @ as_float32(gathered).T
+    sims = np.asarray(query_tokens, dtype=np.float32) @ gathered.T
     per_part = np.full(len(parts), -1.0, dtype=np.float32)
     kept = lengths[keep]
     per_part[keep] = np.maximum.reduceat(sims, np.cumsum(kept) - kept, axis=1).mean(axis=0)
-    counts = offsets[rows + 1] - offsets[rows]
     return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
 
 
@@ -130,13 +123,13 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
             details[name] = {**views, "score": dense}
             parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) / len(queries)
     if settings.mode != "dense" and lexical is not None:
-        bm25 = lexical.scores[rows]
+        bm25 = lexical.of(rows)
         weight = 1.0 if settings.mode == "lexical" else settings.lexical * lexical.coverage
         parts["bm25"] = weight * (bm25 if settings.mode == "lexical" else zscore(bm25))
         details["bm25"] = {"score": bm25, "coverage": np.full(len(rows), lexical.coverage)}
     fused = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(rows))
     head = np.argsort(-fused, kind="stable")[: settings.rerank]
-    if query_tokens is not None and len(query_tokens) and SPANS in index.extras and len(head) > 1:
+    if query_tokens is not None and len(query_tokens) and index.has_tokens and len(head) > 1:
         maxsim = np.zeros(len(rows), dtype=np.float32)
         maxsim[head] = late_interaction(index, query_tokens, rows[head])
         first, second = zscore(fused[head]), zscore(maxsim[head])
@@ -150,7 +143,7 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
         fused = fused + parts["late"]
     order = np.argsort(-fused, kind="stable")
     if settings.mode == "lexical" and lexical is not None:  # a passage that shares no word is no lexical answer
-        order = order[lexical.scores[rows[order]] > 0]
+        order = order[details["bm25"]["score"][order] > 0]
     ranked = Ranked(rows[order], fused[order].astype(np.float32))
     if explain:
         for i in order:
@@ -184,7 +177,7 @@ def rank_questions(query: Query, settings: RankSettings, explain: bool = False) 
     heading = np.zeros(len(rows))
     if settings.mode != "lexical":
         for model, vector in query.vectors.items():
-            heading += zscore(index.vectors[matrix_name(model, "questions")][rows] @ vector[0]) / len(query.vectors)
+            heading += zscore(index.rows(matrix_name(model, "questions"), rows) @ vector[0]) / len(query.vectors)
     shares = {"question": 0.5 * zscore(heading), "answer": 0.5 * zscore(np.array([answer[int(r)] for r in rows]))}
     fused = shares["question"] + shares["answer"]
     order = np.argsort(-fused, kind="stable")

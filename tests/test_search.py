@@ -10,8 +10,7 @@ import pytest
 from retriever import Retriever
 from retriever.indexer import Corpus, collect
 from retriever.notes import scan_notes
-from retriever.ranking import SPANS
-from retriever.store import LoadedIndex
+from retriever.store import SPANS, LoadedIndex
 
 
 @pytest.fixture

@@ -1,0 +1,633 @@
+"""The index in Milvus: everything a question reads lives in one set of collections per generation, so any number
+of `retriever serve` processes on other machines can answer from it with no local files.
+
+A build is staged locally first (the same incremental, content-addressed build as the default store, in the
+`--index` folder), then published: a new collection per matrix, one for the primary model's token vectors, one for
+the BM25 weights as sparse vectors and one for the manifest and vocabulary, and finally the alias `NAME` is moved
+to the new generation's manifest collection. Readers resolve the alias once per question, so they see the old or
+the new index whole, as with local files' CURRENT pointer. One writer at a time: a `NAME__lock` collection is
+created before anything is written (creating a collection that exists fails, so it works as a mutex).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shlex
+import socket
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .errors import RetrieverError
+from .failpoints import failpoint
+from .lexical import LexicalIndex, term_ids
+from .rowfile import RowReader
+from .store import FORMAT, LEXICAL, SPANS, VERSION, IndexStore, Manifest, StoredIndex, write_json
+from .vectorstore import MILVUS_SCHEME, IndexView
+
+TOKEN_ENV = "RETRIEVER_MILVUS_TOKEN"  # "user:password" or an API key; never written anywhere
+EXACT_BELOW = 20_000  # rows: exact (FLAT) search below, HNSW above, as the FAISS store switches to IVF
+HNSW_BUILD = {"M": 16, "efConstruction": 200}
+HNSW_EF = 128  # candidates are 200 per channel: ef is raised to k whenever k is larger
+BATCH = 2048  # rows per insert or query call; Milvus caps a call's message at 64 MiB and a query at 16 384 rows
+BLOB_BYTES = 60_000  # a VARCHAR holds 65 535 bytes
+KEEP_GENERATIONS = 2
+LOCK_POLL = 1.0
+LOCK_TIMEOUT = float(os.environ.get("RETRIEVER_LOCK_TIMEOUT", "600"))
+
+
+@dataclass(frozen=True)
+class Location:
+    uri: str  # what MilvusClient connects to: http://host:port, or a Milvus Lite file
+    name: str  # the alias readers resolve; generations are collections named NAME__g…
+    label: str  # how messages name it: the URL or file as the user gave it
+
+    @classmethod
+    def parse(cls, where: str) -> Location:
+        if where.startswith(MILVUS_SCHEME):
+            parts = urlsplit(where)
+            name = parts.path.strip("/")
+            if not parts.hostname or not parts.port or not name:
+                raise RetrieverError(f"store {where!r} should look like milvus://HOST:PORT/NAME")
+            return cls(f"http://{parts.hostname}:{parts.port}", checked_name(name, where), where)
+        path = Path(where).expanduser().resolve()
+        return cls(str(path), checked_name(re.sub(r"\W", "_", path.stem, flags=re.ASCII) or "retriever", where), where)
+
+
+def checked_name(name: str, where: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", name) or "__" in name:
+        raise RetrieverError(
+            f"store {where!r}: the collection name {name!r} must be letters, digits and single underscores"
+        )
+    return name
+
+
+def quiet_pymilvus() -> None:
+    """pymilvus logs every failed call at ERROR on stderr, and sets its loggers' levels on import; the one line
+    that says what to do is ours to print."""
+    import pymilvus  # noqa: F401  (its import configures the loggers this then quiets)
+
+    try:
+        import milvus_lite.server_manager  # noqa: F401  (logs a traceback when a file is locked)
+    except ImportError:  # a server-only install
+        pass
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith(("pymilvus", "milvus_lite", "grpc"))]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def connect(location: Location) -> Any:
+    quiet_pymilvus()
+    from pymilvus import MilvusClient
+
+    token = os.environ.get(TOKEN_ENV, "")
+    if not location.uri.startswith("http"):
+        Path(location.uri).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return MilvusClient(location.uri, token=token, timeout=10)
+    except Exception as exc:  # pymilvus raises its own types, and grpc's, for the same failures
+        raise unreachable(location, exc) from exc
+
+
+def unreachable(location: Location, exc: BaseException) -> RetrieverError:
+    reason = str(getattr(exc, "message", None) or exc or type(exc).__name__)
+    lowered = reason.lower()
+    if "open local milvus failed" in lowered:
+        hint = "Milvus Lite serves one process at a time: stop the other one, or use a Milvus server to share"
+    elif any(word in lowered for word in ("auth", "denied", "token", "password", "credential")):
+        hint = f"check the credentials in {TOKEN_ENV} (user:password or an API key)"
+    elif "connect" in lowered or "unavailable" in lowered:
+        hint = f"check that Milvus runs there and {TOKEN_ENV} holds its credentials"
+    else:
+        hint = "`retriever doctor` with the same --store tells what to do"
+    return RetrieverError(f"cannot use Milvus store {location.label}: {reason.splitlines()[0][:300]}; {hint}")
+
+
+def generation_id(staged: str) -> str:
+    """Collection-name form of a staged generation `gen-20261203T062500-abcd1234`."""
+    return "g" + re.sub(r"\W", "_", staged.removeprefix("gen-"), flags=re.ASCII)
+
+
+class MilvusStore:
+    """A Milvus collection set, staged through a local `IndexStore`. It offers what `Retriever` uses of a store."""
+
+    shared = True  # readers on other machines: a question never rebuilds it, `retriever index` does
+
+    def __init__(self, where: str, local: IndexStore) -> None:
+        self.location = Location.parse(where)
+        self.local = local
+        self.root = local.root
+        self.notes = local.notes
+        self.label = self.location.label
+        self._client: Any = None
+        self._manifests: dict[str, Manifest] = {}
+
+    # -- what Retriever asks of a store ----------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect(self.location)
+        return self._client
+
+    def index_command(self, full: bool = False) -> str:
+        return f"{self.local.index_command(full)} --store {shlex.quote(self.location.label)}"
+
+    @property
+    def rebuild_hint(self) -> str:
+        return f"rebuild it with `{self.index_command(full=True)}`"
+
+    def generation(self) -> str | None:
+        """The live generation's manifest collection, or None when nothing was published yet."""
+        try:
+            return str(self.call(self.client.describe_alias, self.location.name)["collection_name"])
+        except MissingAlias:
+            return None
+
+    def exists(self) -> bool:
+        return self.generation() is not None
+
+    def live_generation(self) -> str:
+        gen = self.generation()
+        if gen is None:
+            raise RetrieverError(
+                f"no index in Milvus store {self.location.label}; build it with `{self.index_command()}`"
+            )
+        return gen
+
+    def read_manifest(self) -> Manifest:
+        return self.manifest_of(self.live_generation())
+
+    def verified(self, full: bool = False) -> StoredIndex:
+        """The staged build this machine published from: what the next build reuses vectors of."""
+        return self.local.verified(full)
+
+    def load(self) -> MilvusIndex:
+        gen = self.live_generation()
+        manifest = self.manifest_of(gen)
+        prefix = gen.removesuffix("__meta")
+        for collection in self.call(self.client.list_collections):  # a no-op where a server holds them loaded
+            if collection.startswith(f"{prefix}__"):
+                self.call(self.client.load_collection, collection)
+        vocab = json.loads(self.blob(gen, "vocab"))
+        return MilvusIndex(self, gen, manifest, {str(k): int(v) for k, v in vocab.items()})
+
+    def close(self) -> None:
+        """Let go of the connection, and of a Milvus Lite file, which one process at a time may hold open."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if not self.location.uri.startswith("http"):
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(self.location.uri)
+
+    def size_bytes(self) -> int | None:
+        return None  # the server's to tell: Milvus reports rows, not bytes
+
+    def lock(self, timeout: float = -1):
+        return self.local.lock(timeout)
+
+    def sweep(self) -> None:
+        self.local.sweep()
+
+    def remove_if_empty(self) -> None:
+        self.local.remove_if_empty()
+
+    # -- reading -----------------------------------------------------------------------------------------------
+    def call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """A pymilvus call, its failures as one line naming the store."""
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            return method(*args, **kwargs)
+        except MilvusException as exc:
+            if "alias" in str(exc.message) and "not exist" in str(exc.message):
+                raise MissingAlias(str(exc.message)) from exc
+            raise unreachable(self.location, exc) from exc
+        except Exception as exc:
+            raise unreachable(self.location, exc) from exc
+
+    def properties(self, collection: str) -> dict[str, str]:
+        described = self.call(self.client.describe_collection, collection)
+        return {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
+
+    def manifest_of(self, gen: str) -> Manifest:
+        if gen in self._manifests:
+            return self._manifests[gen]
+        props = self.properties(gen)
+        if props.get("retriever.format") != FORMAT:
+            raise RetrieverError(
+                f"Milvus store {self.location.label} holds no retriever index under its alias; {self.rebuild_hint}"
+            )
+        if props.get("retriever.version") != str(VERSION):
+            raise RetrieverError(
+                f"Milvus store {self.location.label} has index format {props.get('retriever.version')}, this retriever "
+                f"reads {VERSION}; {self.rebuild_hint}"
+            )
+        raw = self.blob(gen, "manifest")
+        if hashlib.sha256(raw).hexdigest() != props.get("retriever.sha256"):
+            raise RetrieverError(
+                f"the manifest in Milvus store {self.location.label} does not match its checksum; {self.rebuild_hint}"
+            )
+        try:
+            manifest = Manifest.from_json(json.loads(raw))
+            manifest.check()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RetrieverError(
+                f"the manifest in Milvus store {self.location.label} is inconsistent ({exc}); {self.rebuild_hint}"
+            ) from exc
+        if manifest.store != "milvus":
+            raise RetrieverError(
+                f"Milvus store {self.location.label} holds a manifest of a {manifest.store} index; {self.rebuild_hint}"
+            )
+        self._manifests = {gen: manifest}
+        return manifest
+
+    def blob(self, gen: str, kind: str) -> bytes:
+        """A document stored in the manifest collection: zlib, base64, cut into VARCHAR rows."""
+        self.call(self.client.load_collection, gen)
+        rows = self.call(
+            self.client.query, gen, filter=f'kind == "{kind}"', output_fields=["seq", "blob"], limit=16_384
+        )
+        text = "".join(r["blob"] for r in sorted(rows, key=lambda r: r["seq"]))
+        try:
+            return zlib.decompress(base64.b64decode(text))
+        except (ValueError, zlib.error) as exc:
+            raise RetrieverError(
+                f"the {kind} in Milvus store {self.location.label} is corrupt; {self.rebuild_hint}"
+            ) from exc
+
+    # -- publishing --------------------------------------------------------------------------------------------
+    def publish(self) -> bool:
+        """Make the staged build live in Milvus, unless it already is; True when a new generation was written."""
+        staged = self.local.verified()
+        gen = f"{self.location.name}__{generation_id(staged.path.name)}"
+        live = self.generation()
+        if live == f"{gen}__meta":
+            return False
+        with self.writer_lock():
+            self.drop_generations(keep={(live or "").removesuffix("__meta")}, only=gen)  # a killed publish's remains
+            Publisher(self, staged, gen).write()
+            failpoint("alias")
+            if live is None:
+                self.call(self.client.create_alias, f"{gen}__meta", self.location.name)
+            else:
+                self.call(self.client.alter_alias, f"{gen}__meta", self.location.name)
+            self.drop_generations(keep={gen, (live or "").removesuffix("__meta")})
+        return True
+
+    @property
+    def lock_name(self) -> str:
+        return f"{self.location.name}__lock"
+
+    def writer_lock(self) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def held() -> Iterator[None]:
+            waited = time.monotonic()
+            while not self.try_lock():
+                if time.monotonic() - waited > LOCK_TIMEOUT:
+                    raise RetrieverError(
+                        f"another build is writing to Milvus store {self.location.label} after {LOCK_TIMEOUT:.0f} s; "
+                        f"if none is running, drop the collection {self.lock_name} and build again"
+                    )
+                time.sleep(LOCK_POLL)
+            try:
+                yield
+            finally:
+                self.call(self.client.drop_collection, self.lock_name)
+
+        return held()
+
+    def try_lock(self) -> bool:
+        from pymilvus.exceptions import MilvusException
+
+        schema = schema_of(self.client, [("v", 2)])
+        try:
+            self.client.create_collection(self.lock_name, schema=schema)
+        except MilvusException as exc:
+            if "already exist" not in str(exc.message):
+                raise unreachable(self.location, exc) from exc
+            if self.holder_died():
+                self.call(self.client.drop_collection, self.lock_name)
+            return False
+        self.call(
+            self.client.alter_collection_properties,
+            self.lock_name,
+            properties={"retriever.holder": f"{socket.gethostname()}:{os.getpid()}"},
+        )
+        return True
+
+    def holder_died(self) -> bool:
+        """Whether the lock was left by a build on this machine that no longer runs (killed, or the machine
+        restarted): then it is taken over. A holder on another machine cannot be checked from here."""
+        holder = self.properties(self.lock_name).get("retriever.holder", "")
+        host, _, pid = holder.rpartition(":")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, as another user
+            return False
+        return False
+
+    def drop_generations(self, keep: set[str], only: str | None = None) -> None:
+        """Every generation (or only the one named) but those kept: older ones, and the remains of a publish that
+        died half-way."""
+        prefix = f"{only}__" if only else f"{self.location.name}__g"
+        for name in self.call(self.client.list_collections):
+            if name.startswith(prefix) and name.rsplit("__", 1)[0] not in keep:
+                self.call(self.client.drop_collection, name)
+
+
+class MissingAlias(RetrieverError):
+    """Nothing was published under the store's name yet."""
+
+
+def schema_of(client: Any, vectors: list[tuple[str, int]], **scalars: Any) -> Any:
+    from pymilvus import DataType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    for name, dim in vectors:
+        if dim:
+            schema.add_field(name, DataType.FLOAT_VECTOR, dim=dim)
+        else:
+            schema.add_field(name, DataType.SPARSE_FLOAT_VECTOR)
+    for name, kind in scalars.items():
+        if kind == "text":
+            schema.add_field(name, DataType.VARCHAR, max_length=65_535)
+        else:
+            schema.add_field(name, DataType.INT64)
+    return schema
+
+
+def create(store: MilvusStore, name: str, schema: Any, field: str, kind: str, **params: Any) -> None:
+    """A collection with its one searched field indexed by inner product."""
+    index = store.client.prepare_index_params()
+    index.add_index(field, index_type=kind, metric_type="IP", params=params)
+    store.call(store.client.create_collection, name, schema=schema, index_params=index)
+
+
+def write_matrix(
+    store: MilvusStore, name: str, reader: RowReader, token_rows: np.ndarray | None = None
+) -> dict[str, Any]:
+    """One matrix as a collection, searched exactly below EXACT_BELOW rows and by HNSW above; token_rows: where
+    each row's token vectors start and end in the tokens collection (the primary model's parts). Returns how it is
+    searched, for the manifest."""
+    client = store.client
+    schema = schema_of(client, [("v", reader.dim)], **({"t0": "int", "t1": "int"} if token_rows is not None else {}))
+    exact = reader.rows < EXACT_BELOW
+    create(store, name, schema, "v", "FLAT" if exact else "HNSW", **({} if exact else HNSW_BUILD))
+    start = 0
+    for block in reader.blocks(BATCH):
+        batch = [{"id": start + i, "v": vector} for i, vector in enumerate(block.astype(np.float32))]
+        if token_rows is not None:
+            for i, row in enumerate(batch):
+                row["t0"], row["t1"] = int(token_rows[start + i]), int(token_rows[start + i + 1])
+        store.call(client.insert, name, batch)
+        start += len(block)
+    return {"kind": "milvus-flat"} if exact else {"kind": "milvus-hnsw", **HNSW_BUILD, "ef": HNSW_EF}
+
+
+def search_matrix(store: MilvusStore, name: str, record: dict[str, Any], vector: np.ndarray, k: int) -> np.ndarray:
+    """Rows nearest to one vector in a collection write_matrix made, as its record says to search it."""
+    params = {"ef": max(int(record["ef"]), k)} if "ef" in record else {}
+    found = store.call(
+        store.client.search,
+        name,
+        data=[vector.tolist()],
+        anns_field="v",
+        limit=k,
+        search_params={"metric_type": "IP", "params": params},
+    )
+    return np.array([hit["id"] for hit in found[0]], dtype=np.int64)
+
+
+class Publisher:
+    """Writes one generation's collections from a staged build."""
+
+    def __init__(self, store: MilvusStore, staged: StoredIndex, gen: str) -> None:
+        self.store, self.staged, self.gen = store, staged, gen
+        self.client = store.client
+        self.kinds: dict[str, dict[str, Any]] = {}
+
+    def insert(self, name: str, rows: list[dict[str, Any]]) -> None:
+        for start in range(0, len(rows), BATCH):
+            self.store.call(self.client.insert, name, rows[start : start + BATCH])
+
+    def write(self) -> None:
+        manifest = self.staged.manifest
+        for matrix, (rows, dim) in manifest.matrices().items():
+            self.matrix(matrix, rows, dim)
+        if SPANS in manifest.extras:
+            self.tokens(manifest)
+        self.lexical()
+        published = replace(manifest, store="milvus", ann=self.kinds, checksums={}, sizes={})
+        self.meta(published)
+
+    def matrix(self, matrix: str, rows: int, dim: int) -> None:
+        spans = matrix == "m0.parts" and SPANS in self.staged.manifest.extras
+        reader = self.staged.reader(matrix)
+        try:
+            name = f"{self.gen}__{matrix.replace('.', '_')}"
+            self.kinds[matrix] = write_matrix(self.store, name, reader, self.token_coordinates() if spans else None)
+        finally:
+            reader.close()
+        failpoint("publishing")
+
+    def token_coordinates(self) -> np.ndarray:
+        """Where each part's token vectors start in the tokens collection (and, one further, where the last ends):
+        parts' tokens are stored one after another in part order."""
+        spans = np.load(self.staged.path / f"{SPANS}.npy", allow_pickle=False)
+        lengths = (spans[:, 2] - spans[:, 1]).astype(np.int64)
+        return np.concatenate([[0], np.cumsum(lengths)])
+
+    def tokens(self, manifest: Manifest) -> None:
+        name = f"{self.gen}__tokens"
+        create(self.store, name, schema_of(self.client, [("v", manifest.model.dim)]), "v", "FLAT")
+        spans = np.load(self.staged.path / f"{SPANS}.npy", allow_pickle=False)
+        readers = {i: self.staged.reader(segment) for i, segment in enumerate(manifest.segments)}
+        row, batch = 0, []
+        try:
+            for segment, first, end in spans:
+                for vector in readers[int(segment)].read(int(first), int(end)).astype(np.float32):
+                    batch.append({"id": row, "v": vector})
+                    row += 1
+                if len(batch) >= BATCH:
+                    self.store.call(self.client.insert, name, batch)
+                    batch = []
+            if batch:
+                self.store.call(self.client.insert, name, batch)
+        finally:
+            for reader in readers.values():
+                reader.close()
+
+    def lexical(self) -> None:
+        name = f"{self.gen}__bm25"
+        create(self.store, name, schema_of(self.client, [("s", 0)]), "s", "SPARSE_INVERTED_INDEX")
+        weights, terms, pointers = LexicalIndex.load(self.staged.path / LEXICAL).weights()
+        batch = []
+        for doc in range(len(pointers) - 1):
+            start, stop = int(pointers[doc]), int(pointers[doc + 1])
+            kept = weights[start:stop] > 0  # Milvus refuses a row with no weight: such a chunk scores 0 anyway
+            if kept.any():
+                batch.append(
+                    {"id": doc, "s": dict(zip(terms[start:stop][kept].tolist(), weights[start:stop][kept].tolist()))}
+                )
+            if len(batch) >= BATCH:
+                self.store.call(self.client.insert, name, batch)
+                batch = []
+        if batch:
+            self.store.call(self.client.insert, name, batch)
+
+    def meta(self, manifest: Manifest) -> None:
+        name = f"{self.gen}__meta"
+        create(self.store, name, schema_of(self.client, [("v", 2)], kind="text", seq="int", blob="text"), "v", "FLAT")
+        handle = io.StringIO()
+        write_json(handle, manifest.to_json())
+        raw = handle.getvalue().encode("utf-8")
+        vocab = LexicalIndex.load(self.staged.path / LEXICAL).vocab
+        rows: list[dict[str, Any]] = []
+        for kind, data in (("manifest", raw), ("vocab", json.dumps(vocab, ensure_ascii=False).encode("utf-8"))):
+            text = base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+            for seq, start in enumerate(range(0, len(text), BLOB_BYTES)):
+                rows.append(
+                    {
+                        "id": len(rows),
+                        "v": [0.0, 0.0],
+                        "kind": kind,
+                        "seq": seq,
+                        "blob": text[start : start + BLOB_BYTES],
+                    }
+                )
+        self.insert(name, rows)
+        models = ",".join(m.name for m in manifest.models)
+        properties = {
+            "retriever.format": FORMAT,
+            "retriever.version": str(VERSION),
+            "retriever.sha256": hashlib.sha256(raw).hexdigest(),
+            "retriever.fingerprint": manifest.fingerprint,
+            "retriever.models": models,
+            "retriever.staged": self.staged.path.name,
+        }
+        self.store.call(self.client.alter_collection_properties, name, properties=properties)
+        for collection in self.store.call(self.client.list_collections):
+            if collection.startswith(f"{self.gen}__"):
+                self.store.call(self.client.load_collection, collection)
+
+
+class MilvusIndex(IndexView):
+    """A published generation, read through queries: nothing but the manifest and vocabulary is held locally."""
+
+    def __init__(self, store: MilvusStore, gen: str, manifest: Manifest, vocab: dict[str, int]) -> None:
+        self.store, self.generation, self.manifest, self.vocab = store, gen, manifest, vocab
+        self.prefix = gen.removesuffix("__meta")
+
+    def collection(self, matrix: str) -> str:
+        return f"{self.prefix}__{matrix.replace('.', '_')}"
+
+    def nearest(self, matrix: str, vector: np.ndarray, k: int) -> np.ndarray:
+        return search_matrix(self.store, self.collection(matrix), self.manifest.ann.get(matrix, {}), vector[0], k)
+
+    def fetch(self, collection: str, rows: np.ndarray, fields: list[str]) -> dict[int, dict[str, Any]]:
+        wanted = np.unique(rows).tolist()
+        got: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), BATCH):
+            for hit in self.store.call(
+                self.store.client.query, collection, ids=wanted[start : start + BATCH], output_fields=fields
+            ):
+                got[int(hit["id"])] = hit
+        return got
+
+    def rows(self, matrix: str, rows: np.ndarray) -> np.ndarray:
+        dim = self.manifest.spec_of(matrix).dim
+        if not len(rows):
+            return np.zeros((0, dim), dtype=np.float32)
+        got = self.fetch(self.collection(matrix), rows, ["v"])
+        try:
+            return np.array([got[int(r)]["v"] for r in rows], dtype=np.float32).reshape(len(rows), dim)
+        except KeyError as exc:
+            raise RetrieverError(
+                f"Milvus store {self.store.location.label} lacks row {exc} of {matrix}; {self.store.rebuild_hint}"
+            ) from exc
+
+    @property
+    def has_tokens(self) -> bool:
+        return SPANS in self.manifest.extras
+
+    def part_tokens(self, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        spans = self.fetch(self.collection("m0.parts"), parts, ["t0", "t1"])
+        bounds = np.array([(spans[int(p)]["t0"], spans[int(p)]["t1"]) for p in parts], dtype=np.int64).reshape(-1, 2)
+        lengths = bounds[:, 1] - bounds[:, 0]
+        ids = np.concatenate([np.arange(a, b) for a, b in bounds]) if len(bounds) else np.zeros(0, np.int64)
+        dim = self.manifest.model.dim
+        if not len(ids):
+            return np.zeros((0, dim), dtype=np.float32), lengths
+        got = self.fetch(f"{self.prefix}__tokens", ids, ["v"])
+        return np.array([got[int(i)]["v"] for i in ids], dtype=np.float32).reshape(len(ids), dim), lengths
+
+    def lexical(self, question: str) -> SparseScores:
+        ids, coverage = term_ids(self.vocab, question)
+        return SparseScores(self, Counter(ids), coverage)
+
+
+@dataclass
+class SparseScores:
+    """BM25 of one question from the sparse collection: a search for the best rows, a dot product for the rest.
+    The stored weights are bm25s's own, so both equal the local store's scores."""
+
+    index: MilvusIndex
+    terms: Counter[int]  # the question's term ids, with repeats counted
+    coverage: float
+
+    @property
+    def collection(self) -> str:
+        return f"{self.index.prefix}__bm25"
+
+    def top(self, n: int) -> np.ndarray:
+        total = len(self.index.manifest.chunks)
+        scored: list[tuple[float, int]] = []
+        if self.terms:
+            query = {int(t): float(c) for t, c in self.terms.items()}
+            found = self.index.store.call(
+                self.index.store.client.search,
+                self.collection,
+                data=[query],
+                anns_field="s",
+                limit=min(n, total),
+                search_params={"metric_type": "IP", "params": {"drop_ratio_search": 0.0}},
+            )
+            scored = sorted((-float(hit["distance"]), int(hit["id"])) for hit in found[0])
+        rows = [row for _, row in scored]
+        if len(rows) < min(n, total):  # rows sharing no term score 0, and come in row order, as locally
+            taken = set(rows)
+            rows += [r for r in range(total) if r not in taken][: min(n, total) - len(rows)]
+        return np.array(rows, dtype=np.int64)
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        if not self.terms or not len(rows):
+            return np.zeros(len(rows), dtype=np.float32)
+        got = self.index.fetch(self.collection, rows, ["s"])
+        return np.array(
+            [
+                sum(w * self.terms.get(int(t), 0) for t, w in got[int(r)]["s"].items()) if int(r) in got else 0.0
+                for r in rows
+            ],
+            dtype=np.float32,
+        )

@@ -1,0 +1,102 @@
+"""The seam between ranking and where an index lives: what a question reads of an index, and which store holds it.
+
+Ranking asks an `IndexView` for nearest rows, rows of vectors, token vectors of parts and lexical scores, and never
+touches files or a server itself. Two stores implement it: local files with FAISS (`store.py`, the default) and a
+Milvus collection set (`milvus_store.py`), which any number of stateless servers can share. This module imports
+neither FAISS nor pymilvus, so choosing a store costs nothing until it is used.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .store import IndexStore, Manifest
+
+MILVUS_SCHEME = "milvus://"
+
+
+class LexicalRanking(Protocol):
+    """BM25 scores of one question, without promising to hold them for every row: a server computes them for the
+    rows asked about."""
+
+    coverage: float  # share of the question's tokens that occur anywhere in the corpus
+
+    def top(self, n: int) -> np.ndarray:
+        """The n best-scoring chunk rows, best first (ties by row)."""
+        ...
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of these chunk rows, float32."""
+        ...
+
+
+class IndexView(ABC):
+    """A loaded index as ranking sees it: the manifest (rows, text, layout) and reads of its vectors."""
+
+    manifest: Manifest
+    generation: Hashable  # which build this is: a view whose generation is no longer live is reloaded
+
+    @abstractmethod
+    def nearest(self, matrix: str, vector: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the matrix nearest to vector ([1, dim]) by inner product, best first, at most k."""
+
+    @abstractmethod
+    def rows(self, matrix: str, rows: np.ndarray) -> np.ndarray:
+        """The vectors of these rows of a matrix, [len(rows), dim] float32, in the order asked."""
+
+    @property
+    @abstractmethod
+    def has_tokens(self) -> bool:
+        """Whether the primary model's token vectors of the parts are kept, for the late re-rank."""
+
+    @abstractmethod
+    def part_tokens(self, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(token vectors of these parts concatenated in order as float32, number of tokens of each part)."""
+
+    @abstractmethod
+    def lexical(self, question: str) -> LexicalRanking: ...
+
+    @cached_property
+    def part_owners(self) -> np.ndarray:
+        """Chunk row of every part; parts are stored in chunk order."""
+        parts = self.manifest.parts
+        return np.fromiter((p.chunk for p in parts), dtype=np.int64, count=len(parts))
+
+    @cached_property
+    def part_offsets(self) -> np.ndarray:
+        """offsets[c]:offsets[c+1] are the parts of chunk c."""
+        return np.searchsorted(self.part_owners, np.arange(len(self.manifest.chunks) + 1))
+
+    @cached_property
+    def chunk_questions(self) -> np.ndarray:
+        return np.asarray(self.manifest.chunk_question, dtype=np.int64)
+
+
+def is_milvus(where: str) -> bool:
+    """A Milvus server URL, or a Milvus Lite database file (a path ending in .db)."""
+    return where.startswith(MILVUS_SCHEME) or where.endswith(".db")
+
+
+def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore:
+    """The store that holds the index: local files under `index` with FAISS (no store given), or Milvus
+    (`milvus://host:port/name`, or a Milvus Lite file `path.db`), for which `index` only stages builds."""
+    from .store import IndexStore
+
+    if not store:
+        return IndexStore(index, notes)
+    if not is_milvus(store):
+        from .errors import RetrieverError
+
+        raise RetrieverError(
+            f"unknown store {store!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
+        )
+    from .milvus_store import MilvusStore
+
+    return MilvusStore(store, IndexStore(index, notes))
