@@ -184,6 +184,8 @@ class Retriever:
         with phase("publish"):
             published = self.store.publish()
         if published and self.reporter:
+            for notice in self.store.notices:
+                self.reporter.note(notice)
             self.reporter.note(f"published the index to {self.store.label}")
         return report
 
@@ -317,6 +319,10 @@ class Retriever:
         if settings.mode != "dense":
             with phase("bm25"):
                 query.lexical = loaded.lexical(text)
+            if query.lexical is None and settings.mode == "lexical":
+                raise RetrieverError(
+                    f"the index in {self.store.label} has no lexical channel; use --mode dense or hybrid"
+                )
         return query
 
     def _same_models(self, loaded: IndexView, encoders: dict[int, Encoder]) -> IndexView:

@@ -35,13 +35,17 @@ from .errors import RetrieverError
 from .failpoints import failpoint
 from .lexical import LexicalIndex, term_ids
 from .rowfile import RowReader
-from .store import FORMAT, LEXICAL, SPANS, VERSION, IndexStore, Manifest, StoredIndex, write_json
+from .store import FORMAT, LEXICAL, SPANS, VERSION, IndexStore, Manifest, StoredIndex, as_float32, write_json
 from .vectorstore import MILVUS_SCHEME, IndexView
 
+LAYOUT = 2  # of the collections, beside the manifest's VERSION; 2: token vectors as float16 pieces per part
 TOKEN_ENV = "RETRIEVER_MILVUS_TOKEN"  # "user:password" or an API key; never written anywhere
 EXACT_BELOW = 20_000  # rows: exact (FLAT) search below, HNSW above, as the FAISS store switches to IVF
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
 HNSW_EF = 128  # candidates are 200 per channel: ef is raised to k whenever k is larger
+TOKEN_PIECE = 45_000  # bytes of float16 token vectors per VARCHAR row: 60 000 characters in base64
+PIECES_PER_PART = 64  # a part's pieces are rows part·64 … part·64 + 63: room for 2.8 MB, 1 400 tokens at 1 024d
+MAX_LIMIT = 16_384  # Milvus's cap on a search's k
 BATCH = 2048  # rows per insert or query call; Milvus caps a call's message at 64 MiB and a query at 16 384 rows
 BLOB_BYTES = 60_000  # a VARCHAR holds 65 535 bytes
 KEEP_GENERATIONS = 2
@@ -131,6 +135,7 @@ class MilvusStore:
         self.root = local.root
         self.notes = local.notes
         self.label = self.location.label
+        self.notices: list[str] = []  # what a publish had to leave out, for the user to hear of
         self._client: Any = None
         self._manifests: dict[str, Manifest] = {}
 
@@ -213,7 +218,8 @@ class MilvusStore:
         try:
             return method(*args, **kwargs)
         except MilvusException as exc:
-            if "alias" in str(exc.message) and "not exist" in str(exc.message):
+            said = str(exc.message)
+            if "alias" in said and ("not exist" in said or "not found" in said):  # Lite and servers word it apart
                 raise MissingAlias(str(exc.message)) from exc
             raise unreachable(self.location, exc) from exc
         except Exception as exc:
@@ -231,10 +237,11 @@ class MilvusStore:
             raise RetrieverError(
                 f"Milvus store {self.location.label} holds no retriever index under its alias; {self.rebuild_hint}"
             )
-        if props.get("retriever.version") != str(VERSION):
+        found = f"{props.get('retriever.version')}/{props.get('retriever.layout')}"
+        if found != f"{VERSION}/{LAYOUT}":
             raise RetrieverError(
-                f"Milvus store {self.location.label} has index format {props.get('retriever.version')}, this retriever "
-                f"reads {VERSION}; {self.rebuild_hint}"
+                f"Milvus store {self.label} has index format {found}, this retriever reads {VERSION}/{LAYOUT}; "
+                f"{self.rebuild_hint}"
             )
         raw = self.blob(gen, "manifest")
         if hashlib.sha256(raw).hexdigest() != props.get("retriever.sha256"):
@@ -273,7 +280,7 @@ class MilvusStore:
     def publish(self) -> bool:
         """Make the staged build live in Milvus, unless it already is; True when a new generation was written."""
         staged = self.local.verified()
-        gen = f"{self.location.name}__{generation_id(staged.path.name)}"
+        gen = f"{self.location.name}__{generation_id(staged.path.name)}_l{LAYOUT}"  # a new layout: republished
         live = self.generation()
         if live == f"{gen}__meta":
             return False
@@ -385,21 +392,21 @@ def create(store: MilvusStore, name: str, schema: Any, field: str, kind: str, **
 
 
 def write_matrix(
-    store: MilvusStore, name: str, reader: RowReader, token_rows: np.ndarray | None = None
+    store: MilvusStore, name: str, reader: RowReader, token_counts: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """One matrix as a collection, searched exactly below EXACT_BELOW rows and by HNSW above; token_rows: where
-    each row's token vectors start and end in the tokens collection (the primary model's parts). Returns how it is
+    """One matrix as a collection, searched exactly below EXACT_BELOW rows and by HNSW above; token_counts: how
+    many token vectors each row has in the tokens collection (the primary model's parts). Returns how it is
     searched, for the manifest."""
     client = store.client
-    schema = schema_of(client, [("v", reader.dim)], **({"t0": "int", "t1": "int"} if token_rows is not None else {}))
+    schema = schema_of(client, [("v", reader.dim)], **({"tokens": "int"} if token_counts is not None else {}))
     exact = reader.rows < EXACT_BELOW
     create(store, name, schema, "v", "FLAT" if exact else "HNSW", **({} if exact else HNSW_BUILD))
     start = 0
     for block in reader.blocks(BATCH):
         batch = [{"id": start + i, "v": vector} for i, vector in enumerate(block.astype(np.float32))]
-        if token_rows is not None:
+        if token_counts is not None:
             for i, row in enumerate(batch):
-                row["t0"], row["t1"] = int(token_rows[start + i]), int(token_rows[start + i + 1])
+                row["tokens"] = int(token_counts[start + i])
         store.call(client.insert, name, batch)
         start += len(block)
     return {"kind": "milvus-flat"} if exact else {"kind": "milvus-hnsw", **HNSW_BUILD, "ef": HNSW_EF}
@@ -446,30 +453,30 @@ class Publisher:
         reader = self.staged.reader(matrix)
         try:
             name = f"{self.gen}__{matrix.replace('.', '_')}"
-            self.kinds[matrix] = write_matrix(self.store, name, reader, self.token_coordinates() if spans else None)
+            self.kinds[matrix] = write_matrix(self.store, name, reader, self.token_counts() if spans else None)
         finally:
             reader.close()
         failpoint("publishing")
 
-    def token_coordinates(self) -> np.ndarray:
-        """Where each part's token vectors start in the tokens collection (and, one further, where the last ends):
-        parts' tokens are stored one after another in part order."""
+    def token_counts(self) -> np.ndarray:
         spans = np.load(self.staged.path / f"{SPANS}.npy", allow_pickle=False)
-        lengths = (spans[:, 2] - spans[:, 1]).astype(np.int64)
-        return np.concatenate([[0], np.cumsum(lengths)])
+        return (spans[:, 2] - spans[:, 1]).astype(np.int64)
 
     def tokens(self, manifest: Manifest) -> None:
+        """Each part's token vectors as float16 bytes, as the local store keeps them, in VARCHAR pieces keyed by
+        part: a question fetches ~80 pieces instead of ~5 000 vectors (each a list of Python floats in pymilvus)."""
         name = f"{self.gen}__tokens"
-        create(self.store, name, schema_of(self.client, [("v", manifest.model.dim)]), "v", "FLAT")
+        create(self.store, name, schema_of(self.client, [("v", 2)], blob="text"), "v", "FLAT")
         spans = np.load(self.staged.path / f"{SPANS}.npy", allow_pickle=False)
         readers = {i: self.staged.reader(segment) for i, segment in enumerate(manifest.segments)}
-        row, batch = 0, []
+        batch: list[dict[str, Any]] = []
         try:
-            for segment, first, end in spans:
-                for vector in readers[int(segment)].read(int(first), int(end)).astype(np.float32):
-                    batch.append({"id": row, "v": vector})
-                    row += 1
-                if len(batch) >= BATCH:
+            for part, (segment, first, end) in enumerate(spans.tolist()):
+                data = readers[segment].read(first, end).astype(np.float16).tobytes()
+                for seq, start in enumerate(range(0, len(data), TOKEN_PIECE)):
+                    piece = base64.b64encode(data[start : start + TOKEN_PIECE]).decode("ascii")
+                    batch.append({"id": part * PIECES_PER_PART + seq, "v": [0.0, 0.0], "blob": piece})
+                if len(batch) >= BATCH // 8:  # pieces are up to 60 KB: a few MB per call
                     self.store.call(self.client.insert, name, batch)
                     batch = []
             if batch:
@@ -480,7 +487,19 @@ class Publisher:
 
     def lexical(self) -> None:
         name = f"{self.gen}__bm25"
-        create(self.store, name, schema_of(self.client, [("s", 0)]), "s", "SPARSE_INVERTED_INDEX")
+        try:
+            create(self.store, name, schema_of(self.client, [("s", 0)]), "s", "SPARSE_INVERTED_INDEX")
+        except RetrieverError as exc:
+            if "not supported" not in str(exc):
+                raise
+            self.store.call(self.client.drop_collection, name)  # a server may make the collection, then refuse
+            self.kinds["bm25"] = {"kind": "none"}  # its index
+            self.store.notices.append(
+                f"Milvus at {self.store.label} has no sparse vectors (they came in Milvus 2.4): published without "
+                "the lexical channel, so questions rank by the dense channels alone"
+            )
+            return
+        self.kinds["bm25"] = {"kind": "milvus-sparse"}
         weights, terms, pointers = LexicalIndex.load(self.staged.path / LEXICAL).weights()
         batch = []
         for doc in range(len(pointers) - 1):
@@ -521,6 +540,7 @@ class Publisher:
         properties = {
             "retriever.format": FORMAT,
             "retriever.version": str(VERSION),
+            "retriever.layout": str(LAYOUT),
             "retriever.sha256": hashlib.sha256(raw).hexdigest(),
             "retriever.fingerprint": manifest.fingerprint,
             "retriever.models": models,
@@ -555,34 +575,85 @@ class MilvusIndex(IndexView):
                 got[int(hit["id"])] = hit
         return got
 
-    def rows(self, matrix: str, rows: np.ndarray) -> np.ndarray:
-        dim = self.manifest.spec_of(matrix).dim
-        if not len(rows):
-            return np.zeros((0, dim), dtype=np.float32)
-        got = self.fetch(self.collection(matrix), rows, ["v"])
+    def scored(self, collection: str, field: str, queries: list[Any], rows: np.ndarray, params: dict) -> np.ndarray:
+        """Inner products of each query with each of these rows, [len(queries), len(rows)], taken by the server as a
+        search restricted to the rows: only scores cross the wire, never vectors (fetching the vectors of a
+        question's ~2 000 candidate parts instead cost most of its time). A row the search leaves out is nan."""
+        wanted = np.unique(rows)
+        column = {int(r): i for i, r in enumerate(wanted.tolist())}
+        out = np.full((len(queries), len(wanted)), np.nan, dtype=np.float32)
+        for start in range(0, len(wanted), MAX_LIMIT):
+            some = wanted[start : start + MAX_LIMIT].tolist()
+            found = self.store.call(
+                self.store.client.search,
+                collection,
+                data=queries,
+                anns_field=field,
+                limit=len(some),
+                filter=f"id in {some}",
+                search_params={
+                    "metric_type": "IP",
+                    "params": {**params, **({"ef": len(some)} if "ef" in params else {})},
+                },
+            )
+            for q, hits in enumerate(found):
+                for hit in hits:
+                    out[q, column[int(hit["id"])]] = hit["distance"]
+        return out[:, np.searchsorted(wanted, rows)]
+
+    def vectors(self, collection: str, rows: np.ndarray, dim: int) -> np.ndarray:
+        got = self.fetch(collection, rows, ["v"])
         try:
             return np.array([got[int(r)]["v"] for r in rows], dtype=np.float32).reshape(len(rows), dim)
         except KeyError as exc:
             raise RetrieverError(
-                f"Milvus store {self.store.location.label} lacks row {exc} of {matrix}; {self.store.rebuild_hint}"
+                f"Milvus store {self.store.label} lacks row {exc} of {collection}; {self.store.rebuild_hint}"
             ) from exc
+
+    def exact(self, collection: str, queries: np.ndarray, rows: np.ndarray, params: dict) -> np.ndarray:
+        """scored, with any row an approximate index skipped computed here from its fetched vector."""
+        sims = self.scored(collection, "v", queries.tolist(), rows, params)
+        missing = np.isnan(sims).any(axis=0)
+        if missing.any():
+            sims[:, missing] = queries @ self.vectors(collection, rows[missing], queries.shape[1]).T
+        return sims
+
+    def scores(self, matrix: str, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if not len(rows):
+            return np.zeros(0, dtype=np.float32)
+        record = self.manifest.ann.get(matrix, {})
+        params = {"ef": int(record["ef"])} if "ef" in record else {}
+        return self.exact(self.collection(matrix), np.asarray(vector, np.float32).reshape(1, -1), rows, params)[0]
 
     @property
     def has_tokens(self) -> bool:
         return SPANS in self.manifest.extras
 
-    def part_tokens(self, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        spans = self.fetch(self.collection("m0.parts"), parts, ["t0", "t1"])
-        bounds = np.array([(spans[int(p)]["t0"], spans[int(p)]["t1"]) for p in parts], dtype=np.int64).reshape(-1, 2)
-        lengths = bounds[:, 1] - bounds[:, 0]
-        ids = np.concatenate([np.arange(a, b) for a, b in bounds]) if len(bounds) else np.zeros(0, np.int64)
+    def token_scores(self, parts: np.ndarray, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fetched and scored here: a server-side search per question token (~16) over a re-rank's ~5 000 token
+        rows cost Milvus Lite seconds, and fetching them as vectors (lists of Python floats) ~0.5 s; their float16
+        bytes, a few pieces per part, decode in milliseconds."""
+        counts = self.fetch(self.collection("m0.parts"), parts, ["tokens"])
+        lengths = np.array([counts[int(p)]["tokens"] for p in parts], dtype=np.int64)
         dim = self.manifest.model.dim
-        if not len(ids):
-            return np.zeros((0, dim), dtype=np.float32), lengths
-        got = self.fetch(f"{self.prefix}__tokens", ids, ["v"])
-        return np.array([got[int(i)]["v"] for i in ids], dtype=np.float32).reshape(len(ids), dim), lengths
+        ids = [
+            int(p) * PIECES_PER_PART + seq
+            for p, n in zip(parts, lengths)
+            for seq in range(-(-int(n) * dim * 2 // TOKEN_PIECE))
+        ]
+        got = self.fetch(f"{self.prefix}__tokens", np.array(ids, dtype=np.int64), ["blob"]) if ids else {}
+        try:
+            data = b"".join(base64.b64decode(got[i]["blob"]) for i in ids)
+        except KeyError as exc:
+            raise RetrieverError(
+                f"Milvus store {self.store.label} lacks token piece {exc}; {self.store.rebuild_hint}"
+            ) from exc
+        tokens = np.frombuffer(bytearray(data), dtype=np.float16).reshape(-1, dim)  # writable, as torch wants
+        return np.asarray(query_tokens, dtype=np.float32) @ as_float32(tokens).T, lengths
 
-    def lexical(self, question: str) -> SparseScores:
+    def lexical(self, question: str) -> SparseScores | None:
+        if self.manifest.ann.get("bm25", {}).get("kind") == "none":
+            return None
         ids, coverage = term_ids(self.vocab, question)
         return SparseScores(self, Counter(ids), coverage)
 
@@ -623,11 +694,6 @@ class SparseScores:
     def of(self, rows: np.ndarray) -> np.ndarray:
         if not self.terms or not len(rows):
             return np.zeros(len(rows), dtype=np.float32)
-        got = self.index.fetch(self.collection, rows, ["s"])
-        return np.array(
-            [
-                sum(w * self.terms.get(int(t), 0) for t, w in got[int(r)]["s"].items()) if int(r) in got else 0.0
-                for r in rows
-            ],
-            dtype=np.float32,
-        )
+        query = {int(t): float(c) for t, c in self.terms.items()}
+        sims = self.index.scored(self.collection, "s", [query], rows, {"drop_ratio_search": 0.0})[0]
+        return np.nan_to_num(sims, nan=0.0)  # a chunk sharing no term with the question is not returned: it scores 0

@@ -79,14 +79,14 @@ def parts_of(index: IndexView, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def dense_views(index: IndexView, model: int, vector: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Cosine of the question with each candidate's whole text, best part, and section heading."""
     q = vector[0]
-    section = index.rows(matrix_name(model, "chunks"), rows) @ q
+    section = index.scores(matrix_name(model, "chunks"), q, rows)
     parts, counts = parts_of(index, rows)
-    scored = index.rows(matrix_name(model, "parts"), parts) @ q
+    scored = index.scores(matrix_name(model, "parts"), q, parts)
     best = np.maximum.reduceat(scored, np.cumsum(counts) - counts) if len(rows) else scored
     heading_rows = index.chunk_questions[rows]
     titled = heading_rows >= 0
     heading = section.copy()  # untitled text (a corpus may have no headings at all): its own text stands in
-    heading[titled] = index.rows(matrix_name(model, "questions"), heading_rows[titled]) @ q
+    heading[titled] = index.scores(matrix_name(model, "questions"), q, heading_rows[titled])
     return {"section": section, "part": best.astype(np.float32), "heading": heading}
 
 
@@ -94,11 +94,10 @@ def late_interaction(index: IndexView, query_tokens: np.ndarray, rows: np.ndarra
     """MaxSim (ColBERT-style) of the question's tokens against each chunk's best part: every question word must
     find its match in one passage, which a single pooled vector can blur. One matrix product for all parts."""
     parts, counts = parts_of(index, rows)
-    gathered, lengths = index.part_tokens(parts)
+    sims, lengths = index.token_scores(parts, query_tokens)
     keep = lengths > 0  # a part with no tokens scores nothing
     if not keep.any():
         return np.full(len(rows), -1.0, dtype=np.float32)
-    sims = np.asarray(query_tokens, dtype=np.float32) @ gathered.T
     per_part = np.full(len(parts), -1.0, dtype=np.float32)
     kept = lengths[keep]
     per_part[keep] = np.maximum.reduceat(sims, np.cumsum(kept) - kept, axis=1).mean(axis=0)
@@ -177,7 +176,7 @@ def rank_questions(query: Query, settings: RankSettings, explain: bool = False) 
     heading = np.zeros(len(rows))
     if settings.mode != "lexical":
         for model, vector in query.vectors.items():
-            heading += zscore(index.rows(matrix_name(model, "questions"), rows) @ vector[0]) / len(query.vectors)
+            heading += zscore(index.scores(matrix_name(model, "questions"), vector[0], rows)) / len(query.vectors)
     shares = {"question": 0.5 * zscore(heading), "answer": 0.5 * zscore(np.array([answer[int(r)] for r in rows]))}
     fused = shares["question"] + shares["answer"]
     order = np.argsort(-fused, kind="stable")

@@ -257,19 +257,19 @@ class LoadedIndex(IndexView):
         found = self.ann[matrix].search(vector, k)[1][0]
         return found[found >= 0]
 
-    def rows(self, matrix: str, rows: np.ndarray) -> np.ndarray:
-        return self.vectors[matrix][rows]
+    def scores(self, matrix: str, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return self.vectors[matrix][rows] @ vector
 
     @property
     def has_tokens(self) -> bool:
         return SPANS in self.extras
 
-    def part_tokens(self, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def token_scores(self, parts: np.ndarray, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         spans = self.extras[SPANS][parts]
         lengths = spans[:, 2] - spans[:, 1]
         blocks = [self.segments[seg][start:stop] for seg, start, stop in spans[lengths > 0]]
-        dim = self.manifest.model.dim
-        return as_float32(np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float16)), lengths
+        gathered = np.concatenate(blocks) if blocks else np.zeros((0, self.manifest.model.dim), np.float16)
+        return np.asarray(query_tokens, dtype=np.float32) @ as_float32(gathered).T, lengths
 
     def lexical(self, question: str) -> LexicalScores:
         return self.lexical_index.score(question)
@@ -423,6 +423,7 @@ class IndexStore:
     def __init__(self, root: Path, notes: Path | None = None) -> None:
         self.root = root
         self.notes = notes  # the folder it indexes, for the commands its messages give
+        self.notices: list[str] = []  # what a build had to leave out (none here; see MilvusStore)
         # The manifest this store last wrote or read, with the stat of its file then. Generations never change
         # once written, so while the file is untouched a warm process (serve --watch) skips re-parsing it on the
         # next build and load: ~0.3 s each at 10 000 notes.

@@ -48,8 +48,9 @@ class IndexView(ABC):
         """Rows of the matrix nearest to vector ([1, dim]) by inner product, best first, at most k."""
 
     @abstractmethod
-    def rows(self, matrix: str, rows: np.ndarray) -> np.ndarray:
-        """The vectors of these rows of a matrix, [len(rows), dim] float32, in the order asked."""
+    def scores(self, matrix: str, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Inner products of vector ([dim]) with these rows of a matrix, float32, in the order asked. Ranking asks
+        for scores, never vectors, so a server can compute them where the vectors are."""
 
     @property
     @abstractmethod
@@ -57,11 +58,13 @@ class IndexView(ABC):
         """Whether the primary model's token vectors of the parts are kept, for the late re-rank."""
 
     @abstractmethod
-    def part_tokens(self, parts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(token vectors of these parts concatenated in order as float32, number of tokens of each part)."""
+    def token_scores(self, parts: np.ndarray, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inner products of each question token with every token of these parts, [question tokens, part tokens]
+        with the parts' tokens one after another in order; number of tokens of each part)."""
 
     @abstractmethod
-    def lexical(self, question: str) -> LexicalRanking: ...
+    def lexical(self, question: str) -> LexicalRanking | None:
+        """BM25 of the question, or None where the store could not keep the lexical channel."""
 
     @cached_property
     def part_owners(self) -> np.ndarray:
