@@ -2,12 +2,16 @@
 
     .venv/bin/python bench/milvus.py [--sizes 100000,1000000] [--json bench/results/milvus.json]
     .venv/bin/python bench/milvus.py --sizes 20000          # quick try
+    # against a real server (bench/milvus_server.py starts one in its own network namespace):
+    nsenter --net=/proc/PID/ns/net .venv/bin/python bench/milvus.py --no-quality --sizes 100000 \
+        --store milvus://127.0.0.1:19530/bench --server-pid PID
 
 Scale rows: one matrix of e5-shaped vectors (bench/scale.py makes them: real e5 embeddings enlarged by mixing), built
 by each store's own code (FAISS: `ann.build_index`, as a local build; Milvus Lite: `milvus_store.write_matrix`, as a
 publish) in a fresh process, then asked the real e5 queries one at a time as `ask` asks for candidates (k = 200,
-recall counted on the first 10 against exact search). Memory is the growth of that process; Milvus Lite runs
-inside it. Quality rows: the dev sets through the CLI's own `eval` on both stores, with build and per-query times.
+recall counted on the first 10 against exact search). Memory is the growth of that process (Milvus Lite runs
+inside it) or of the server's processes. Quality rows: the dev sets through the CLI's own `eval` on both stores: the
+local build, then the publish of that same staged build, and the whole `eval` run of each.
 """
 
 from __future__ import annotations
@@ -49,24 +53,47 @@ def faiss_run(matrix: Path, queries: np.ndarray, truth: np.ndarray) -> dict[str,
     }
 
 
-def milvus_run(matrix: Path, queries: np.ndarray, truth: np.ndarray, work: Path) -> dict[str, object]:
+def milvus_run(
+    matrix: Path, queries: np.ndarray, truth: np.ndarray, where: str, server: int | None
+) -> dict[str, object]:
+    """where: a Milvus Lite file (it runs inside this process: memory is this process's growth) or a server URL
+    (memory is the growth of the server's processes, server: its process group)."""
     from retriever.milvus_store import MilvusStore, search_matrix, write_matrix
     from retriever.store import IndexStore
 
-    base = rss()
-    store = MilvusStore(str(work / "bench.db"), IndexStore(work / "stage"))
+    memory = (lambda: group_rss(server)) if server else rss
+    base = memory()
+    store = MilvusStore(where, IndexStore(Path(tempfile.mkdtemp()) / "stage"))
+    if store.client.has_collection("bench__m"):
+        store.client.drop_collection("bench__m")
     reader = RowReader(matrix)
     started = time.perf_counter()
     record = write_matrix(store, "bench__m", reader)
     store.call(store.client.load_collection, "bench__m")  # loading builds the HNSW graph: part of the build
     built = time.perf_counter() - started
     search = lambda q: search_matrix(store, "bench__m", record, q, CANDIDATES)
-    return {
-        "store": f"milvus lite ({record['kind']})",
+    kind = "milvus server" if server else "milvus lite"
+    row = {
+        "store": f"{kind} ({record['kind']})",
         "build_s": built,
         **asked(search, queries, truth),
-        "rss": rss() - base,
+        "rss": memory() - base,
     }
+    store.client.drop_collection("bench__m")
+    return row
+
+
+def group_rss(group: int) -> int:
+    """Resident bytes of every process in a process group (a server and the children it started)."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == group:  # the field after ppid is the process group
+                total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE")  # rss, in pages
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def asked(search, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -85,8 +112,9 @@ def asked(search, queries: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def scale_rows(size: int) -> list[dict[str, object]]:
+def scale_rows(size: int, store: str | None, server: int | None, asks: int) -> list[dict[str, object]]:
     seeds, queries = embeddings()
+    queries = queries[: asks + WARM]
     matrix = CACHE / f"rows-{size}.npy"
     if not matrix.exists():
         synthesize(seeds, size, matrix)
@@ -95,7 +123,8 @@ def scale_rows(size: int) -> list[dict[str, object]]:
     reader.close()
     rows = []
     with tempfile.TemporaryDirectory() as work:
-        for run, args in ((faiss_run, (matrix, queries, truth)), (milvus_run, (matrix, queries, truth, Path(work)))):
+        where = store or str(Path(work) / "bench.db")
+        for run, args in ((faiss_run, (matrix, queries, truth)), (milvus_run, (matrix, queries, truth, where, server))):
             row = fresh(run, *args)
             row["rows"] = size
             print(line(row), flush=True)
@@ -137,7 +166,7 @@ def quality_rows() -> list[dict[str, object]]:
                     "queries": overall["n"],
                 }
                 print(
-                    f"{name:<7} {row['store']:<12} R@1 {row['R@1']:.3f}  MRR@10 {row['MRR@10']:.3f}  index {built:5.1f} s (second run: publish only)  eval {seconds:5.1f} s for {row['queries']} queries",
+                    f"{name:<7} {row['store']:<12} R@1 {row['R@1']:.3f}  MRR@10 {row['MRR@10']:.3f}  {'publish' if store else 'build'} {built:5.1f} s  eval {seconds:5.1f} s for {row['queries']} queries",
                     flush=True,
                 )
                 rows.append(row)
@@ -161,11 +190,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="comma-separated row counts; empty: none")
     parser.add_argument("--no-quality", action="store_true", help="skip the dev-set rows")
+    parser.add_argument("--store", help="a Milvus server for the scale rows (milvus://HOST:PORT/NAME); default Lite")
+    parser.add_argument("--server-pid", type=int, help="the server's process group, to measure its memory")
+    parser.add_argument("--queries", type=int, default=324, help="timed queries per row (all 324 by default)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "milvus.json")
     args = parser.parse_args()
     results: dict[str, list[dict[str, object]]] = {"quality": [] if args.no_quality else quality_rows(), "scale": []}
     for size in [int(s) for s in args.sizes.split(",") if s]:
-        results["scale"] += scale_rows(size)
+        results["scale"] += scale_rows(size, args.store, args.server_pid, args.queries)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))
 

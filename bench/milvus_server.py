@@ -5,6 +5,7 @@ binary), kept off the machine's network.
     nsenter --net=/proc/PID/ns/net COMMAND              # COMMAND reaches it at milvus://127.0.0.1:19530/NAME
     .venv/bin/python bench/milvus_server.py stop PID
 
+Authentication is on, with Milvus's default user: COMMAND needs RETRIEVER_MILVUS_TOKEN=root:Milvus (TOKEN here).
 The server binds every interface and ignores SIGTERM, so it is started inside its own network namespace (`unshare
 -n`, loopback up: nothing outside can reach it) and its whole process group is killed. Needs root (or unprivileged
 user namespaces) and `pip install milvus==2.3.5`.
@@ -20,11 +21,13 @@ import time
 from pathlib import Path
 
 PORT = 19530
+TOKEN = "root:Milvus"  # the default superuser of a fresh server with authentication on
 START = f"""
 import sys, time
 from milvus import default_server
 default_server.set_base_dir(sys.argv[1])
 default_server.listen_port = {PORT}
+default_server.config.set("authorization_enabled", True)
 default_server.start()
 print("listening", flush=True)
 while True:

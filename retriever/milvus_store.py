@@ -82,6 +82,7 @@ def checked_name(name: str, where: str) -> str:
 def quiet_pymilvus() -> None:
     """pymilvus logs every failed call at ERROR on stderr, and sets its loggers' levels on import; the one line
     that says what to do is ours to print."""
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs keepalive chatter with Milvus Lite on stderr
     import pymilvus  # noqa: F401  (its import configures the loggers this then quiets)
 
     try:

@@ -33,11 +33,12 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     stop(pid)
 
 
-def run(pid: int, *args: str) -> subprocess.CompletedProcess[str]:
-    from milvus_server import in_namespace
+def run(pid: int, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    from milvus_server import TOKEN, in_namespace
 
     command = in_namespace(pid, sys.executable, "-m", "retriever", *args)
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    env = {**os.environ, "RETRIEVER_MILVUS_TOKEN": token or TOKEN}
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
 
 
 def ids(result: subprocess.CompletedProcess[str]) -> list[tuple[str, float]]:
@@ -65,3 +66,15 @@ def test_a_rebuild_on_a_real_server_swaps_the_alias(server: int, repo_notes: Pat
     assert run(server, "index", *where).returncode == 0
     answer = run(server, "ask", "좋아하는 과일", *where, "--mode", "dense", "--no-server")
     assert answer.returncode == 0 and "귤" in answer.stdout, answer.stderr
+
+
+def test_a_wrong_token_is_one_line_and_touches_nothing(server: int, repo_notes: Path, tmp_path: Path) -> None:
+    where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", STORE]
+    assert run(server, "index", *where).returncode == 0
+    (repo_notes / "kaggle.md").write_text("## 과일\n- 사과를 가장 좋아한다\n", encoding="utf-8")
+    for command in (["index", *where], ["ask", "과일", *where, "--no-server"]):
+        refused = run(server, *command, token="root:wrong")
+        assert refused.returncode == 1, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "RETRIEVER_MILVUS_TOKEN" in refused.stderr
+    answer = run(server, "ask", "좋아하는 과일", *where, "--mode", "dense", "--no-server")
+    assert answer.returncode == 0 and "사과" not in answer.stdout, answer.stderr  # the live index is as it was
