@@ -173,6 +173,8 @@ class Retriever:
         """Only ever called with the build lock held, so what earlier builds left behind (a crash's temp folder,
         surplus generations) can be cleared first, even when nothing changed and nothing is written."""
         self.store.sweep()
+        if self.store.shared:  # an unreachable store or wrong credentials fail now, not after minutes of embedding
+            self.store.generation()
         with phase("scan notes"):
             scan = scan_notes(self.notes_dir)
         progress = self.reporter.progress if self.reporter else None
