@@ -8,6 +8,7 @@ Builds one index per corpus with every encoder, then ranks each query file under
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -18,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpora import materialise  # noqa: E402
+from corpora import CORPORA, materialise
 
-from retriever import Retriever  # noqa: E402
-from retriever.encoders import DEFAULT_MODEL, USE_MODEL  # noqa: E402
-from retriever.evaluation import evaluate, read_queries  # noqa: E402
-from retriever.ranking import RankSettings  # noqa: E402
+from retriever import Retriever
+from retriever.encoders import DEFAULT_MODEL, USE_MODEL
+from retriever.evaluation import evaluate, read_queries
+from retriever.ranking import RankSettings
 
 E5, BOTH = (DEFAULT_MODEL,), (DEFAULT_MODEL, USE_MODEL)
 THIRDS = {"section": 1 / 3, "part": 1 / 3, "heading": 1 / 3}
@@ -54,9 +55,14 @@ def latencies(retrievers: dict[str, Retriever], questions: list[str], rounds: in
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpora", default=None, help="comma-separated subset of: " + ", ".join(CORPORA))
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "quality.json")
+    args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="retriever-quality-"))
-    results: dict[str, dict[str, object]] = {}
-    for corpus, (notes, queries_file) in materialise(work).items():
+    results: dict[str, dict[str, dict[str, object]]] = {}
+    chosen = args.corpora.split(",") if args.corpora else list(CORPORA)
+    for corpus, (notes, queries_file) in materialise(work, chosen).items():
         Retriever(notes, work / f"{corpus}-index", models=list(BOTH)).index()
         queries = read_queries(queries_file)
         retrievers = {}
@@ -67,23 +73,20 @@ def main() -> None:
             retriever.ranking = replace(settings)
             results.setdefault(variant, {})[corpus] = evaluate(queries, retriever.ask).to_json()
         for variant, p50 in latencies(retrievers, [q.query for q in queries[:20]]).items():
-            results[variant][corpus]["p50_ms"] = p50  # type: ignore[index]
-    header = f"{'variant':<30}" + "".join(
-        f"{c + ' ' + lang:>16}" for c in ("notes", "kobill") for lang in ("all", "ko", "en")
-    )
-    print(header + f"{'p50 notes':>11}{'p50 kobill':>12}")
-    print(f"{'':<30}" + f"{'R@1 / MRR@10':>16}" * 6)
+            results[variant][corpus]["p50_ms"] = p50
+    print(f"{'variant':<30}" + "".join(f"{c + ' ' + lang:>16}" for c in chosen for lang in ("all", "ko", "en")))
+    print(f"{'':<30}" + f"{'R@1 / MRR@10':>16}" * 3 * len(chosen) + "  p50 ms per corpus")
     for variant, per_corpus in results.items():
         cells = ""
-        for corpus in ("notes", "kobill"):
+        for corpus in chosen:
             data = per_corpus[corpus]
             for lang in ("all", "ko", "en"):
-                m = data["overall"] if lang == "all" else data["by_lang"][lang]
-                cells += f"{m['recall_at_1']:>9.2f} / {m['mrr_at_10']:.2f}"
-        print(f"{variant:<30}{cells}{per_corpus['notes']['p50_ms']:>9.1f}ms{per_corpus['kobill']['p50_ms']:>10.1f}ms")
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "quality.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+                m = data["overall"] if lang == "all" else data["by_lang"].get(lang)  # type: ignore[index, union-attr]
+                cells += f"{m['recall_at_1']:>9.2f} / {m['mrr_at_10']:.2f}" if m else f"{'-':>16}"
+        p50 = " ".join(f"{per_corpus[c]['p50_ms']:.1f}" for c in chosen)
+        print(f"{variant:<30}{cells}  {p50}")
+    args.json.parent.mkdir(exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

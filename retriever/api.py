@@ -5,19 +5,21 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
 from .errors import RetrieverError
-from .indexer import IndexReport, build
+from .indexer import IndexReport, build, holds
 from .korean import kiwi
-from .notes import normalise, notes_changed, read_note, require_folder, scan_notes
+from .notes import NoteScan, normalise, notes_changed, read_note, require_folder, scan_notes
+from .progress import EmbedProgress
 from .question import clip_for, read_question, valid_text
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .results import Hit, QuestionHit
@@ -31,16 +33,19 @@ class Reporter(Protocol):
 
     def note(self, message: str) -> None: ...
 
-    def progress(self, done: int, total: int) -> None: ...
+    def phase(self, message: str) -> AbstractContextManager[None]:
+        """Around a step that may take a while before any progress can be counted (loading models)."""
+        ...
+
+    def progress(self, state: EmbedProgress) -> None: ...
 
 
-HitT = TypeVar("HitT", bound=Hit)
-
-
-def hits_of(ranked: Ranked, items: list[Chunk], k: int, kind: type[HitT]) -> list[HitT]:
+def hits_of(ranked: Ranked, chunks: list[Chunk], k: int, rows: Sequence[int] | None = None) -> list[Hit]:
+    """The first k as hits; rows: the chunks to show, when the ranked rows are not chunk rows."""
+    shown = ranked.rows if rows is None else rows
     return [
-        kind.of(i + 1, float(score), items[int(row)], ranked.explain[i] if ranked.explain else None)
-        for i, (row, score) in enumerate(zip(ranked.rows[:k], ranked.scores[:k]))
+        Hit.of(i + 1, float(score), chunks[int(row)], ranked.explain[i] if ranked.explain else None)
+        for i, (row, score) in enumerate(zip(shown[:k], ranked.scores[:k]))
     ]
 
 
@@ -80,6 +85,11 @@ def default_cache_dir() -> Path:
 
 
 DEFAULT_MODELS = (DEFAULT_MODEL, USE_MODEL)  # the ensemble measured best on both dev sets
+
+
+def short_name(name: str) -> str:
+    """e5 and use by their aliases, anything else by its last path part."""
+    return next((alias for alias, full in ALIASES.items() if full == name), Path(name).name or name)
 
 
 def canonical_model(name: str) -> str:
@@ -169,20 +179,28 @@ class Retriever:
             return self._build(full)
 
     @paused_gc()
-    def _build(self, full: bool) -> IndexReport:
+    def _build(self, full: bool, by_name: bool = True) -> IndexReport:
         """Only ever called with the build lock held, so what earlier builds left behind (a crash's temp folder,
-        surplus generations) can be cleared first, even when nothing changed and nothing is written."""
+        surplus generations) can be cleared first, even when nothing changed and nothing is written.
+
+        by_name: an index of the same notes under the same model names is taken as up to date before any model
+        loads; a question that found a model's spec changed under its name asks again with the models loaded."""
         self.store.sweep()
         if self.store.shared:  # an unreachable store or wrong credentials fail now, not after minutes of embedding
             self.store.generation()
         with phase("scan notes"):
             scan = scan_notes(self.notes_dir)
-        progress = self.reporter.progress if self.reporter else None
-        with phase("model load"):
-            encoders = self.encoders(self.index_models())
-        with phase("check previous index"):
-            previous = self._previous()
-        report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress)
+        if not scan.notes:
+            raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
+        names = self.index_models()
+        report = self._unchanged(scan, names) if by_name and not full else None
+        if report is None:
+            with phase("model load"), self._phase(f"loading {', '.join(short_name(n) for n in names)}"):
+                encoders = self.encoders(names)
+            with phase("check previous index"):
+                previous = self._previous()
+            progress = self.reporter.progress if self.reporter else None
+            report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress)
         with phase("publish"):
             published = self.store.publish()
         if published and self.reporter:
@@ -190,6 +208,24 @@ class Retriever:
                 self.reporter.note(notice)
             self.reporter.note(f"published the index to {self.store.label}")
         return report
+
+    def _phase(self, message: str) -> AbstractContextManager[None]:
+        return self.reporter.phase(message) if self.reporter else nullcontext()
+
+    def _unchanged(self, scan: NoteScan, names: list[str]) -> IndexReport | None:
+        """The report of a build that has nothing to do, found from the manifest alone: loading models costs tens
+        of seconds, and an unchanged folder needs none of them."""
+        started = time.perf_counter()
+        if self.store.shared:
+            return None
+        try:
+            manifest = self.store.read_manifest() if self.store.exists() else None
+        except RetrieverError:
+            return None
+        if manifest is None or not holds(manifest, scan, names, self.chunker):
+            return None
+        chunks = len(manifest.chunks)
+        return IndexReport(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, time.perf_counter() - started, 0, True)
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:
@@ -335,7 +371,7 @@ class Retriever:
             with self._build_lock():
                 if self.reporter:
                     self.reporter.note(f"{changed}: re-indexing {self.notes_dir} into {self.store.root}")
-                self._build(full=False)
+                self._build(full=False, by_name=False)
             loaded = self.loaded()
             changed = model_changes(loaded.manifest, encoders)
         if changed:
@@ -367,15 +403,23 @@ class Retriever:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
         with phase("rank"):
-            return hits_of(rank(query, settings, explain), query.index.manifest.chunks, k, Hit)
+            return hits_of(rank(query, settings, explain), query.index.manifest.chunks, k)
 
     def similar(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[QuestionHit]:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
         if not query.index.manifest.questions:
-            raise RetrieverError(f"the notes in {self.notes_dir} have no headings to match questions with; use `ask`")
+            raise RetrieverError(
+                f"no note in {self.notes_dir} asks questions in its headings (as Q&A notes do), so there are none "
+                "to match; use `ask`"
+            )
         with phase("rank"):
-            return hits_of(rank_questions(query, settings, explain), query.index.manifest.questions, k, QuestionHit)
+            ranked = rank_questions(query, settings, explain)
+            manifest = query.index.manifest
+            return [
+                QuestionHit.asking(hit, manifest.questions[int(row)].heading)
+                for hit, row in zip(hits_of(ranked, manifest.chunks, k, ranked.passages), ranked.rows)
+            ]
 
     def get(self, ref: str) -> dict[str, Any]:
         """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""

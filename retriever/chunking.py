@@ -15,13 +15,9 @@ from functools import cached_property
 
 from .korean import kiwi
 from .notes import Note
-
-HEADING = re.compile(r"^(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
-CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
-FENCE = re.compile(r"^[ \t]*(```|~~~)")
+from .structure import FrontMatter, is_question, outline
 
 TokenCounter = Callable[[str], int]
-MAX_TITLE_CHARS = 100
 
 
 BULLET = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")
@@ -33,7 +29,7 @@ class ChunkerSettings:
 
     max_tokens: int = 256
     part_tokens: int = 64  # sub-chunks scored inside a chunk: one bullet, or a few sentences
-    version: int = 4  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
+    version: int = 5  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -47,6 +43,8 @@ class Section:
     end_line: int  # last non-blank line of the body
     body: str
     body_start: int  # line of the body's first line, to number pieces of a split section
+    tags: tuple[str, ...] = ()  # the note's, from its front matter
+    question: bool = False  # its heading is one of the note's questions, for `similar`
 
     @property
     def title(self) -> str:
@@ -60,6 +58,7 @@ class Chunk:
     start_line: int
     end_line: int
     text: str
+    tags: tuple[str, ...] = ()
 
     @property
     def heading(self) -> str:
@@ -93,65 +92,53 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def heading_of(line: str) -> tuple[int, str] | None:
-    match = HEADING.match(line)
-    if not match:
-        return None
-    title = CLOSING_HASHES.sub("", match.group(2) or "").strip()
-    return len(match.group(1)), title
-
-
 def split_sections(note: Note) -> list[Section]:
-    """Sections whose body has any words; headings inside fenced code blocks are text, not structure."""
+    """Sections whose body has any words, each under its path of headings, the note's title outermost; a table of
+    contents is left out, and front matter gives the title, the tags and (its description) a first section.
+
+    A note that asks questions in some headings is a Q&A note, and then all its section headings are its questions
+    (Q&A headings are often elliptic: "배치사이즈"); in any other note no heading is a question.
+    """
+    lines = note.text.split("\n")
+    found = outline(lines)
+    front = found.front
+    asks = any(h.level > 0 and is_question(h.title) for h in found.headings.values())
     sections: list[Section] = []
-    stack: list[tuple[int, str]] = []
+    stack: list[tuple[int, str]] = [(-1, front.title)] if front.title else []
     heading_line: int | None = None  # None for text before the first heading
-    body_origin, body_lines, in_fence = 1, [], False
+    numbered = [(described(lines, front), front.description)] if front.description else []
 
     def close() -> None:
-        numbered = [(body_origin + i, line) for i, line in enumerate(body_lines)]
-        kept = [n for n, line in numbered if line.strip()]
-        if not any(ch.isalnum() for _, line in numbered for ch in line):  # blank, or only a rule like "-----"
+        kept = [(n, line) for n, line in numbered if line.strip()]
+        if not any(ch.isalnum() for _, line in kept for ch in line):  # blank, or only a rule like "-----"
             return
-        first, last = kept[0], kept[-1]
+        first, last = kept[0][0], kept[-1][0]
         body = "\n".join(line for n, line in numbered if first <= n <= last)
         headings = tuple(title for _, title in stack)
-        sections.append(Section(note.path, headings, heading_line or first, last, body, first))
+        question = asks and heading_line is not None and stack[-1][0] > 0
+        sections.append(Section(note.path, headings, heading_line or first, last, body, first, front.tags, question))
 
-    for number, line in enumerate(note.text.split("\n"), start=1):
-        if FENCE.match(line):
-            in_fence = not in_fence
-        found = None if in_fence else heading_of(line)
-        if found is None:
-            body_lines.append(line)
+    skip = 0
+    for index in range(front.end, len(lines)):
+        if skip:
+            skip -= 1
+            continue
+        heading = found.headings.get(index)
+        if heading is None:
+            numbered.append((index + 1, "" if index in found.navigation else lines[index]))
             continue
         close()
-        level, title = found
-        while stack and stack[-1][0] >= level:
+        while stack and stack[-1][0] >= heading.level:
             stack.pop()
-        stack.append((level, title))
-        heading_line, body_origin, body_lines = number, number + 1, []
+        stack.append((heading.level, heading.title))
+        heading_line, numbered, skip = index + 1, [], heading.lines - 1
     close()
-    if len(sections) == 1 and not sections[0].headings:
-        return [titled(sections[0])]
     return sections
 
 
-def titled(section: Section) -> Section:
-    """A note without headings (a plain text file) is titled by its first line, when that line is short: the
-    title then travels with every chunk, as a heading would."""
-    first, _, rest = section.body.partition("\n")
-    if len(first.strip()) > MAX_TITLE_CHARS or not any(ch.isalnum() for ch in rest):
-        return section
-    skipped = len(rest) - len(rest.lstrip("\n"))
-    return Section(
-        section.path,
-        (first.strip(),),
-        section.start_line,
-        section.end_line,
-        rest.strip("\n"),
-        section.body_start + 1 + skipped,
-    )
+def described(lines: list[str], front: FrontMatter) -> int:
+    """The line a front-matter description is on, so a passage made of it points there."""
+    return next((i + 1 for i in range(1, front.end) if lines[i].lstrip().startswith(("description", "summary"))), 1)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -213,7 +200,7 @@ def pieces_of(section: Section, budget: int, count: TokenCounter) -> Iterator[Pi
 
 
 def chunk_section(section: Section, settings: ChunkerSettings, count: TokenCounter) -> list[Chunk]:
-    whole = Chunk(section.path, section.headings, section.start_line, section.end_line, section.body)
+    whole = Chunk(section.path, section.headings, section.start_line, section.end_line, section.body, section.tags)
     if count(whole.embed_text) <= settings.max_tokens:
         return [whole]
     head = " > ".join(h for h in section.headings if h)
@@ -226,7 +213,7 @@ def chunk_section(section: Section, settings: ChunkerSettings, count: TokenCount
             return
         text = group[0].text + "".join(p.glue + p.text for p in group[1:])
         start = section.start_line if not chunks else group[0].line
-        chunks.append(Chunk(section.path, section.headings, start, group[-1].line, text))
+        chunks.append(Chunk(section.path, section.headings, start, group[-1].line, text, section.tags))
         group.clear()
 
     for piece in pieces_of(section, budget, count):

@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from . import timings
 from .errors import RetrieverError
+from .progress import ConsoleReporter, safe
 from .results import Hit, QuestionHit
 
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
-    from rich.progress import Progress
-
     from .api import Retriever
     from .service import Service
 
@@ -74,44 +72,12 @@ ModeOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Number of results.")]
 TimingsOpt = Annotated[bool, typer.Option("--timings", help="Print on stderr where the time went.")]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", envvar="RETRIEVER_QUIET", help="No progress or notices on stderr; errors still."),
+]
 MAX_STDIN_BYTES = 16 << 20  # a question, not a file: what is read beyond the model's window is thrown away anyway
 QuestionArg = Annotated[str | None, typer.Argument(help="The question; '-' or nothing reads it from stdin.")]
-
-
-CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(code) not in "\n\t"}
-
-
-def safe(text: object) -> str:
-    """Text from notes, file names or questions as the terminal should show it: rich markup escaped, and control
-    characters spelt out, so a note cannot move the cursor, recolour the screen or retitle the window."""
-    return escape(str(text).translate(CONTROL))
-
-
-class ConsoleReporter:
-    """Progress bar and notices on stderr, so stdout stays clean for results and --json."""
-
-    def __init__(self) -> None:
-        self.bar: Progress | None = None
-        self.task = None
-
-    def note(self, message: str) -> None:
-        err.print(f"[dim]{safe(message)}[/dim]")
-
-    def progress(self, done: int, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        if total == 0:
-            return
-        if self.bar is None:
-            self.bar = Progress(
-                TextColumn("embedding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("embedding", total=total)
-        self.bar.update(self.task, completed=done)
-        if done >= total:
-            self.bar.stop()
-            self.bar = None
 
 
 @contextmanager
@@ -135,12 +101,18 @@ def user_errors() -> Iterator[None]:
 
 
 def make_retriever(
-    notes: Path, index: Path, encoders: str | None, mode: str = "hybrid", store: str | None = None
+    notes: Path,
+    index: Path,
+    encoders: str | None,
+    mode: str = "hybrid",
+    store: str | None = None,
+    quiet: bool = False,
 ) -> Retriever:
     from .api import Retriever
 
     models = [m.strip() for m in encoders.split(",") if m.strip()] if encoders else None
-    return Retriever(notes, index, models=models, reporter=ConsoleReporter(), mode=mode, store=store)  # type: ignore[arg-type]
+    reporter = ConsoleReporter(err, quiet)
+    return Retriever(notes, index, models=models, reporter=reporter, mode=mode, store=store)  # type: ignore[arg-type]
 
 
 def read_question(question: str | None) -> str:
@@ -167,7 +139,8 @@ def print_hits(hits: Sequence[Hit]) -> None:
     for hit in hits:
         out.print(
             f"[bold]{hit.rank}[/bold]  [green]{hit.score:.3f}[/green]  [cyan]{safe(hit.path)}:{hit.start_line}[/cyan]"
-            f"  [bold]{safe(hit.heading)}[/bold]"
+            f"  [bold]{safe(' > '.join(h for h in hit.headings if h) or hit.heading)}[/bold]"
+            + (f"  [dim]{safe(', '.join(hit.tags))}[/dim]" if hit.tags else "")
         )
         for line in hit.text.splitlines():
             out.print(f"   {safe(line)}")
@@ -196,17 +169,24 @@ def index(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     show_timings: TimingsOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Build or update the index; only new or changed passages are embedded."""
     timings.mark("imports")
     with user_errors():
-        report = make_retriever(notes, index, model, store=store).index(full=full)
+        report = make_retriever(notes, index, model, store=store, quiet=quiet).index(full=full)
     if show_timings:
         print_timings()
     for path, reason in report.skipped:
         err.print(f"[yellow]warning:[/yellow] skipped {safe(path)}: {safe(reason)}")
     if as_json:
         print_json({k: v for k, v in vars(report).items() if k != "skipped"} | {"skipped": report.skipped})
+        return
+    if report.up_to_date:
+        out.print(
+            f"index is up to date: {report.notes} notes, {report.chunks} chunks; nothing to embed, "
+            f"no model loaded ({report.seconds:.2f} s)"
+        )
         return
     out.print(
         f"indexed {report.notes} notes into {report.chunks} chunks: {report.added} added, "
@@ -253,13 +233,14 @@ def search_command(method: str, summary: str):
             ),
         ] = False,
         show_timings: TimingsOpt = False,
+        quiet: QuietOpt = False,
     ) -> None:
         timings.mark("imports")
         with user_errors():
             text = read_question(question)
             hits = None if no_server or model else served(method, text, notes, index, k, mode.value, explain)
             if hits is None:
-                retriever = make_retriever(notes, index, model, mode.value, store)
+                retriever = make_retriever(notes, index, model, mode.value, store, quiet)
                 hits = getattr(retriever, method)(text, k, explain)
         if show_timings:
             print_timings()
@@ -270,7 +251,9 @@ def search_command(method: str, summary: str):
 
 
 search_command("ask", "Answer a free-form question with the closest passages from the notes.")
-search_command("similar", "Find the notes' own questions (headings) closest to this one, each with its answer.")
+search_command(
+    "similar", "Find the notes' own questions (Q&A headings) closest to this one, each with its best answer passage."
+)
 
 
 @app.command("eval")

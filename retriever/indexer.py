@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,11 +19,13 @@ from .errors import RetrieverError
 from .failpoints import failpoint
 from .lexical import LexicalIndex
 from .notes import NoteScan
+from .progress import EmbedProgress
 from .rowfile import RowReader, RowWriter, gather
 from .store import COLLECTIONS, LEXICAL, SPANS, Generation, IndexStore, Manifest, StoredIndex, matrix_name
 from .timings import phase
 
-Progress = Callable[[int, int], None]  # (done, total) embeddings
+Progress = Callable[[EmbedProgress], None]
+Advance = Callable[[int, int], None]  # (texts, characters) just embedded
 Span = tuple[int, int, int]  # where a part's token vectors are: segment, first row, end row
 ROLES: dict[str, Role] = {"chunks": "passage", "parts": "passage", "questions": "query"}  # a heading is asked
 
@@ -38,6 +40,7 @@ class IndexReport:
     skipped: list[tuple[str, str]]
     seconds: float
     embedded: int  # forward passes actually run, over all models and collections
+    up_to_date: bool = False  # nothing to do: no model was loaded
 
 
 @dataclass
@@ -75,7 +78,7 @@ def collect(
             continue
         for section in split_sections(note):
             question = -1
-            if section.title:
+            if section.question:
                 question = len(corpus.questions)
                 corpus.questions.append(
                     Chunk(section.path, section.headings, section.start_line, section.end_line, section.body)
@@ -166,7 +169,7 @@ def plan(
     return Plan(encoder, model, collection, keys, old_rows, old if old_rows else None, ordered, tokens, lender, lent)
 
 
-def embed(plan: Plan, generation: Generation, advance: Progress) -> tuple[dict[str, int], dict[str, Span]]:
+def embed(plan: Plan, generation: Generation, advance: Advance) -> tuple[dict[str, int], dict[str, Span]]:
     """Embed the plan's pending texts: vectors into a scratch file, token vectors (when kept) into a new segment
     of the generation. Returns each hash's scratch row, and its token rows in that segment."""
     dim, role = plan.encoder.spec.dim, ROLES[plan.collection]
@@ -178,10 +181,18 @@ def embed(plan: Plan, generation: Generation, advance: Progress) -> tuple[dict[s
     for start in range(0, len(plan.pending), WINDOW):
         window = plan.pending[start : start + WINDOW]
         batch = [text for _, text in window]
+        finished = 0
+
+        def done(n: int, batch: list[str] = batch) -> None:
+            """Batches finish in the order of the window, which is already sorted as the encoder sorts."""
+            nonlocal finished
+            advance(n, sum(len(t) for t in batch[finished : finished + n]))
+            finished += n
+
         if tokens is None:
-            vectors.append(plan.encoder.encode(batch, role, advance))
+            vectors.append(plan.encoder.encode(batch, role, done))
         else:
-            fresh, per_text = plan.encoder.encode_with_tokens(batch, role, advance)  # type: ignore[attr-defined]
+            fresh, per_text = plan.encoder.encode_with_tokens(batch, role, done)  # type: ignore[attr-defined]
             vectors.append(fresh)
             for (key, _), token_rows in zip(window, per_text):
                 spans[key] = (segment, tokens.rows, tokens.rows + len(token_rows))
@@ -274,12 +285,13 @@ def compact(old: StoredIndex, generation: Generation, spans: list[Span], used: l
     return [(segment, end - (b - a), end) for end, (_, a, b) in zip(ends, spans)]
 
 
-def holds(manifest: Manifest, scan: NoteScan, encoders: Sequence[Encoder], settings: ChunkerSettings) -> bool:
-    """Whether an index already is what a build of these notes would write: same notes byte for byte, models and
-    chunk settings. Then a build writes nothing (at 10 000 notes it would take seconds to rewrite the same index)."""
+def holds(manifest: Manifest, scan: NoteScan, models: Sequence[str], settings: ChunkerSettings) -> bool:
+    """Whether an index already is what a build of these notes would write: same notes byte for byte, models (by
+    name: asked before any model is loaded) and chunk settings. Then a build writes nothing (at 10 000 notes it
+    would take seconds to rewrite the same index)."""
     return (
         manifest.chunker == settings.as_dict()
-        and manifest.models == [e.spec for e in encoders]
+        and [m.name for m in manifest.models] == list(models)
         and {path: stamp.sha256 for path, stamp in scan.stamps.items()}
         == {path: stamp.sha256 for path, stamp in manifest.files.items()}
     )
@@ -303,7 +315,13 @@ def build(
     started = time.perf_counter()
     if not scan.notes:
         raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
-    if reuse and old is not None and holds(old.manifest, scan, encoders, settings):
+    specs = [e.spec for e in encoders]
+    if (
+        reuse
+        and old is not None
+        and holds(old.manifest, scan, [m.name for m in specs], settings)
+        and (old.manifest.models == specs)
+    ):
         chunks = len(old.manifest.chunks)
         return IndexReport(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, time.perf_counter() - started, 0)
     with phase("chunk"):
@@ -327,17 +345,19 @@ def build(
 
         parts = of("parts")  # first: chunks that are a single part take its vectors
         plans += [parts, of("chunks", parts), of("questions")]
-    total, done = sum(len(p.pending) for p in plans), 0
+    state = EmbedProgress(
+        0, sum(len(p.pending) for p in plans), 0, sum(len(t) for p in plans for _, t in p.pending), len(corpus.chunks)
+    )
 
-    def advance(n: int) -> None:
-        nonlocal done
-        done += n
+    def advance(texts: int, chars: int) -> None:
+        nonlocal state
+        state = replace(state, texts=state.texts + texts, chars=state.chars + chars)
         failpoint("embedding")
         if progress:
-            progress(done, total)
+            progress(state)
 
     if progress:
-        progress(0, total)
+        progress(state)
     with store.building() as generation:
         embedded: dict[str, dict[str, int]] = {}  # matrix → its fresh rows by text hash, for plans that borrow
         for each in plans:
@@ -375,5 +395,5 @@ def build(
         removed=len(old_keys - set(new_keys)),
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,
-        embedded=total,
+        embedded=state.total_texts,
     )

@@ -30,6 +30,9 @@ class RankSettings:
     lexical: float = 0.4  # times coverage, on the z-scale
     candidates: int = 200  # per channel, from the ANN indexes; all chunks when the corpus is smaller
     rerank: int = 10  # re-rank this many by late interaction with the primary model's token vectors; 0: off
+    # the other models' share shrinks with the question's lexical coverage: they are there for questions in
+    # another language than the notes', which the primary model and BM25 match poorly (hybrid mode only)
+    secondary_by_coverage: bool = False
 
 
 @dataclass
@@ -44,9 +47,10 @@ class Query:
 
 @dataclass
 class Ranked:
-    rows: np.ndarray  # chunk rows, best first
+    rows: np.ndarray  # chunk rows, best first (question rows, for questions)
     scores: np.ndarray
     explain: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    passages: np.ndarray | None = None  # for questions: the chunk row of each one's best passage
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -104,12 +108,24 @@ def late_interaction(index: IndexView, query_tokens: np.ndarray, rows: np.ndarra
     return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
 
 
+def model_weights(
+    queries: dict[int, np.ndarray], lexical: LexicalRanking | None, settings: RankSettings
+) -> dict[int, float]:
+    """Each model's share of the dense score, summing to one."""
+    raw = {model: 1.0 for model in queries}
+    if settings.secondary_by_coverage and lexical is not None and settings.mode == "hybrid":
+        raw = {model: 1.0 if model == min(queries) else 1.0 - lexical.coverage for model in queries}
+    total = sum(raw.values()) or 1.0
+    return {model: weight / total for model, weight in raw.items()}
+
+
 def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
     """All candidate chunks, best first, with the channel contributions when explain is set."""
     index, queries, lexical, query_tokens = query.index, query.vectors, query.lexical, query.tokens
     rows = candidates(index, queries, lexical, settings.candidates)
     parts: dict[str, np.ndarray] = {}
     details: dict[str, dict[str, np.ndarray]] = {}
+    weights = model_weights(queries, lexical, settings)
     if settings.mode != "lexical":
         for model, vector in queries.items():
             views = dense_views(index, model, vector, rows)
@@ -120,7 +136,7 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
             )
             name = index.manifest.models[model].name
             details[name] = {**views, "score": dense}
-            parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) / len(queries)
+            parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) * weights[model]
     if settings.mode != "dense" and lexical is not None:
         bm25 = lexical.of(rows)
         weight = 1.0 if settings.mode == "lexical" else settings.lexical * lexical.coverage
@@ -157,7 +173,8 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
 
 
 def rank_questions(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
-    """Sections by how alike their question (heading) is to the asked one, and how well their answer matches.
+    """Sections by how alike their question (heading) is to the asked one, and how well their answer matches;
+    each with its best passage, which is what is shown: a long section's whole body is no answer to read.
 
     A heading alone is short and often elliptic ("배치사이즈"), and an answer alone may fit a different question,
     so both count equally, each z-normalised over the sections in play.
@@ -165,11 +182,11 @@ def rank_questions(query: Query, settings: RankSettings, explain: bool = False) 
     chunks = rank(query, settings)
     index = query.index
     owner = index.chunk_questions
-    answer: dict[int, float] = {}
+    answer: dict[int, tuple[float, int]] = {}  # question → its best chunk's (score, row)
     for row, score in zip(chunks.rows, chunks.scores):
         question = int(owner[row])
         if question >= 0 and question not in answer:
-            answer[question] = float(score)  # rows come best first
+            answer[question] = (float(score), int(row))  # rows come best first
     rows = np.array(sorted(answer), dtype=np.int64)
     if len(rows) == 0:
         return Ranked(rows, np.zeros(0, dtype=np.float32))
@@ -177,10 +194,12 @@ def rank_questions(query: Query, settings: RankSettings, explain: bool = False) 
     if settings.mode != "lexical":
         for model, vector in query.vectors.items():
             heading += zscore(index.scores(matrix_name(model, "questions"), vector[0], rows)) / len(query.vectors)
-    shares = {"question": 0.5 * zscore(heading), "answer": 0.5 * zscore(np.array([answer[int(r)] for r in rows]))}
+    scores = np.array([answer[int(r)][0] for r in rows])
+    shares = {"question": 0.5 * zscore(heading), "answer": 0.5 * zscore(scores)}
     fused = shares["question"] + shares["answer"]
     order = np.argsort(-fused, kind="stable")
-    ranked = Ranked(rows[order], fused[order].astype(np.float32))
+    best = np.array([answer[int(r)][1] for r in rows[order]], dtype=np.int64)
+    ranked = Ranked(rows[order], fused[order].astype(np.float32), passages=best)
     if explain:
         ranked.explain = [{k: {"contribution": round(float(v[i]), 4)} for k, v in shares.items()} for i in order]
     return ranked

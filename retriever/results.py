@@ -22,6 +22,8 @@ class Hit:
     end_line: int
     text: str
     explain: dict[str, dict[str, float]] | None = None  # per channel: its scores and its share of the rank
+    tags: tuple[str, ...] = ()  # the note's, from its front matter
+    headings: tuple[str, ...] = ()  # the heading path, the note's title first: "Description" alone says little
 
     @property
     def id(self) -> str:
@@ -31,26 +33,36 @@ class Hit:
     @classmethod
     def of(cls, rank: int, score: float, chunk: Chunk, explain: dict[str, dict[str, float]] | None) -> Hit:
         return cls(
-            rank, round(score, 4), chunk.path, chunk.heading, chunk.start_line, chunk.end_line, chunk.text, explain
+            rank,
+            round(score, 4),
+            chunk.path,
+            chunk.heading,
+            chunk.start_line,
+            chunk.end_line,
+            chunk.text,
+            explain,
+            chunk.tags,
+            chunk.headings,
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = {"id": self.id, **asdict(self)}
+        data = {"id": self.id, **asdict(self), "tags": list(self.tags), "headings": list(self.headings)}
         if self.explain is None:
             del data["explain"]
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hit:
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+        found = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        return cls(**found | {name: tuple(found.get(name, ())) for name in ("tags", "headings")})
 
 
 @dataclass(frozen=True)
 class QuestionHit(Hit):
-    """A note's own question that resembles the asked one; text is its answer."""
+    """A note's own question that resembles the asked one; text is the passage of its answer that fits best."""
 
     question: str = ""
 
     @classmethod
-    def of(cls, rank: int, score: float, chunk: Chunk, explain: dict[str, dict[str, float]] | None) -> QuestionHit:
-        return cls(**vars(Hit.of(rank, score, chunk, explain)), question=chunk.heading)
+    def asking(cls, hit: Hit, question: str) -> QuestionHit:
+        return cls(**vars(hit), question=question)

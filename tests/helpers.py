@@ -14,7 +14,7 @@ from typing import Self
 
 NOTES = {
     "a.md": "## 배치사이즈\n- GPU가 허용한 크게\n- 전체 데이터의 10%를 넘지 않게\n",
-    "b.md": "## 학습률\n- 텍스트면 bert에 warm-up scheduler, lr=1e-4\n",
+    "b.md": "## 학습률은 어떻게 정하나요?\n- 텍스트면 bert에 warm-up scheduler, lr=1e-4\n",
 }
 
 

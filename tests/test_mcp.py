@@ -45,7 +45,7 @@ def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) ->
 
     results = calls["ask"].structured_content["results"]
     assert [r["rank"] for r in results] == [1, 2] and results[0]["heading"] == "배치사이즈"
-    assert calls["similar"].structured_content["results"][0]["question"] == "학습률"
+    assert calls["similar"].structured_content["results"][0]["question"] == "학습률은 어떻게 정하나요?"
     assert calls["passage"].structured_content["text"] == results[0]["text"]
     assert calls["note"].structured_content["text"] == (notes / results[0]["path"]).read_text(encoding="utf-8")
     assert calls["status"].structured_content["chunks"] == 2

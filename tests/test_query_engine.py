@@ -34,15 +34,32 @@ def engine(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Numpy
 
 
 @pytest.mark.parametrize("role", ["query", "passage"])
-def test_numpy_engine_agrees_with_sentence_transformers(engine: NumpyBertQueryEncoder, encoder, role: str) -> None:
+def test_numpy_engine_agrees_with_sentence_transformers(
+    engine: NumpyBertQueryEncoder, float32_encoder, encoder, role: str
+) -> None:
     ours, our_tokens = engine.encode_with_tokens(TEXTS, role)
-    theirs, their_tokens = encoder.encode_with_tokens(TEXTS, role)
+    theirs, their_tokens = float32_encoder.encode_with_tokens(TEXTS, role)
     assert engine.spec == encoder.spec  # the index's model record matches, so the index accepts these vectors
     assert np.einsum("ij,ij->i", ours, theirs).min() >= 0.9999
     for mine, reference in zip(our_tokens, their_tokens):
         assert mine.shape == reference.shape
         assert np.einsum("ij,ij->i", mine.astype(np.float32), reference.astype(np.float32)).min() >= 0.999
-    assert [engine.count_tokens(t) for t in TEXTS] == [encoder.count_tokens(t) for t in TEXTS]
+    assert [engine.count_tokens(t) for t in TEXTS] == [float32_encoder.count_tokens(t) for t in TEXTS]
+
+
+def test_int8_passage_encoder_stays_within_cosine_099_of_float32(float32_encoder, encoder) -> None:
+    """The build's int8 graph against the float32 weights, on real passages: the notes' chunks and parts."""
+    from retriever.chunking import ChunkerSettings
+    from retriever.indexer import collect
+    from retriever.notes import scan_notes
+
+    corpus = collect(scan_notes(Path(__file__).parent.parent / "notes"), ChunkerSettings(), encoder.count_tokens)
+    texts = corpus.texts("chunks") + corpus.texts("parts") + TEXTS
+    ours, our_tokens = encoder.encode_with_tokens(texts, "passage")
+    theirs, their_tokens = float32_encoder.encode_with_tokens(texts, "passage")
+    assert np.einsum("ij,ij->i", ours, theirs).min() >= 0.99
+    assert all(mine.shape == reference.shape for mine, reference in zip(our_tokens, their_tokens))
+    assert [encoder.count_tokens(t) for t in TEXTS] == [float32_encoder.count_tokens(t) for t in TEXTS]
 
 
 def test_torch_engine_can_be_chosen(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -61,7 +61,7 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
     career.write_text(
         career.read_text(encoding="utf-8").replace("- AI에 집중을 하는게 맞다고 봄", "- AI에 집중"), "utf-8"
     )
-    (repo_notes / "extra.md").write_text("## 새 질문\n- 새 답변\n", encoding="utf-8")
+    (repo_notes / "extra.md").write_text("## 새 질문은?\n- 새 답변\n", encoding="utf-8")
     (repo_notes / "kaggle.md").rename(repo_notes / "renamed.md")
     edited = retriever.index()
     assert (edited.added, edited.unchanged, edited.removed) == (2, 15, 1)
@@ -137,3 +137,22 @@ def test_token_segments_are_compacted_once_mostly_dead(small: tuple[Path, Path])
     fresh = retriever.store.load()
     for part in range(len(fresh.manifest.parts)):
         assert np.allclose(part_tokens(compacted, part), part_tokens(fresh, part), atol=2e-3)
+
+
+def test_similar_ranks_only_questions_and_shows_one_passage(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    steps = "\n".join(f"- {i}단계: 주문 내역에서 환불 신청 버튼을 누르고 사유 {i}번을 골라 제출한다" for i in range(60))
+    (notes / "faq.md").write_text(
+        f"## 환불은 어떻게 받나요?\n{steps}\n\n## 배송은 얼마나 걸리나요?\n- 보통 사흘\n", encoding="utf-8"
+    )
+    (notes / "manual.md").write_text(
+        "# 사용 설명서\n\n## Description\n\n환불 신청 방법과 절차를 설명한다.\n", encoding="utf-8"
+    )
+    retriever = Retriever(notes, tmp_path / "index", models=["e5"])
+    hits = retriever.similar("환불 받는 방법이 궁금해요", k=5)
+    assert {hit.path for hit in hits} == {"faq.md"}  # the manual's headings ask nothing
+    assert hits[0].question == "환불은 어떻게 받나요?"
+    shown = hits[0].text.splitlines()
+    assert 0 < len(shown) < 60 and all(line in steps.splitlines() for line in shown)  # one passage, not all 60
+    assert hits[0].end_line - hits[0].start_line + 1 <= len(shown) + 1

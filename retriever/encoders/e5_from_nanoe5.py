@@ -18,6 +18,7 @@ import os
 import shutil
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,24 +391,28 @@ def build_model_dir(dest: Path) -> None:
 
 
 def ensure_model_dir(cache_dir: Path) -> Path:
-    """Return the path of the converted model under cache_dir (a subfolder named from SOURCE_ID and a converter
-    format version), building it once if absent. Atomic: build into a temp sibling folder, then os.rename; guard
-    with a filelock.FileLock on a sibling .lock file so two processes don't build at once; a half-built temp
-    folder from a killed run must not be mistaken for a finished one."""
-    final = cache_dir / f"{SOURCE_ID.replace('/', '--')}--st-v{_FORMAT_VERSION}"
+    """The converted model under cache_dir, in a subfolder named from SOURCE_ID and a converter format version,
+    built once."""
+    return built_once(cache_dir / f"{SOURCE_ID.replace('/', '--')}--st-v{_FORMAT_VERSION}", build_model_dir)
+
+
+def built_once(final: Path, build: Callable[[Path], None]) -> Path:
+    """final, built by build(folder) (which creates folder) once if absent. Atomic: built into a temp sibling folder, then renamed, under
+    a filelock.FileLock on a sibling .lock file so two processes don't build at once; a half-built temp folder from
+    a killed run is never mistaken for a finished one."""
     if final.is_dir():  # only ever created by a rename of a finished build
         return final
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(final) + ".lock"):
         if final.is_dir():
             return final
         tmp_prefix = f"{final.name}.tmp-"
-        for stale in cache_dir.iterdir():  # left by killed builds: nobody else builds while we hold the lock
+        for stale in final.parent.iterdir():  # left by killed builds: nobody else builds while we hold the lock
             if stale.name.startswith(tmp_prefix):
                 shutil.rmtree(stale)
-        tmp = cache_dir / f"{tmp_prefix}{os.getpid()}"
+        tmp = final.parent / f"{tmp_prefix}{os.getpid()}"
         try:
-            build_model_dir(tmp)
+            build(tmp)
             os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -8,13 +8,13 @@ import numpy as np
 
 from ..errors import RetrieverError
 from ..timings import phase
-from . import ModelSpec, Role
+from . import ModelSpec, Role, TokenEncoder
 
 BATCH_SIZE = 32
 PROMPT_NAMES: dict[Role, tuple[str, ...]] = {"query": ("query",), "passage": ("passage", "document")}
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(TokenEncoder):
     def __init__(self, location: str, name: str, source: str, local_files_only: bool = False) -> None:
         with phase("import torch + sentence-transformers"):
             from sentence_transformers import SentenceTransformer
@@ -34,9 +34,6 @@ class SentenceTransformerEncoder:
         dim = self.model.get_embedding_dimension()
         self.spec = ModelSpec(name, source, int(dim), prompts)
         self.max_tokens = int(self.model.max_seq_length)  # longer input is truncated by the model
-
-    def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        return self.encode_with_tokens(texts, role, on_batch, with_tokens=False)[0]
 
     def encode_with_tokens(
         self,

