@@ -120,14 +120,28 @@ class FaissIndex:
 
 
 class FlatIndex(FaissIndex):
-    """Exact inner-product search: on unit vectors that is cosine, and at notes scale it is already sub-ms."""
+    """Exact inner-product search: on unit vectors that is cosine, and at notes scale it is already sub-ms.
+
+    Its file would be a second copy of the matrix, so none is written: a load builds it from the matrix beside
+    the path (`m0.chunks.npy` for `m0.chunks.faiss`), in ~10 ms at the 20 000 rows it is used up to."""
 
     kind = "flat-ip"
 
     @classmethod
+    def load(cls, path: Path) -> FlatIndex:
+        vectors = RowReader(path.with_suffix(".npy"))
+        try:
+            return cls.build(vectors)
+        finally:
+            vectors.close()
+
+    def save(self, path: Path) -> None:
+        pass
+
+    @classmethod
     def build(cls, vectors: RowReader) -> FlatIndex:
         index = cls(faiss.IndexFlatIP(vectors.dim))
-        for block in vectors.blocks(BLOCK):
+        for block in float_blocks(vectors):
             index.add(block)
         return index
 

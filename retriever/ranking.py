@@ -30,9 +30,6 @@ class RankSettings:
     lexical: float = 0.4  # times coverage, on the z-scale
     candidates: int = 200  # per channel, from the ANN indexes; all chunks when the corpus is smaller
     rerank: int = 10  # re-rank this many by late interaction with the primary model's token vectors; 0: off
-    # the other models' share shrinks with the question's lexical coverage: they are there for questions in
-    # another language than the notes', which the primary model and BM25 match poorly (hybrid mode only)
-    secondary_by_coverage: bool = False
 
 
 @dataclass
@@ -108,24 +105,12 @@ def late_interaction(index: IndexView, query_tokens: np.ndarray, rows: np.ndarra
     return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
 
 
-def model_weights(
-    queries: dict[int, np.ndarray], lexical: LexicalRanking | None, settings: RankSettings
-) -> dict[int, float]:
-    """Each model's share of the dense score, summing to one."""
-    raw = {model: 1.0 for model in queries}
-    if settings.secondary_by_coverage and lexical is not None and settings.mode == "hybrid":
-        raw = {model: 1.0 if model == min(queries) else 1.0 - lexical.coverage for model in queries}
-    total = sum(raw.values()) or 1.0
-    return {model: weight / total for model, weight in raw.items()}
-
-
 def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
     """All candidate chunks, best first, with the channel contributions when explain is set."""
     index, queries, lexical, query_tokens = query.index, query.vectors, query.lexical, query.tokens
     rows = candidates(index, queries, lexical, settings.candidates)
     parts: dict[str, np.ndarray] = {}
     details: dict[str, dict[str, np.ndarray]] = {}
-    weights = model_weights(queries, lexical, settings)
     if settings.mode != "lexical":
         for model, vector in queries.items():
             views = dense_views(index, model, vector, rows)
@@ -136,7 +121,7 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
             )
             name = index.manifest.models[model].name
             details[name] = {**views, "score": dense}
-            parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) * weights[model]
+            parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) / len(queries)
     if settings.mode != "dense" and lexical is not None:
         bm25 = lexical.of(rows)
         weight = 1.0 if settings.mode == "lexical" else settings.lexical * lexical.coverage

@@ -265,7 +265,7 @@ class LoadedIndex(IndexView):
         return found[found >= 0]
 
     def scores(self, matrix: str, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return self.vectors[matrix][rows] @ vector
+        return as_float32(self.vectors[matrix][rows]) @ vector
 
     @property
     def has_tokens(self) -> bool:

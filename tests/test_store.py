@@ -128,7 +128,7 @@ def test_newer_format_version_is_refused(built: Retriever, repo_notes: Path) -> 
     assert "newer than this retriever reads" in cli_error(repo_notes)
 
 
-@pytest.mark.parametrize("file", ["m0.chunks.npy", "m0.parts.faiss", "m0.questions.npy", "bm25/vocab.index.json"])
+@pytest.mark.parametrize("file", ["m0.chunks.npy", "m0.parts.npy", "m0.questions.npy", "bm25/vocab.index.json"])
 def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_notes: Path, file: str) -> None:
     path = generation(built) / file
     path.write_bytes(path.read_bytes()[:100])
