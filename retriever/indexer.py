@@ -21,7 +21,17 @@ from .lexical import LexicalIndex
 from .notes import NoteScan
 from .progress import EmbedProgress
 from .rowfile import RowReader, RowWriter, gather
-from .store import COLLECTIONS, LEXICAL, SPANS, Generation, IndexStore, Manifest, StoredIndex, matrix_name
+from .store import (
+    COLLECTIONS,
+    LEXICAL,
+    SPANS,
+    Generation,
+    IndexStore,
+    Manifest,
+    StoredIndex,
+    matrix_name,
+    token_bytes,
+)
 from .timings import phase
 
 Progress = Callable[[EmbedProgress], None]
@@ -199,7 +209,7 @@ def embed(plan: Plan, generation: Generation, advance: Advance) -> tuple[dict[st
             vectors.append(fresh)
             for (key, _), token_rows in zip(window, per_text):
                 spans[key] = (segment, tokens.rows, tokens.rows + len(token_rows))
-                tokens.append(token_rows)
+                tokens.append(token_bytes(token_rows))
         rows.update({key: start + i for i, (key, _) in enumerate(window)})
     vectors.close()
     if tokens is not None:

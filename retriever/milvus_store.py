@@ -35,15 +35,26 @@ from .errors import RetrieverError
 from .failpoints import failpoint
 from .lexical import LexicalIndex, term_ids
 from .rowfile import RowReader
-from .store import FORMAT, LEXICAL, SPANS, VERSION, IndexStore, Manifest, StoredIndex, as_float32, write_json
+from .store import (
+    FORMAT,
+    LEXICAL,
+    SPANS,
+    TOKEN_DTYPE,
+    VERSION,
+    IndexStore,
+    Manifest,
+    StoredIndex,
+    token_floats,
+    write_json,
+)
 from .vectorstore import MILVUS_SCHEME, IndexView
 
-LAYOUT = 2  # of the collections, beside the manifest's VERSION; 2: token vectors as float16 pieces per part
+LAYOUT = 3  # of the collections, beside the manifest's VERSION; 2: token vectors as pieces per part; 3: in int8
 TOKEN_ENV = "RETRIEVER_MILVUS_TOKEN"  # "user:password" or an API key; never written anywhere
 EXACT_BELOW = 20_000  # rows: exact (FLAT) search below, HNSW above, as the FAISS store switches to IVF
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
 HNSW_EF = 128  # raised to k (200 candidates per channel); ef 800 gained nothing through the store on a 2.3 server (recall@10 0.971 at 100k either way)
-TOKEN_PIECE = 45_000  # bytes of float16 token vectors per VARCHAR row: 60 000 characters in base64
+TOKEN_PIECE = 45_000  # bytes of int8 token vectors per VARCHAR row: 60 000 characters in base64
 PIECES_PER_PART = 64  # a part's pieces are rows part·64 … part·64 + 63: room for 2.8 MB, 1 400 tokens at 1 024d
 MAX_LIMIT = 16_384  # Milvus's cap on a search's k
 BATCH = 2048  # rows per insert or query call; Milvus caps a call's message at 64 MiB and a query at 16 384 rows
@@ -483,7 +494,7 @@ class Publisher:
         return (spans[:, 2] - spans[:, 1]).astype(np.int64)
 
     def tokens(self, manifest: Manifest) -> None:
-        """Each part's token vectors as float16 bytes, as the local store keeps them, in VARCHAR pieces keyed by
+        """Each part's token vectors as int8 bytes, as the local store keeps them, in VARCHAR pieces keyed by
         part: a question fetches ~80 pieces instead of ~5 000 vectors (each a list of Python floats in pymilvus)."""
         name = f"{self.gen}__tokens"
         create(self.store, name, schema_of(self.client, [("v", 2)], blob="text"), "v", "FLAT")
@@ -492,7 +503,7 @@ class Publisher:
         batch: list[dict[str, Any]] = []
         try:
             for part, (segment, first, end) in enumerate(spans.tolist()):
-                data = readers[segment].read(first, end).astype(np.float16).tobytes()
+                data = readers[segment].read(first, end).astype(TOKEN_DTYPE).tobytes()
                 for seq, start in enumerate(range(0, len(data), TOKEN_PIECE)):
                     piece = base64.b64encode(data[start : start + TOKEN_PIECE]).decode("ascii")
                     batch.append({"id": part * PIECES_PER_PART + seq, "v": [0.0, 0.0], "blob": piece})
@@ -651,7 +662,7 @@ class MilvusIndex(IndexView):
 
     def token_scores(self, parts: np.ndarray, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fetched and scored here: a server-side search per question token (~16) over a re-rank's ~5 000 token
-        rows cost Milvus Lite seconds, and fetching them as vectors (lists of Python floats) ~0.5 s; their float16
+        rows cost Milvus Lite seconds, and fetching them as vectors (lists of Python floats) ~0.5 s; their int8
         bytes, a few pieces per part, decode in milliseconds."""
         counts = self.fetch(self.collection("m0.parts"), parts, ["tokens"])
         lengths = np.array([counts[int(p)]["tokens"] for p in parts], dtype=np.int64)
@@ -659,7 +670,7 @@ class MilvusIndex(IndexView):
         ids = [
             int(p) * PIECES_PER_PART + seq
             for p, n in zip(parts, lengths)
-            for seq in range(-(-int(n) * dim * 2 // TOKEN_PIECE))
+            for seq in range(-(-int(n) * dim // TOKEN_PIECE))
         ]
         got = self.fetch(f"{self.prefix}__tokens", np.array(ids, dtype=np.int64), ["blob"]) if ids else {}
         try:
@@ -668,8 +679,8 @@ class MilvusIndex(IndexView):
             raise RetrieverError(
                 f"Milvus store {self.store.label} lacks token piece {exc}; {self.store.rebuild_hint}"
             ) from exc
-        tokens = np.frombuffer(bytearray(data), dtype=np.float16).reshape(-1, dim)  # writable, as torch wants
-        return np.asarray(query_tokens, dtype=np.float32) @ as_float32(tokens).T, lengths
+        tokens = np.frombuffer(data, dtype=TOKEN_DTYPE).reshape(-1, dim)
+        return np.asarray(query_tokens, dtype=np.float32) @ token_floats(tokens).T, lengths
 
     def lexical(self, question: str) -> SparseScores | None:
         if self.manifest.ann.get("bm25", {}).get("kind") == "none":
