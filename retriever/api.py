@@ -224,8 +224,7 @@ class Retriever:
             return None
         if manifest is None or not holds(manifest, scan, names, self.chunker):
             return None
-        chunks = len(manifest.chunks)
-        return IndexReport(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, time.perf_counter() - started, 0, True)
+        return IndexReport.nothing_to_do(scan, manifest, started, up_to_date=True)
 
     @contextmanager
     def _build_lock(self) -> Iterator[None]:

@@ -15,7 +15,6 @@ import numpy as np
 
 from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
 from .encoders import Encoder, Role
-from .errors import RetrieverError
 from .failpoints import failpoint
 from .lexical import LexicalIndex
 from .notes import NoteScan
@@ -51,6 +50,13 @@ class IndexReport:
     seconds: float
     embedded: int  # forward passes actually run, over all models and collections
     up_to_date: bool = False  # nothing to do: no model was loaded
+
+    @classmethod
+    def nothing_to_do(cls, scan: NoteScan, manifest: Manifest, started: float, up_to_date: bool = False) -> IndexReport:
+        """The report of a build that found the index already holding these notes."""
+        chunks = len(manifest.chunks)
+        seconds = time.perf_counter() - started
+        return cls(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, seconds, 0, up_to_date)
 
 
 @dataclass
@@ -319,15 +325,13 @@ def build(
     reuse: bool = True,
     progress: Progress | None = None,
 ) -> IndexReport:
-    """Write a new index generation for the scanned notes, streaming: memory holds the notes' text and metadata
+    """Write a new index generation for the scanned notes (at least one: the caller checks), streaming: memory holds the notes' text and metadata
     and one window of vectors, never a whole matrix.
 
     old is the current index: its vectors are reused when `reuse` holds and the model is the same, and the
     added/unchanged/removed counts always compare against its chunks, so --full still reports what changed.
     """
     started = time.perf_counter()
-    if not scan.notes:
-        raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
     specs = [e.spec for e in encoders]
     if (
         reuse
@@ -335,8 +339,7 @@ def build(
         and holds(old.manifest, scan, [m.name for m in specs], settings)
         and (old.manifest.models == specs)
     ):
-        chunks = len(old.manifest.chunks)
-        return IndexReport(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, time.perf_counter() - started, 0)
+        return IndexReport.nothing_to_do(scan, old.manifest, started)
     with phase("chunk"):
         corpus = collect(scan, settings, encoders[0].count_tokens, old.manifest if old and reuse else None)
     texts = {name: corpus.texts(name) for name in COLLECTIONS}

@@ -47,7 +47,7 @@ def duration(seconds: float) -> str:
 
 
 def status(state: EmbedProgress, elapsed: float) -> str:
-    """'120/1676 texts, 14.2 texts/s, about 1m40s left' once there is a rate to tell."""
+    """'120/1676 texts of 324 chunks, 14.2 texts/s, about 1m40s left' once there is a rate to tell."""
     shown = f"{state.texts}/{state.total_texts} texts of {state.chunks} chunks"
     if state.texts == 0 or elapsed <= 0:
         return shown
@@ -90,13 +90,16 @@ class ConsoleReporter:
             self.started = self.last_line = now
             self.console.print(f"[dim]embedding {state.total_texts} texts of {state.chunks} chunks[/dim]")
         line = status(state, now - self.started)
+        finished = state.texts >= state.total_texts
         if self.console.is_terminal:
-            self.draw(state, line)
-        elif state.texts >= state.total_texts or now - self.last_line >= PLAIN_EVERY:
+            self.draw(state, line, finished)
+        elif not finished and now - self.last_line >= PLAIN_EVERY:
             self.last_line = now
-            self.console.print(f"embedding: {line}" if state.texts < state.total_texts else f"embedded: {line}")
+            self.console.print(f"embedding: {line}")
+        if finished:
+            self.console.print(f"[dim]embedded: {line}[/dim]")
 
-    def draw(self, state: EmbedProgress, line: str) -> None:
+    def draw(self, state: EmbedProgress, line: str, finished: bool) -> None:
         from rich.progress import BarColumn, Progress, TextColumn
 
         if self.bar is None:
@@ -105,7 +108,6 @@ class ConsoleReporter:
             self.task = self.bar.add_task(line, total=state.total_chars)
         assert self.task is not None
         self.bar.update(self.task, completed=state.chars, description=line)
-        if state.texts >= state.total_texts:
+        if finished:
             self.bar.stop()
             self.bar = None
-            self.console.print(f"[dim]embedded: {line}[/dim]")

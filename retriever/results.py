@@ -46,7 +46,7 @@ class Hit:
         )
 
     def to_json(self) -> dict[str, Any]:
-        data = {"id": self.id, **asdict(self), "tags": list(self.tags), "headings": list(self.headings)}
+        data = {"id": self.id, **asdict(self)}
         if self.explain is None:
             del data["explain"]
         return data

@@ -1,9 +1,9 @@
 """Where a note's structure is: front matter, headings in every common spelling, and navigation blocks.
 
-Markdown headings (`#`) and setext headings (a line over `===` or `---`) are explicit. A note with neither may still
-be structured the way plain-text documents are: a title line, numbered sections (`12.5. 데비안에서 …`) and FAQ
-questions (`Q. …`); those count as headings only there, so a numbered list in a Markdown note stays a list. A table
-of contents repeats the note's own headings; it is navigation, not an answer, so it is never chunked.
+Markdown headings (`#`) and setext headings (a line over `===` or `---`) are explicit. A note without `#` headings
+may still be structured the way plain-text documents are: a title line, numbered sections (`12.5. 데비안에서 …`)
+and FAQ questions (`Q. …`); those count as headings only there, so a numbered list in a Markdown note stays a list.
+A table of contents repeats the note's own headings; it is navigation, not an answer, so it is never chunked.
 """
 
 from __future__ import annotations
@@ -231,8 +231,4 @@ ASKING_END = ("나요", "까요", "니까", "는지", "은지", "인지", "는�
 def is_question(title: str) -> bool:
     """Whether a heading is phrased as a question, in English or Korean (which often asks without a "?")."""
     text = title.strip().rstrip(".!。 ")
-    return (
-        text.endswith(("?", "？"))
-        or bool(ASKING_START.match(text) or ASKING_WORD.search(text))
-        or (text.endswith(ASKING_END))
-    )
+    return text.endswith(("?", "？", *ASKING_END)) or bool(ASKING_START.match(text) or ASKING_WORD.search(text))
