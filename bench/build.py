@@ -56,6 +56,7 @@ def main() -> None:
         "text_bytes": text_bytes,
         "chunks": report.chunks,
         "texts_embedded": report.embedded,
+        "passes_per_chunk": round(report.embedded / max(report.chunks, 1), 2),
         "bare_encode_s": round(bare_s, 2),
         "bare_encode_chunks_per_s": round(len(texts) / bare_s, 2),
         "build_s": round(report.seconds, 2),

@@ -29,7 +29,7 @@ class ChunkerSettings:
 
     max_tokens: int = 256
     part_tokens: int = 64  # sub-chunks scored inside a chunk: one bullet, or a few sentences
-    version: int = 5  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
+    version: int = 6  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -76,10 +76,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Part:
-    """A sub-chunk: a question often targets one bullet, which a whole-chunk vector dilutes."""
+    """A sub-chunk: a question often targets one bullet, which a whole-chunk vector dilutes. Its vector is pooled
+    from its span of the chunk's own forward pass (late chunking), so it costs no pass of its own and reads its words
+    in the context of the whole section."""
 
     chunk: int  # row of its chunk
-    text: str
+    start: int  # characters [start, end) of the chunk's text that the part was cut from
+    end: int
 
 
 def with_headings(headings: tuple[str, ...], text: str) -> str:
@@ -224,7 +227,34 @@ def chunk_section(section: Section, settings: ChunkerSettings, count: TokenCount
     return chunks
 
 
-def parts_of(chunk: Chunk, settings: ChunkerSettings, count: TokenCounter) -> list[str]:
+def parts_of(chunk: Chunk, row: int, settings: ChunkerSettings, count: TokenCounter) -> list[Part]:
+    """The chunk (at row) cut into the pieces a question usually targets, each with where it lies in the chunk."""
+    texts = part_texts(chunk, settings, count)
+    return [Part(row, start, end) for start, end in locate(texts, chunk.text)]
+
+
+def locate(pieces: list[str], text: str) -> list[tuple[int, int]]:
+    """Character spans of pieces in text, in order. A piece is text with its whitespace re-spaced (wrapped lines
+    joined, sentences split), so it is found by its non-space characters; a piece not found (never seen) spans the
+    whole text rather than failing."""
+    squeezed, where = [], []  # text without whitespace, and the index in text of each character kept
+    for i, ch in enumerate(text):
+        if not ch.isspace():
+            squeezed.append(ch)
+            where.append(i)
+    haystack, cursor, spans = "".join(squeezed), 0, []
+    for piece in pieces:
+        needle = "".join(piece.split())
+        found = haystack.find(needle, cursor) if needle else -1
+        if found < 0:
+            spans.append((0, len(text)))
+            continue
+        cursor = found + len(needle)
+        spans.append((where[found], where[cursor - 1] + 1))
+    return spans
+
+
+def part_texts(chunk: Chunk, settings: ChunkerSettings, count: TokenCounter) -> list[str]:
     """The chunk cut into the pieces a question usually targets: each bullet with its continuation lines, and
     other text as runs of sentences (hard-wrapped lines joined first, since a visual line is no unit of meaning).
     """

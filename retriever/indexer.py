@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
-from .encoders import Encoder, Role
+from .encoders import Encoder, SpanEncoder, Spans, TokenEncoder, span_encoder
 from .failpoints import failpoint
 from .lexical import LexicalIndex
 from .notes import NoteScan
@@ -29,14 +29,13 @@ from .store import (
     Manifest,
     StoredIndex,
     matrix_name,
-    token_bytes,
 )
 from .timings import phase
+from .tokencodes import Codebook, int8_of, pool_tokens, token_floats
 
 Progress = Callable[[EmbedProgress], None]
 Advance = Callable[[int, int], None]  # (texts, characters) just embedded
 Span = tuple[int, int, int]  # where a part's token vectors are: segment, first row, end row
-ROLES: dict[str, Role] = {"chunks": "passage", "parts": "passage", "questions": "query"}  # a heading is asked
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class IndexReport:
     removed: int
     skipped: list[tuple[str, str]]
     seconds: float
-    embedded: int  # forward passes actually run, over all models and collections
+    embedded: int  # forward passes actually run, over all models: one per new chunk and model
     up_to_date: bool = False  # nothing to do: no model was loaded
 
     @classmethod
@@ -61,19 +60,42 @@ class IndexReport:
 
 @dataclass
 class Corpus:
-    """Everything an index holds besides vectors, with the text each row is embedded from."""
+    """Everything an index holds besides vectors. Each chunk is embedded once per model (its heading path in front);
+    its parts' and its section heading's vectors are pooled from that same pass."""
 
     chunks: list[Chunk]
     parts: list[Part]
     questions: list[Chunk]
     chunk_question: list[int]
 
-    def texts(self, collection: str) -> list[str]:
-        if collection == "chunks":
-            return [c.embed_text for c in self.chunks]
-        if collection == "parts":
-            return [with_headings(self.chunks[p.chunk].headings, p.text) for p in self.parts]
-        return [q.heading for q in self.questions]
+    def items(self) -> list[Spans]:
+        """What each chunk's pass reads and pools: its parts, then its section's heading."""
+        offsets = np.searchsorted([p.chunk for p in self.parts], np.arange(len(self.chunks) + 1))
+        out = []
+        for row, chunk in enumerate(self.chunks):
+            head = with_headings(chunk.headings, "")
+            lead = len(head) + 1 if head else 0
+            spans = [(lead + p.start, lead + p.end) for p in self.parts[offsets[row] : offsets[row + 1]]]
+            if chunk.heading:
+                spans.append((len(head) - len(chunk.heading), len(head)))
+            out.append(Spans(chunk.embed_text, tuple(spans), lead))
+        return out
+
+    def keys(self) -> dict[str, list[str]]:
+        """Every row's key, per collection: a chunk's is its embedded text's hash; a part's or a heading's adds where
+        in that text it is pooled from, since its vector depends on the whole chunk."""
+        chunk_keys = [c.content_hash for c in self.chunks]
+        first = {q: row for row, q in reversed(list(enumerate(self.chunk_question))) if q >= 0}
+        return {
+            "chunks": chunk_keys,
+            "parts": [content_hash(f"{chunk_keys[p.chunk]}:{p.start}:{p.end}") for p in self.parts],
+            "questions": [content_hash(f"{chunk_keys[first[q]]}:heading") for q in range(len(self.questions))],
+        }
+
+    def first_chunks(self) -> list[int]:
+        """The chunk whose pass gives each question its vector: its section's first."""
+        first = {q: row for row, q in reversed(list(enumerate(self.chunk_question))) if q >= 0}
+        return [first[q] for q in range(len(self.questions))]
 
     @classmethod
     def of(cls, manifest: Manifest) -> Corpus:
@@ -96,14 +118,12 @@ def collect(
             question = -1
             if section.question:
                 question = len(corpus.questions)
-                corpus.questions.append(
-                    Chunk(section.path, section.headings, section.start_line, section.end_line, section.body)
-                )
+                corpus.questions.append(Chunk(section.path, section.headings, section.start_line, section.end_line, ""))
             for chunk in chunk_section(section, settings, count):
                 row = len(corpus.chunks)
                 corpus.chunks.append(chunk)
                 corpus.chunk_question.append(question)
-                corpus.parts += [Part(row, text) for text in parts_of(chunk, settings, count)]
+                corpus.parts += parts_of(chunk, row, settings, count)
     return corpus
 
 
@@ -133,94 +153,126 @@ class NoteRows:
             row = len(corpus.chunks)
             corpus.chunks.append(old.chunks[chunk])
             corpus.chunk_question.append(question_row.get(old.chunk_question[chunk], -1))
-            corpus.parts += [Part(row, old.parts[p].text) for p in self.parts.get(chunk, [])]
+            corpus.parts += [replace(old.parts[p], chunk=row) for p in self.parts.get(chunk, [])]
 
 
 # Vectors are kept in float16: half the disk and page cache of float32, for scores that move by ~1e-4 (the IVF
 # indexes above 20 000 rows hold float16 codes anyway).
 STORED = np.float16
-WINDOW = 1024  # texts embedded, and rows copied, per step: enough to sort into evenly padded batches, few enough
-# that memory stays flat however many notes there are
+WINDOW = 1024  # chunks embedded, and rows copied, per step: memory stays flat however many notes there are
 
 
 @dataclass
 class Plan:
-    """How one matrix (a model × a collection) of the new index is filled: rows the old index holds for the same
-    text under the same model are copied from its file; the rest are embedded once each, longest first."""
+    """How one matrix (a model × a collection) of the new index is filled: rows the old index holds under the same
+    key and model are copied from its file; the rest come from this build's passes."""
 
     encoder: Encoder
     model: int
     collection: str
-    keys: list[str]  # text hash of every row, in corpus order
-    old_rows: dict[str, int]  # text hash → row in the old matrix
+    keys: list[str]  # key of every row, in corpus order
+    old_rows: dict[str, int]  # key → row in the old matrix
     old: StoredIndex | None  # where old_rows point
-    pending: list[tuple[str, str]]  # (hash, text) to embed, unique, longest first
     tokens: bool  # also write the part token vectors (primary model's parts)
-    lender: Plan | None = None  # a plan of the same model and role embedding some of the same texts
-    lent: frozenset[str] = frozenset()  # hashes whose vectors come from the lender's fresh rows
 
     @property
     def name(self) -> str:
         return matrix_name(self.model, self.collection)
 
 
-def plan(
+def plans_of(
     encoder: Encoder,
     model: int,
-    collection: str,
-    texts: list[str],
-    keys: list[str],
+    keys: dict[str, list[str]],
     old: StoredIndex | None,
-    old_texts: dict[str, int],
+    old_keys: dict[str, dict[str, int]],
     tokens: bool,
-    lender: Plan | None = None,
-) -> Plan:
-    """old_texts: the old index's rows of this collection by text hash, valid for any model it holds. A text the
-    lender embeds anyway is taken from it, not embedded twice: a chunk that is a single part (a one-bullet
-    answer, a one-line note cut into pieces) is the very same text as that part."""
-    old_model = old.manifest.models.index(encoder.spec) if old and encoder.spec in old.manifest.models else None
-    if tokens and (old_model != 0 or SPANS not in old.manifest.extras):  # type: ignore[union-attr]
-        old_model = None  # reused parts need their token vectors too
-    old_rows = old_texts if old_model is not None else {}
-    pending = {k: t for k, t in zip(keys, texts) if k not in old_rows}
-    lent = frozenset(pending.keys() & {k for k, _ in lender.pending}) if lender else frozenset()
-    ordered = sorted(((k, t) for k, t in pending.items() if k not in lent), key=lambda item: -len(item[1]))
-    return Plan(encoder, model, collection, keys, old_rows, old if old_rows else None, ordered, tokens, lender, lent)
+) -> dict[str, Plan]:
+    """old_keys: the old index's rows by key, per collection, valid for any model it holds."""
+    reusable = old is not None and encoder.spec in old.manifest.models
+    if reusable and tokens and (old.manifest.models.index(encoder.spec) != 0 or SPANS not in old.manifest.extras):  # type: ignore[union-attr]
+        reusable = False  # reused parts need their token vectors too
+    return {
+        name: Plan(
+            encoder,
+            model,
+            name,
+            keys[name],
+            old_keys[name] if reusable else {},
+            old if reusable else None,
+            tokens and name == "parts",
+        )
+        for name in COLLECTIONS
+    }
 
 
-def embed(plan: Plan, generation: Generation, advance: Advance) -> tuple[dict[str, int], dict[str, Span]]:
-    """Embed the plan's pending texts: vectors into a scratch file, token vectors (when kept) into a new segment
-    of the generation. Returns each hash's scratch row, and its token rows in that segment."""
-    dim, role = plan.encoder.spec.dim, ROLES[plan.collection]
-    vectors = RowWriter(generation.scratch / f"{plan.name}.npy", dim)
-    tokens = generation.segment(dim) if plan.tokens and plan.pending else None
-    rows: dict[str, int] = {}
+def pending_chunks(corpus: Corpus, plans: dict[str, Plan]) -> list[int]:
+    """Chunks to embed: any row of theirs (the chunk, a part, the heading it lends its section) is new to the
+    model. Longest first."""
+    new = np.array([k not in plans["chunks"].old_rows for k in plans["chunks"].keys], dtype=bool)
+    for part, key in zip(corpus.parts, plans["parts"].keys):
+        new[part.chunk] |= key not in plans["parts"].old_rows
+    for row, key in zip(corpus.first_chunks(), plans["questions"].keys):
+        new[row] |= key not in plans["questions"].old_rows
+    rows = np.flatnonzero(new).tolist()
+    return sorted(rows, key=lambda r: -len(corpus.chunks[r].embed_text))
+
+
+Fresh = dict[str, dict[str, int]]  # collection → key → row in this build's scratch file
+
+
+def embed(
+    encoder: SpanEncoder,
+    plans: dict[str, Plan],
+    corpus: Corpus,
+    rows: list[int],
+    generation: Generation,
+    advance: Advance,
+) -> tuple[Fresh, dict[str, Span]]:
+    """One pass per pending chunk: its vector, its parts' and its heading's into scratch files, and (when kept) its
+    parts' token vectors into a new segment of the generation. Returns each key's scratch row, and the token rows
+    of each fresh part in that segment."""
+    some = next(iter(plans.values()))
+    dim, name = some.encoder.spec.dim, some.name.split(".")[0]
+    writers = {c: RowWriter(generation.scratch / f"{name}.{c}.npy", dim) for c in COLLECTIONS}
+    keep_tokens = plans["parts"].tokens and bool(rows)
+    tokens = generation.segment(dim) if keep_tokens else None
+    segment = len(generation.segments) - 1
+    items = corpus.items()
+    offsets = np.searchsorted([p.chunk for p in corpus.parts], np.arange(len(corpus.chunks) + 1))
+    question_of = {row: q for q, row in enumerate(corpus.first_chunks())}
+    fresh: Fresh = {c: {} for c in COLLECTIONS}
     spans: dict[str, Span] = {}
-    segment = len(generation.segments) - 1  # the one tokens writes, if any
-    for start in range(0, len(plan.pending), WINDOW):
-        window = plan.pending[start : start + WINDOW]
-        batch = [text for _, text in window]
-        finished = 0
-
-        def done(n: int, batch: list[str] = batch) -> None:
-            """Batches finish in the order of the window, which is already sorted as the encoder sorts."""
-            nonlocal finished
-            advance(n, sum(len(t) for t in batch[finished : finished + n]))
-            finished += n
-
-        if tokens is None:
-            vectors.append(plan.encoder.encode(batch, role, done))
-        else:
-            fresh, per_text = plan.encoder.encode_with_tokens(batch, role, done)  # type: ignore[attr-defined]
-            vectors.append(fresh)
-            for (key, _), token_rows in zip(window, per_text):
-                spans[key] = (segment, tokens.rows, tokens.rows + len(token_rows))
-                tokens.append(token_bytes(token_rows))
-        rows.update({key: start + i for i, (key, _) in enumerate(window)})
-    vectors.close()
+    for start in range(0, len(rows), WINDOW):
+        window = rows[start : start + WINDOW]
+        batch = [items[r] for r in window]
+        pooled = encoder.encode_spans(batch, counting(batch, advance), keep_tokens)
+        chunk_rows, part_rows, heading_rows = [], [], []
+        for row, result in zip(window, pooled):
+            fresh["chunks"][plans["chunks"].keys[row]] = writers["chunks"].rows + len(chunk_rows)
+            chunk_rows.append(result.whole)
+            own = range(offsets[row], offsets[row + 1])
+            for i, part in enumerate(own):
+                key = plans["parts"].keys[part]
+                fresh["parts"][key] = writers["parts"].rows + len(part_rows)
+                part_rows.append(result.spans[i])
+                if tokens is not None:
+                    kept = int8_of(pool_tokens(result.tokens[i]))
+                    spans[key] = (segment, tokens.rows, tokens.rows + len(kept))
+                    tokens.append(kept)
+            if row in question_of:
+                fresh["questions"][plans["questions"].keys[question_of[row]]] = writers["questions"].rows + len(
+                    heading_rows
+                )
+                heading_rows.append(result.spans[len(own)])
+        for collection, vectors in (("chunks", chunk_rows), ("parts", part_rows), ("questions", heading_rows)):
+            if vectors:
+                writers[collection].append(np.stack(vectors).astype(np.float32))
+    for writer in writers.values():
+        writer.close()
     if tokens is not None:
         tokens.close()
-    return rows, spans
+    return fresh, spans
 
 
 def copy_rows(out: RowWriter, readers: Mapping[int, RowReader], picks: Iterable[tuple[int, int, int]]) -> None:
@@ -236,24 +288,27 @@ def copy_rows(out: RowWriter, readers: Mapping[int, RowReader], picks: Iterable[
     out.close()
 
 
-def assemble(
-    plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, Span], lent: dict[str, int]
-) -> None:
-    """Write the plan's matrix in corpus order from this build's scratch file, the lender's (lent: its fresh rows)
-    and the old index's file."""
+def counting(batch: list[Spans], advance: Advance) -> Callable[[int], None]:
+    """Progress for texts finished in the order of batch: how many, and their characters."""
+    done = iter(batch)
+
+    def each(n: int) -> None:
+        advance(n, sum(len(next(done).text) for _ in range(n)))
+
+    return each
+
+
+def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, Span]) -> None:
+    """Write the plan's matrix in corpus order from this build's scratch file and the old index's file."""
     old_rows, dim = plan.old_rows, plan.encoder.spec.dim
     readers = {0: RowReader(generation.scratch / f"{plan.name}.npy")}  # 0: this build's; 1: the old index's
     if plan.old:
         readers[1] = plan.old.reader(plan.name)
-    if plan.lender and plan.lent:
-        readers[2] = RowReader(generation.scratch / f"{plan.lender.name}.npy")  # 2: the lender's
-    generation.fresh[plan.name] = sum(1 for k in plan.keys if k in fresh or k in plan.lent)
+    generation.fresh[plan.name] = sum(1 for k in plan.keys if k in fresh)
 
     def source(key: str) -> tuple[int, int, int]:
         if key in fresh:
             return 0, fresh[key], fresh[key] + 1
-        if key in plan.lent:
-            return 2, lent[key], lent[key] + 1
         return 1, old_rows[key], old_rows[key] + 1
 
     copy_rows(generation.matrix(plan.name, dim, STORED), readers, map(source, plan.keys))
@@ -295,8 +350,13 @@ def segment_rows(old: StoredIndex, used: list[int]) -> int:
 
 
 def compact(old: StoredIndex, generation: Generation, spans: list[Span], used: list[int], dim: int) -> list[Span]:
+    """The live token rows of the old segments, decoded, into one new int8 segment (encoded with the rest)."""
+    codebook = Codebook.load(old.path / f"{old.manifest.codebook}.npy") if old.manifest.codebook else None
     readers = {i: old.reader(old.manifest.segments[i]) for i in used}
-    copy_rows(generation.segment(dim), readers, spans)
+    out = generation.segment(dim)
+    for segment, start, stop in spans:
+        out.append(int8_of(token_floats(readers[segment].read(start, stop), codebook)))
+    out.close()
     for reader in readers.values():
         reader.close()
     segment = len(generation.segments) - 1
@@ -342,27 +402,22 @@ def build(
         return IndexReport.nothing_to_do(scan, old.manifest, started)
     with phase("chunk"):
         corpus = collect(scan, settings, encoders[0].count_tokens, old.manifest if old and reuse else None)
-    texts = {name: corpus.texts(name) for name in COLLECTIONS}
-    keys = {name: [content_hash(t) for t in texts[name]] for name in COLLECTIONS}  # hashed once, used thrice
-    late = hasattr(encoders[0], "encode_with_tokens")  # token vectors for re-ranking, where the model gives them
+    keys = corpus.keys()
+    late = isinstance(encoders[0], TokenEncoder)  # token vectors for re-ranking, where the model gives them
     previous = old if reuse else None
-    old_texts = {  # hashed once per collection, shared by every model's plan
-        name: {content_hash(t): row for row, t in enumerate(Corpus.of(previous.manifest).texts(name))}
+    old_keys = (
+        {name: {k: row for row, k in enumerate(rows)} for name, rows in Corpus.of(previous.manifest).keys().items()}
         if previous
-        else {}
-        for name in COLLECTIONS
-    }
-    plans: list[Plan] = []
-    for m, encoder in enumerate(encoders):
-
-        def of(name: str, lender: Plan | None = None, m: int = m, encoder: Encoder = encoder) -> Plan:
-            tokens = late and (m, name) == (0, "parts")
-            return plan(encoder, m, name, texts[name], keys[name], previous, old_texts[name], tokens, lender)
-
-        parts = of("parts")  # first: chunks that are a single part take its vectors
-        plans += [parts, of("chunks", parts), of("questions")]
+        else {c: {} for c in COLLECTIONS}
+    )
+    plans = [plans_of(encoder, m, keys, previous, old_keys, late and m == 0) for m, encoder in enumerate(encoders)]
+    pending = [pending_chunks(corpus, each) for each in plans]
     state = EmbedProgress(
-        0, sum(len(p.pending) for p in plans), 0, sum(len(t) for p in plans for _, t in p.pending), len(corpus.chunks)
+        0,
+        sum(len(rows) for rows in pending),
+        0,
+        sum(len(corpus.chunks[r].embed_text) for rows in pending for r in rows),
+        len(corpus.chunks),
     )
 
     def advance(texts: int, chars: int) -> None:
@@ -375,13 +430,14 @@ def build(
     if progress:
         progress(state)
     with store.building() as generation:
-        embedded: dict[str, dict[str, int]] = {}  # matrix → its fresh rows by text hash, for plans that borrow
-        for each in plans:
+        for encoder, each, rows in zip(encoders, plans, pending):
             with phase("embed"):
-                fresh, spans = embed(each, generation, advance)
-            embedded[each.name] = fresh
+                fresh, spans = embed(span_encoder(encoder), each, corpus, rows, generation, advance)
             with phase("write vectors"):
-                assemble(each, generation, fresh, spans, embedded[each.lender.name] if each.lender else {})
+                for name, matrix in each.items():
+                    assemble(matrix, generation, fresh[name], spans)
+        with phase("token codes"):
+            generation.encode_segments(previous, encoders[0].spec)
         manifest = Manifest(
             models=[e.spec for e in encoders],
             chunker=settings.as_dict(),
@@ -397,7 +453,7 @@ def build(
         with phase("bm25"):
             same_kiwi = old is not None and reuse and old.manifest.chunker == settings.as_dict()
             known = LexicalIndex.known_tokens(old.path / LEXICAL) if same_kiwi else {}  # type: ignore[union-attr]
-            lexical = LexicalIndex.build(texts["chunks"], keys["chunks"], known)
+            lexical = LexicalIndex.build([c.embed_text for c in corpus.chunks], keys["chunks"], known)
         with phase("commit (ANN, checksums, manifest)"):
             store.commit(generation, manifest, lexical, previous)
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()

@@ -39,14 +39,13 @@ from .store import (
     FORMAT,
     LEXICAL,
     SPANS,
-    TOKEN_DTYPE,
     VERSION,
     IndexStore,
     Manifest,
     StoredIndex,
-    token_floats,
     write_json,
 )
+from .tokencodes import Codebook, int8_of, token_floats
 from .vectorstore import MILVUS_SCHEME, IndexView
 
 LAYOUT = 3  # of the collections, beside the manifest's VERSION; 2: token vectors as pieces per part; 3: in int8
@@ -494,16 +493,17 @@ class Publisher:
         return (spans[:, 2] - spans[:, 1]).astype(np.int64)
 
     def tokens(self, manifest: Manifest) -> None:
-        """Each part's token vectors as int8 bytes, as the local store keeps them, in VARCHAR pieces keyed by
+        """Each part's token vectors as int8 bytes (decoded from the local store's codes), in VARCHAR pieces keyed by
         part: a question fetches ~80 pieces instead of ~5 000 vectors (each a list of Python floats in pymilvus)."""
         name = f"{self.gen}__tokens"
         create(self.store, name, schema_of(self.client, [("v", 2)], blob="text"), "v", "FLAT")
         spans = np.load(self.staged.path / f"{SPANS}.npy", allow_pickle=False)
         readers = {i: self.staged.reader(segment) for i, segment in enumerate(manifest.segments)}
+        codebook = Codebook.load(self.staged.path / f"{manifest.codebook}.npy") if manifest.codebook else None
         batch: list[dict[str, Any]] = []
         try:
             for part, (segment, first, end) in enumerate(spans.tolist()):
-                data = readers[segment].read(first, end).astype(TOKEN_DTYPE).tobytes()
+                data = int8_of(token_floats(readers[segment].read(first, end), codebook)).tobytes()
                 for seq, start in enumerate(range(0, len(data), TOKEN_PIECE)):
                     piece = base64.b64encode(data[start : start + TOKEN_PIECE]).decode("ascii")
                     batch.append({"id": part * PIECES_PER_PART + seq, "v": [0.0, 0.0], "blob": piece})
@@ -679,8 +679,8 @@ class MilvusIndex(IndexView):
             raise RetrieverError(
                 f"Milvus store {self.store.label} lacks token piece {exc}; {self.store.rebuild_hint}"
             ) from exc
-        tokens = np.frombuffer(data, dtype=TOKEN_DTYPE).reshape(-1, dim)
-        return np.asarray(query_tokens, dtype=np.float32) @ token_floats(tokens).T, lengths
+        tokens = np.frombuffer(data, dtype=np.int8).reshape(-1, dim)
+        return np.asarray(query_tokens, dtype=np.float32) @ token_floats(tokens, None).T, lengths
 
     def lexical(self, question: str) -> SparseScores | None:
         if self.manifest.ann.get("bm25", {}).get("kind") == "none":

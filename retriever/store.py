@@ -32,6 +32,7 @@ from .errors import RetrieverError
 from .failpoints import failpoint
 from .notes import FileStamp
 from .rowfile import RowReader, RowWriter
+from .tokencodes import Codebook, token_floats
 from .vectorstore import IndexView
 
 if TYPE_CHECKING:  # ann imports faiss, which only builds and loads need
@@ -39,8 +40,8 @@ if TYPE_CHECKING:  # ann imports faiss, which only builds and loads need
     from .lexical import LexicalScores
 
 FORMAT = "retriever-index"
-VERSION = 5  # 3: token vectors in immutable segments shared between generations; 4: the manifest is checksummed;
-# 5: token vectors in int8
+VERSION = 6  # 3: token vectors in immutable segments shared between generations; 4: the manifest is checksummed;
+# 5: token vectors in int8; 6: one pass per chunk (parts and headings pooled from it), token vectors as codes
 COLLECTIONS = ("chunks", "parts", "questions")
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.sha256"  # SHA-256 of manifest.json: the one file the per-file checksums cannot cover
@@ -78,6 +79,7 @@ class Manifest:
     chunk_question: list[int]  # row of each chunk's section in questions, or -1
     extras: list[str] = field(default_factory=list)  # further arrays by name, e.g. where each part's tokens are
     segments: list[str] = field(default_factory=list)  # token-vector files, shared by hard link across generations
+    codebook: str = ""  # the array that decodes token codes (uint8 segments), kept across generations; "": none
     created_at: str = ""
     build_seconds: float = 0.0
     checksums: dict[str, str] = field(default_factory=dict)
@@ -141,6 +143,7 @@ class Manifest:
             "chunk_question": self.chunk_question,
             "extras": self.extras,
             "segments": self.segments,
+            "codebook": self.codebook,
             "store": self.store,
         }
 
@@ -157,6 +160,7 @@ class Manifest:
             chunk_question=[int(q) for q in data["chunk_question"]],
             extras=[str(e) for e in data["extras"]],
             segments=[str(e) for e in data["segments"]],
+            codebook=str(data["codebook"]),
             created_at=str(data["created_at"]),
             build_seconds=float(data["build_seconds"]),
             checksums=dict(data["checksums"]),
@@ -256,6 +260,7 @@ class LoadedIndex(IndexView):
     path: Path
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     segments: list[np.ndarray] = field(default_factory=list)  # token vectors, memory-mapped
+    codebook: Codebook | None = None
 
     @property
     def generation(self) -> Path:  # type: ignore[override]
@@ -275,27 +280,14 @@ class LoadedIndex(IndexView):
     def token_scores(self, parts: np.ndarray, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         spans = self.extras[SPANS][parts]
         lengths = spans[:, 2] - spans[:, 1]
-        blocks = [self.segments[seg][start:stop] for seg, start, stop in spans[lengths > 0]]
-        gathered = np.concatenate(blocks) if blocks else np.zeros((0, self.manifest.model.dim), TOKEN_DTYPE)
-        return np.asarray(query_tokens, dtype=np.float32) @ token_floats(gathered).T, lengths
+        blocks = [
+            token_floats(self.segments[seg][start:stop], self.codebook) for seg, start, stop in spans[lengths > 0]
+        ]
+        gathered = np.concatenate(blocks) if blocks else np.zeros((0, self.manifest.model.dim), np.float32)
+        return np.asarray(query_tokens, dtype=np.float32) @ gathered.T, lengths
 
     def lexical(self, question: str) -> LexicalScores:
         return self.lexical_index.score(question)
-
-
-# Token vectors are unit vectors, so every component lies in [-1, 1]: one fixed scale of 127 stores them in a byte
-# each, half of float16. On the dev sets that moved R@1 by one query at most (notes 0.631 → 0.615, kobill
-# 0.444 → 0.429, hecto unchanged), for about half the index: token vectors are most of it.
-TOKEN_DTYPE = np.int8
-TOKEN_SCALE = 127.0
-
-
-def token_bytes(unit: np.ndarray) -> np.ndarray:
-    return np.round(np.asarray(unit, dtype=np.float32) * TOKEN_SCALE).astype(TOKEN_DTYPE)
-
-
-def token_floats(stored: np.ndarray) -> np.ndarray:
-    return np.asarray(stored, dtype=np.float32) * np.float32(1 / TOKEN_SCALE)
 
 
 def as_float32(half: np.ndarray) -> np.ndarray:
@@ -307,8 +299,14 @@ def as_float32(half: np.ndarray) -> np.ndarray:
     return torch.from_numpy(np.ascontiguousarray(half)).float().numpy()
 
 
-def check_spans(spans: np.ndarray | None, parts: int, segments: list[np.ndarray]) -> None:
-    """ValueError unless every part's token rows lie inside a segment the index holds."""
+def check_spans(
+    spans: np.ndarray | None, parts: int, segments: list[np.ndarray], codebook: Codebook | None = None
+) -> None:
+    """ValueError unless every part's token rows lie inside a segment the index holds, and every segment of codes
+    has the codebook that decodes it."""
+    for segment in segments:
+        if segment.dtype == np.uint8 and (codebook is None or segment.shape[1] != codebook.slices):
+            raise ValueError("a token segment holds codes that the index's codebook does not decode")
     if spans is None:
         return
     if spans.shape != (parts, 3):
@@ -400,6 +398,7 @@ class Generation:
     extras: set[str] = field(default_factory=set)
     segments: list[str] = field(default_factory=list)
     linked: dict[str, tuple[str, int]] = field(default_factory=dict)  # file → (checksum, size) it already had
+    codebook: str = ""
     fresh: dict[str, int] = field(default_factory=dict)  # matrix → rows not copied from the previous index
 
     @property
@@ -413,17 +412,41 @@ class Generation:
         return RowWriter(self.folder / f"{name}.npy", dim, dtype)
 
     def segment(self, dim: int) -> RowWriter:
-        """A new token-vector segment; immutable once written, so later generations link it instead of copying."""
+        """A new token-vector segment in int8 (`encode_segments` turns it into codes); immutable once the build is
+        done, so later generations link it instead of copying."""
         name = f"tokens-{uuid.uuid4().hex[:12]}"
         self.segments.append(name)
-        return RowWriter(self.folder / f"{name}.npy", dim, TOKEN_DTYPE)
+        return RowWriter(self.folder / f"{name}.npy", dim, np.int8)
 
-    def link(self, old: StoredIndex, name: str) -> None:
-        """Share an old generation's segment: a hard link, and its checksum carried over rather than re-hashed."""
+    def link(self, old: StoredIndex, name: str, segment: bool = True) -> None:
+        """Share an old generation's segment (or codebook): a hard link, and its checksum carried over rather than
+        re-hashed."""
         file = f"{name}.npy"
         os.link(old.path / file, self.folder / file)
-        self.segments.append(name)
+        if segment:
+            self.segments.append(name)
         self.linked[file] = (old.manifest.checksums[file], old.manifest.sizes[file])
+
+    def encode_segments(self, old: StoredIndex | None, spec: ModelSpec) -> None:
+        """This build's int8 segments as codes: under the old index's codebook where it has one for the same model,
+        else one trained on them; left in int8 when they are too few to train on."""
+        own = [i for i, name in enumerate(self.segments) if f"{name}.npy" not in self.linked]
+        if not own:
+            return
+        if old is not None and old.manifest.codebook and old.manifest.models[0] == spec:
+            self.link(old, old.manifest.codebook, segment=False)
+            self.codebook = old.manifest.codebook
+            codebook = Codebook.load(self.folder / f"{self.codebook}.npy")
+        else:
+            sample = np.concatenate([np.load(self.folder / f"{self.segments[i]}.npy") for i in own])
+            trained = Codebook.train(token_floats(sample, None))
+            if trained is None:
+                return
+            codebook, self.codebook = trained, f"codebook-{uuid.uuid4().hex[:12]}"
+            save_array(self.folder / f"{self.codebook}.npy", codebook.stored())
+        for i in own:
+            path = self.folder / f"{self.segments[i]}.npy"
+            save_array(path, codebook.encode(token_floats(np.load(path), None)))
 
     def array(self, name: str, array: np.ndarray) -> None:
         """A small extra array, written whole."""
@@ -586,10 +609,11 @@ class IndexStore:
             lexical = LexicalIndex.load(gen / LEXICAL)
             extras = {name: mapped(gen / f"{name}.npy") for name in manifest.extras}
             segments = [mapped(gen / f"{name}.npy") for name in manifest.segments]
-            check_spans(extras.get(SPANS), len(manifest.parts), segments)
+            codebook = Codebook.load(gen / f"{manifest.codebook}.npy") if manifest.codebook else None
+            check_spans(extras.get(SPANS), len(manifest.parts), segments, codebook)
         except (OSError, ValueError, KeyError) as exc:
             raise RetrieverError(f"index in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
-        return LoadedIndex(manifest, vectors, anns, lexical, gen, extras, segments)
+        return LoadedIndex(manifest, vectors, anns, lexical, gen, extras, segments, codebook)
 
     @contextmanager
     def building(self) -> Iterator[Generation]:
@@ -617,6 +641,7 @@ class IndexStore:
         shutil.rmtree(generation.scratch)
         manifest.extras = sorted(generation.extras)
         manifest.segments = list(generation.segments)
+        manifest.codebook = generation.codebook
         for matrix, shape in manifest.matrices().items():
             vectors = RowReader(tmp / f"{matrix}.npy")
             try:

@@ -41,7 +41,11 @@ def test_chunks_cover_real_lines_and_respect_the_budget(lines: list[str]) -> Non
         assert 1 <= chunk.start_line <= chunk.end_line <= total
         assert chunk.text.strip()
         assert words(chunk.text) <= chunker.max_tokens  # words never exceed the budget, the heading aside
-        assert parts_of(chunk, chunker, words)
+        parts = parts_of(chunk, 0, chunker, words)
+        assert parts
+        ends = [0] + [p.end for p in parts]  # in order, apart, inside the chunk, each with words
+        assert all(prev <= p.start < p.end <= len(chunk.text) for prev, p in zip(ends, parts))
+        assert all(chunk.text[p.start : p.end].strip() for p in parts)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])

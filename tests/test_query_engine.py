@@ -50,11 +50,13 @@ def test_numpy_engine_agrees_with_sentence_transformers(
 def test_int8_passage_encoder_stays_within_cosine_099_of_float32(float32_encoder, encoder) -> None:
     """The build's int8 graph against the float32 weights, on real passages: the notes' chunks and parts."""
     from retriever.chunking import ChunkerSettings
+    from retriever.encoders import pieces_of
     from retriever.indexer import collect
     from retriever.notes import scan_notes
 
     corpus = collect(scan_notes(Path(__file__).parent.parent / "notes"), ChunkerSettings(), encoder.count_tokens)
-    texts = corpus.texts("chunks") + corpus.texts("parts") + TEXTS
+    items = corpus.items()
+    texts = [item.text for item in items] + [piece for item in items for piece in pieces_of(item)] + TEXTS
     ours, our_tokens = encoder.encode_with_tokens(texts, "passage")
     theirs, their_tokens = float32_encoder.encode_with_tokens(texts, "passage")
     assert np.einsum("ij,ij->i", ours, theirs).min() >= 0.99

