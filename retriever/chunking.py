@@ -15,7 +15,7 @@ from functools import cached_property
 
 from .korean import kiwi
 from .notes import Note
-from .structure import FrontMatter, is_question, outline
+from .structure import FrontMatter, is_markdown, is_question, outline
 
 TokenCounter = Callable[[str], int]
 
@@ -103,7 +103,7 @@ def split_sections(note: Note) -> list[Section]:
     (Q&A headings are often elliptic: "배치사이즈"); in any other note no heading is a question.
     """
     lines = note.text.split("\n")
-    found = outline(lines)
+    found = outline(lines, is_markdown(note.path))
     front = found.front
     asks = any(h.level > 0 and is_question(h.title) for h in found.headings.values())
     sections: list[Section] = []
@@ -134,7 +134,8 @@ def split_sections(note: Note) -> list[Section]:
         while stack and stack[-1][0] >= heading.level:
             stack.pop()
         stack.append((heading.level, heading.title))
-        heading_line, numbered, skip = index + 1, [], heading.lines - 1
+        heading_line, skip = index + 1, heading.lines - 1
+        numbered = [(index + 1, heading.rest)] if heading.rest else []
     close()
     return sections
 

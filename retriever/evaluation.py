@@ -89,7 +89,9 @@ def read_queries(path: Path) -> list[EvalQuery]:
 
 
 def relevant(hit: Hit, target: str) -> bool:
-    return target in f"{hit.heading}\n{hit.text}"
+    """Spaces and line breaks compared loosely: a target copied from one line may run from a heading into its text
+    (`제19조(육아휴직) ① 사업주는`: an article's heading, whose line goes on with its first paragraph)."""
+    return " ".join(target.split()) in " ".join(f"{hit.heading}\n{hit.text}".split())
 
 
 def evaluate(queries: Sequence[EvalQuery], search: Callable[[str, int], Sequence[Hit]]) -> Report:

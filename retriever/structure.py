@@ -1,8 +1,11 @@
 """Where a note's structure is: front matter, headings in every common spelling, and navigation blocks.
 
-Markdown headings (`#`) and setext headings (a line over `===` or `---`) are explicit. A note without `#` headings
-may still be structured the way plain-text documents are: a title line, numbered sections (`12.5. 데비안에서 …`)
-and FAQ questions (`Q. …`); those count as headings only there, so a numbered list in a Markdown note stays a list.
+Markdown headings (`#`) and setext headings (a line over `===` or `---`) are explicit, but a `#` line is a heading
+only outside code (fenced, or an indented block) and, in a `.txt` note that is numbered, it is a shell comment of a
+shown script. A note without `#` headings may still be structured the way plain-text documents are: a title line,
+numbered sections (`12.5. 데비안에서 …`, a heading that wraps onto a second line kept whole), FAQ questions
+(`Q. …`) and the units and articles of Korean statutes (`제1장 총강`, `제1조(목적)`, `부칙`); those count as headings
+only there, so a numbered list in a Markdown note stays a list.
 A table of contents repeats the note's own headings; it is navigation, not an answer, so it is never chunked.
 """
 
@@ -21,12 +24,24 @@ SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 NUMBERED = re.compile(r"^ {0,3}(\d{1,3}(?:\.\d{1,3}){0,5})\.?\)?[ \t]+(\S.*)$")
 FAQ_QUESTION = re.compile(r"^ {0,3}(?:Q\d*|질문)[ \t]*[.:)][ \t]*(\S.*)$", re.IGNORECASE)
 LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")
+SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)*\.?\)?[ \t]+")
+ENTRY_START = re.compile(r"^[ \t]*(?:[-*+•][ \t]|\d+(?:\.\d+)*\.?\)?[ \t]|\[)")
 TOC_DECORATION = re.compile(r"^[ \t]*(?:[-*+•][ \t]+)?(?:\d+(?:\.\d+)*\.?\)?[ \t]+)?|[ \t.·…_-]*\d*[ \t]*$")
 LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+LEGAL_UNIT = re.compile(r"^\s*(제\s?\d+\s?([편장절관])(?:의\s?\d+)?)(?:[ \t]+(\S.*?))?[ \t]*$")
+ARTICLE = re.compile(r"^\s*(제\s?(\d+)\s?조(?:의\s?\d+)?)(?:[ \t]*(\([^()]{1,50}\)))?(?:[ \t]+(\S.*?))?[ \t]*$")
+ADDENDUM = re.compile(r"(?:^|[ \t])부[ \t]*칙(?:[ \t]*(<[^<>]*>))?(?=[ \t]|$)")
 
 MAX_TITLE_CHARS = 100
 MAX_FRONTMATTER_LINES = 200  # front matter is a few keys; a longer block is a document, not metadata
-TOC_MIN_LINES = 3
+TOC_MIN_ENTRIES = 3
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+SENTENCE_END = (".", ",", ";", ":")  # a line ending so is text, not a heading
+FINISHED = (*SENTENCE_END, "?", "？", "!", ")", "]", "」", "』", '"', "'")  # a heading line that wraps ends in none
+PARAGRAPH_MARKS = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+LEGAL_LEVELS = {"편": 1, "장": 2, "절": 3, "관": 4}
+ARTICLE_LEVEL = 5
+ADDENDUM_LEVEL = 1  # 부칙 stands at the top, beside 편
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,8 @@ class FrontMatter:
 class Heading:
     level: int  # 0 is the document's title, above every section
     title: str
-    lines: int = 1  # lines it spans (a setext heading has its underline)
+    lines: int = 1  # lines it spans (a setext heading has its underline, a wrapped heading its second line)
+    rest: str = ""  # what follows it on its line and is body text: `제1조 ①대한민국은 …` opens with its first paragraph
 
 
 @dataclass
@@ -93,13 +109,26 @@ def is_title_line(line: str) -> bool:
     return 0 < len(text) <= MAX_TITLE_CHARS and any(ch.isalnum() for ch in text) and not LIST_ITEM.match(line)
 
 
-def outline(lines: list[str]) -> Outline:
+def is_markdown(path: str) -> bool:
+    """Whether a note's name says Markdown; in any other note a `#` line may be a comment of a shown script."""
+    return path.lower().endswith(MARKDOWN_SUFFIXES)
+
+
+def outline(lines: list[str], markdown: bool = True) -> Outline:
+    """The note's headings and navigation. `#` headings head a Markdown note; plain-text structure is read where
+    there are none, and in a note that is not Markdown it also wins over `#` lines once it numbers sections or
+    articles: there the `#` lines are comments of the scripts it shows."""
     found = Outline(read_frontmatter(lines))
     start = found.front.end
     fenced = fenced_lines(lines, start)
-    found.headings = markdown_headings(lines, start, fenced)
-    if not any(h.lines == 1 for h in found.headings.values()):  # no `#` headings: plain-text structure may be there
-        found.headings = plain_headings(lines, start, fenced, found.headings) | found.headings
+    marked = markdown_headings(lines, start, fenced | indented_blocks(lines, start))
+    setext = {i: h for i, h in marked.items() if h.lines == 2}
+    hashes = len(marked) > len(setext)
+    plain = {} if hashes and markdown else plain_structure(lines, start, fenced, setext)
+    if hashes and not any(h.level < 9 for h in plain.values()):
+        found.headings = marked
+    else:
+        found.headings = plain | setext
         title = title_line(lines, start)
         if not found.front.title and title is not None and title not in found.headings:
             found.headings[title] = Heading(0, lines[title].strip())
@@ -126,11 +155,30 @@ def fenced_lines(lines: list[str], start: int) -> set[int]:
     return fenced
 
 
-def markdown_headings(lines: list[str], start: int, fenced: set[int]) -> dict[int, Heading]:
+def indented_blocks(lines: list[str], start: int) -> set[int]:
+    """Lines of indented code: a block opens with a line indented by four spaces or a tab after a blank line, and
+    goes on through the indented lines attached to it, so a script's `   # comment` indented less than the code
+    around it is no heading either. Only `#` lines ask: plain-text documents indent their prose and headings."""
+    code: set[int] = set()
+    inside, after_blank = False, True
+    for i in range(start, len(lines)):
+        line = lines[i]
+        if not line.strip():
+            after_blank = True
+            continue
+        deep = line.startswith(("    ", "\t"))
+        inside = (deep and (after_blank or inside)) or (inside and not after_blank and line[0] in " \t")
+        if inside:
+            code.add(i)
+        after_blank = False
+    return code
+
+
+def markdown_headings(lines: list[str], start: int, code: set[int]) -> dict[int, Heading]:
     """`#` headings and setext headings: a single-line paragraph over a line of `=` (level 1) or `-` (level 2)."""
     headings: dict[int, Heading] = {}
     for i in range(start, len(lines)):
-        if i in fenced:
+        if i in code:
             continue
         found = atx(lines[i])
         if found:
@@ -140,7 +188,7 @@ def markdown_headings(lines: list[str], start: int, fenced: set[int]) -> dict[in
         if (
             underline
             and i > start
-            and i - 1 not in fenced
+            and i - 1 not in code
             and i - 1 not in headings
             and is_title_line(lines[i - 1])
             and (i - 1 == start or not lines[i - 2].strip())
@@ -150,33 +198,119 @@ def markdown_headings(lines: list[str], start: int, fenced: set[int]) -> dict[in
     return headings
 
 
-def plain_headings(lines: list[str], start: int, fenced: set[int], setext: dict[int, Heading]) -> dict[int, Heading]:
-    """Numbered sections and FAQ questions of a plain-text note.
+def plain_structure(lines: list[str], start: int, fenced: set[int], setext: dict[int, Heading]) -> dict[int, Heading]:
+    """The headings of a note without `#` ones: statute units and articles, numbered sections, FAQ questions."""
+    legal = legal_headings(lines, start, fenced)
+    return plain_headings(lines, start, fenced | article_text(lines, legal), setext | legal) | legal
+
+
+def article_text(lines: list[str], legal: dict[int, Heading]) -> set[int]:
+    """The lines of articles, up to the next unit or article: an article's items (1. 2. 가.) are its text."""
+    text: set[int] = set()
+    inside = False
+    for i in range(min(legal, default=len(lines)), len(lines)):
+        if i in legal:
+            inside = bool(ARTICLE.match(lines[i]))
+        elif inside:
+            text.add(i)
+    return text
+
+
+def legal_headings(lines: list[str], start: int, fenced: set[int]) -> dict[int, Heading]:
+    """The units and articles of a Korean statute, nested 편 > 장 > 절 > 관 > 조, and its addenda (`부칙`).
+
+    Units and articles stand at the start of a line, indented or not, blank lines around them or not (statutes
+    are printed tight); `제63조제2항 중 …` and `제50조의3을 …` are references, never articles. An article keeps the
+    rest of its line (`제1조 ①대한민국은 …`) as body, and its paragraphs and items (① 1. 가.) stay its text. An
+    article written without a title (`제3조 대한민국의 영토는 …`, the constitution's style) counts only in a
+    note where no article has one, since bills open amendment lines so (`제7조 중 …`).
+
+    An addendum numbers its articles afresh from 제1조; an article that does not go on from them is the main text
+    again (the comparison table a bill prints after its 부칙), and it and those after it stand at the top level.
+    It takes two units or articles to make a statute of a note.
+    """
+    titled = any((m := ARTICLE.match(lines[i])) and m.group(3) for i in range(start, len(lines)) if i not in fenced)
+    found: dict[int, Heading] = {}
+    parts = 0  # units and articles
+    addendum: int | None = None  # the last article number read inside an addendum, 0 right after its heading
+    article_level = ARTICLE_LEVEL
+    for i in range(start, len(lines)):
+        if i in fenced:
+            continue
+        addenda, unit, article = addendum_title(lines[i]), legal_unit(lines[i]), ARTICLE.match(lines[i])
+        if addenda is not None:
+            found[i], addendum, article_level = Heading(ADDENDUM_LEVEL, addenda), 0, ARTICLE_LEVEL
+        elif unit is not None:
+            found[i], addendum, article_level, parts = unit, None, ARTICLE_LEVEL, parts + 1
+        elif article and (not titled or is_article_start(article)):
+            number = int(article.group(2))
+            if addendum is not None and number not in (addendum, addendum + 1):
+                addendum, article_level = None, ADDENDUM_LEVEL
+            elif addendum is not None:
+                addendum = number
+            title = re.sub(r"\s", "", article.group(1)) + (article.group(3) or "")
+            found[i], parts = Heading(article_level, title, rest=article.group(4) or ""), parts + 1
+    return found if parts >= 2 else {}
+
+
+def is_article_start(article: re.Match[str]) -> bool:
+    """An article as every modern statute writes it: a title, or alone on its line, or straight into its first
+    paragraph (`제1조 ①…`) or its deletion (`제5조 삭제 <2015. 1. 20.>`)."""
+    rest = article.group(4) or ""
+    return bool(article.group(3)) or not rest or rest[0] in PARAGRAPH_MARKS or rest.startswith("삭제")
+
+
+def legal_unit(line: str) -> Heading | None:
+    """`제1편 총칙`, `제2장 국회`, `제1절 대통령`, `제1관 …`: short, and no sentence (`제2장 중 …을 삭제한다.`)."""
+    match = LEGAL_UNIT.match(line)
+    if not match or len(line.strip()) > MAX_TITLE_CHARS or (match.group(3) or "").endswith(SENTENCE_END):
+        return None
+    number = re.sub(r"\s", "", match.group(1))
+    return Heading(LEGAL_LEVELS[match.group(2)], f"{number} {match.group(3)}" if match.group(3) else number)
+
+
+def addendum_title(line: str) -> str | None:
+    """`부칙` alone on its line (`부      칙` spaced out too), or with its promulgation note anywhere on a short line
+    (`부칙 <법률 제12345호, 2020. 1. 1.>`): copies from the statute site keep its button labels around it."""
+    match, text = ADDENDUM.search(line), line.strip()
+    if not match or len(text) > MAX_TITLE_CHARS or (match.group(1) is None and text != match[0].strip()):
+        return None
+    return f"부칙 {match.group(1)}" if match.group(1) else "부칙"
+
+
+def plain_headings(lines: list[str], start: int, fenced: set[int], known: dict[int, Heading]) -> dict[int, Heading]:
+    """Numbered sections and FAQ questions of a plain-text note, beside the headings known already (setext
+    headings, statute units and articles).
 
     A line counts when it stands alone (a blank line or the top above it), what follows is text or a deeper
     section, and its number goes on from the last section's: consecutive numbered lines are a table of contents,
-    and items spaced by blank lines or numbered afresh a list. Numbered headings count
-    only when there are two or more, since the last item of a list spaced by blank lines looks like one.
+    and items spaced by blank lines or numbered afresh a list. Numbered headings count only when there are two or
+    more, since the last item of a list spaced by blank lines looks like one.
     """
     body = [i for i in range(start, len(lines)) if lines[i].strip() and i not in fenced]
     following = dict(itertools.pairwise(body))
 
     def candidate(i: int) -> Heading | None:
         line = lines[i]
-        if i in setext or len(line.strip()) > MAX_TITLE_CHARS or (i > start and lines[i - 1].strip()):
+        if i in known or len(line.strip()) > MAX_TITLE_CHARS or (i > start and lines[i - 1].strip()):
             return None
-        numbered = NUMBERED.match(line)
-        if numbered and not numbered.group(2).rstrip().endswith((".", ",", ";", ":")):
-            return Heading(numbered.group(1).count(".") + 1, line.strip())
-        question = FAQ_QUESTION.match(line)
-        if question:
-            return Heading(9, question.group(1).strip())  # below any numbered section it sits in
-        return None
+        numbered, question = NUMBERED.match(line), FAQ_QUESTION.match(line)
+        if numbered:
+            level, title = numbered.group(1).count(".") + 1, line.strip()
+        elif question:
+            level, title = 9, question.group(1).strip()  # below any numbered section it sits in
+        else:
+            return None
+        tail = continuation(lines, i, known)
+        if tail is not None:
+            return Heading(level, f"{title} {tail}", 2)
+        return None if level < 9 and title.endswith(SENTENCE_END) else Heading(level, title)
 
     found: dict[int, Heading] = {}
     last: dict[tuple[str, ...], int] = {}  # the last section number seen under each parent number
     for i in body:
-        heading, nxt = candidate(i), following.get(i)
+        heading = candidate(i)
+        nxt = following.get(i + heading.lines - 1) if heading else None
         if heading is None or nxt is None:
             continue
         if nxt == i + 1 and (NUMBERED.match(lines[nxt]) or FAQ_QUESTION.match(lines[nxt])):
@@ -196,28 +330,65 @@ def plain_headings(lines: list[str], start: int, fenced: set[int], setext: dict[
     return found
 
 
+def continuation(lines: list[str], i: int, known: dict[int, Heading]) -> str | None:
+    """The second line of a heading that wraps: the heading line looks unfinished (no closing punctuation), and the
+    line right below it is at most half as long, ends no sentence, starts no section or item, and has a blank
+    line after it; a section's first line of text, when it follows its heading without a blank line, is longer or
+    ends in a period.
+
+    The two are joined with a space, in Korean too: text is wrapped where a space was, and a break inside a word
+    cannot be told from one between words without a dictionary.
+    """
+    if i + 1 >= len(lines) or i + 1 in known or (i + 2 < len(lines) and lines[i + 2].strip()):
+        return None
+    head, tail = lines[i].strip(), lines[i + 1].strip()
+    below = lines[i + 1]
+    if not tail or head.endswith(FINISHED) or tail.endswith(SENTENCE_END) or 2 * len(tail) > len(head):
+        return None
+    return None if NUMBERED.match(below) or FAQ_QUESTION.match(below) or LIST_ITEM.match(below) else tail
+
+
 def navigation_lines(lines: list[str], headings: dict[int, Heading], fenced: set[int]) -> set[int]:
-    """Blocks of at least three lines, most of which name one of the note's own headings: a table of contents."""
+    """Blocks of at least three entries, most of which name one of the note's own headings: a table of contents.
+
+    A long entry wraps: in a block whose entries start with a number, a bullet or a link, a line that starts with
+    none goes on the entry before it. Words are compared without their spaces, so an entry wrapped inside a word
+    still names its heading.
+    """
     titles = {key(h.title) for h in headings.values()}
     titles.discard("")
+    spanned = {i + k for i, h in headings.items() for k in range(h.lines)}
     navigation: set[int] = set()
     block: list[int] = []
     for i in [*range(len(lines)), len(lines)]:
-        if i < len(lines) and lines[i].strip() and i not in headings and i not in fenced:
+        if i < len(lines) and lines[i].strip() and i not in spanned and i not in fenced:
             block.append(i)
             continue
-        named = sum(1 for j in block if key(lines[j]) in titles)
-        if len(block) >= TOC_MIN_LINES and named >= 0.6 * len(block):
+        entries = contents_entries(lines, block)
+        named = sum(len(entry) for entry in entries if key(" ".join(lines[j] for j in entry)) in titles)
+        if len(entries) >= TOC_MIN_ENTRIES and named >= 0.6 * len(block):
             navigation.update(block)
         block = []
     return navigation
 
 
+def contents_entries(lines: list[str], block: list[int]) -> list[list[int]]:
+    """A block's lines grouped into entries, a wrapped entry's lines together."""
+    entries: list[list[int]] = []
+    for i in block:
+        if entries and not ENTRY_START.match(lines[i]) and ENTRY_START.match(lines[entries[-1][0]]):
+            entries[-1].append(i)
+        else:
+            entries.append([i])
+    return entries
+
+
 def key(text: str) -> str:
-    """A heading or a contents line reduced to its words: numbers, bullets, links, dot leaders and page numbers off."""
+    """A heading or a contents entry reduced to its words, without spaces: numbers, bullets, links, dot leaders and
+    page numbers off."""
     text = LINK.sub(r"\1", text)
     text = TOC_DECORATION.sub("", text)
-    return " ".join(re.sub(r"[^\w\s]", " ", text).lower().split())
+    return "".join(re.sub(r"[^\w\s]", " ", text).lower().split())
 
 
 ASKING_START = re.compile(
@@ -230,5 +401,5 @@ ASKING_END = ("나요", "까요", "니까", "는지", "은지", "인지", "는�
 
 def is_question(title: str) -> bool:
     """Whether a heading is phrased as a question, in English or Korean (which often asks without a "?")."""
-    text = title.strip().rstrip(".!。 ")
+    text = SECTION_NUMBER.sub("", title.strip()).rstrip(".!。 ")  # `4.10. How do I …` asks as `How do I …` does
     return text.endswith(("?", "？", *ASKING_END)) or bool(ASKING_START.match(text) or ASKING_WORD.search(text))

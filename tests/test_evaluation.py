@@ -39,6 +39,12 @@ def test_evaluate_finds_the_first_relevant_rank_per_language() -> None:
     assert [(m.query.query, m.rank, m.top) for m in report.misses] == [("b", 2, "other"), ("c", None, "other")]
 
 
+def test_a_target_may_run_from_a_heading_into_its_text() -> None:
+    query = EvalQuery("육아휴직 조문", "제19조(육아휴직) ① 사업주는", "ko")
+    report = evaluate([query], lambda query, k: [hit(1, "제19조(육아휴직)", "① 사업주는 근로자가")])
+    assert report.overall.recall_at_1 == 1.0
+
+
 def test_query_file_needs_its_columns(tmp_path: Path) -> None:
     bad = tmp_path / "bad.tsv"
     bad.write_text("question\tanswer\nq\ta\n", encoding="utf-8")
