@@ -44,7 +44,7 @@ def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retrieve
     e5 = data["models"][0]
     assert e5["name"] == "intfloat/multilingual-e5-small"
     assert e5["dim"] == 384 and e5["prompts"] == {"query": "query: ", "passage": "passage: "}
-    assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": 6}
+    assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": 7}
     assert data["ann"]["m0.chunks"] == {"kind": "flat-ip"}
     assert len(data["chunks"]) == 16 and all(len(c["hash"]) == 32 for c in data["chunks"])
     assert len(data["parts"]) > 16 and {p["chunk"] for p in data["parts"]} == set(range(16))
