@@ -16,16 +16,19 @@ from typing import Any, Protocol
 from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
 from .errors import RetrieverError
+from .generation import StoredIndex
 from .indexer import IndexReport, build, holds
 from .korean import kiwi
+from .manifest import Manifest
 from .notes import NoteScan, normalise, notes_changed, read_note, require_folder, scan_notes
 from .progress import EmbedProgress
 from .question import clip_for, read_question, valid_text
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .results import Hit, QuestionHit
-from .store import IndexNotWritable, Manifest, OlderFormat, StoredIndex
+from .store import IndexNotWritable, OlderFormat
+from .stores import open_store
 from .timings import phase
-from .vectorstore import IndexView, open_store
+from .vectorstore import IndexView
 
 
 class Reporter(Protocol):

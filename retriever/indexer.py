@@ -16,20 +16,13 @@ import numpy as np
 from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
 from .encoders import Encoder, SpanEncoder, Spans, TokenEncoder, span_encoder
 from .failpoints import failpoint
+from .generation import Generation, StoredIndex
 from .lexical import LexicalIndex
+from .manifest import COLLECTIONS, LEXICAL, SPANS, Manifest, matrix_name
 from .notes import NoteScan
 from .progress import EmbedProgress
 from .rowfile import RowReader, RowWriter, gather
-from .store import (
-    COLLECTIONS,
-    LEXICAL,
-    SPANS,
-    Generation,
-    IndexStore,
-    Manifest,
-    StoredIndex,
-    matrix_name,
-)
+from .store import IndexStore
 from .timings import phase
 from .tokencodes import Codebook, int8_of, pool_tokens, token_floats
 

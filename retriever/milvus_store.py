@@ -33,18 +33,11 @@ import numpy as np
 
 from .errors import RetrieverError
 from .failpoints import failpoint
+from .generation import StoredIndex
 from .lexical import LexicalIndex, term_ids
+from .manifest import FORMAT, LEXICAL, SPANS, VERSION, Manifest, write_json
 from .rowfile import RowReader
-from .store import (
-    FORMAT,
-    LEXICAL,
-    SPANS,
-    VERSION,
-    IndexStore,
-    Manifest,
-    StoredIndex,
-    write_json,
-)
+from .store import IndexStore
 from .tokencodes import Codebook, int8_of, token_floats
 from .vectorstore import MILVUS_SCHEME, IndexView
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from .store import matrix_name
+from .manifest import matrix_name
 from .vectorstore import IndexView, LexicalRanking
 
 Mode = Literal["dense", "lexical", "hybrid"]

@@ -1,9 +1,8 @@
 """The seam between ranking and where an index lives: what a question reads of an index, and which store holds it.
 
 Ranking asks an `IndexView` for nearest rows, rows of vectors, token vectors of parts and lexical scores, and never
-touches files or a server itself. Two stores implement it: local files with FAISS (`store.py`, the default) and a
-Milvus collection set (`milvus_store.py`), which any number of stateless servers can share. This module imports
-neither FAISS nor pymilvus, so choosing a store costs nothing until it is used.
+touches files or a server itself. Two stores implement it: local files with FAISS (`loaded.py`, the default) and a
+Milvus collection set (`milvus_store.py`), which any number of stateless servers can share; `stores.py` picks one.
 """
 
 from __future__ import annotations
@@ -11,13 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from .store import IndexStore, Manifest
+    from .manifest import Manifest
 
 MILVUS_SCHEME = "milvus://"
 
@@ -85,21 +83,3 @@ class IndexView(ABC):
 def is_milvus(where: str) -> bool:
     """A Milvus server URL, or a Milvus Lite database file (a path ending in .db)."""
     return where.startswith(MILVUS_SCHEME) or where.endswith(".db")
-
-
-def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore:
-    """The store that holds the index: local files under `index` with FAISS (no store given), or Milvus
-    (`milvus://host:port/name`, or a Milvus Lite file `path.db`), for which `index` only stages builds."""
-    from .store import IndexStore
-
-    if not store:
-        return IndexStore(index, notes)
-    if not is_milvus(store):
-        from .errors import RetrieverError
-
-        raise RetrieverError(
-            f"unknown store {store!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
-        )
-    from .milvus_store import MilvusStore
-
-    return MilvusStore(store, IndexStore(index, notes))

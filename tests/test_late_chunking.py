@@ -12,8 +12,8 @@ from helpers import cli
 from retriever import Retriever
 from retriever.encoders import Spans
 from retriever.encoders.use import UseEncoder
+from retriever.manifest import SPANS
 from retriever.ranking import CLIP, winsorised
-from retriever.store import SPANS
 from retriever.tokencodes import MIN_TRAIN, Codebook, pool_tokens, token_floats
 
 HEAD = "배치 사이즈 > 질문"

@@ -11,7 +11,7 @@ import pytest
 from helpers import Hammer, cli, make_notes, rewrite_manifest
 from typer.testing import CliRunner
 
-from retriever import Retriever, RetrieverError, store
+from retriever import Retriever, RetrieverError, integrity
 from retriever.cli import app
 from retriever.store import CURRENT
 
@@ -96,7 +96,7 @@ def test_large_files_are_sized_on_load_and_hashed_by_doctor(
     small: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     notes, index = small
-    monkeypatch.setattr(store, "HASH_ON_LOAD_BYTES", 0)  # every file counts as large
+    monkeypatch.setattr(integrity, "HASH_ON_LOAD_BYTES", 0)  # every file counts as large
     path = index / current(index) / "m0.parts.npy"
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF  # same size, other content

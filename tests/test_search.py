@@ -9,8 +9,9 @@ import pytest
 
 from retriever import Retriever
 from retriever.indexer import collect
+from retriever.loaded import LoadedIndex
+from retriever.manifest import SPANS
 from retriever.notes import scan_notes
-from retriever.store import SPANS, LoadedIndex
 from retriever.tokencodes import token_floats
 
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError, ann
 from retriever.cli import app
-from retriever.store import CURRENT, VERSION
+from retriever.manifest import VERSION
+from retriever.store import CURRENT
 
 
 @pytest.fixture
@@ -152,7 +153,7 @@ def test_broken_current_pointer_is_reported(built: Retriever, repo_notes: Path) 
 def test_manifest_json_streams_lists_in_slices_without_changing_them(rows: int) -> None:
     import io
 
-    from retriever.store import write_json
+    from retriever.manifest import write_json
 
     data = {"chunks": [{"text": f"메모 {i}", "n": i} for i in range(rows)], "files": {"a.md": [1, "é"]}, "v": 3}
     handle = io.StringIO()

@@ -1,0 +1,26 @@
+"""Which store holds an index: local files with FAISS (the default), or Milvus, for many machines sharing one.
+
+Neither is imported before it is chosen: a question on the local store never pays for pymilvus.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import RetrieverError
+from .store import IndexStore
+from .vectorstore import is_milvus
+
+
+def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore:
+    """The store that holds the index: local files under `index` with FAISS (no store given), or Milvus
+    (`milvus://host:port/name`, or a Milvus Lite file `path.db`), for which `index` only stages builds."""
+    if not store:
+        return IndexStore(index, notes)
+    if not is_milvus(store):
+        raise RetrieverError(
+            f"unknown store {store!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
+        )
+    from .milvus_store import MilvusStore
+
+    return MilvusStore(store, IndexStore(index, notes))
