@@ -18,7 +18,9 @@ import numpy as np
 SLICE = 8  # dimensions per code byte
 CENTROIDS = 256
 MIN_TRAIN = 16 * CENTROIDS  # tokens; fewer give centroids fitted to a handful of points each
-MAX_TRAIN = 1 << 16  # a sample this size trains as well as all of a big corpus's tokens, in seconds
+MAX_TRAIN = 1 << 15  # a sample this size trains as well as all of a big corpus's tokens
+TRAIN_ROUNDS = 10  # k-means iterations per slice: faiss's default 25 took 2.5 s of a 17 s build (hecto) for codes
+# that decode hardly closer to the tokens (cosine 0.964 against 0.963 with 10)
 INT8_SCALE = 127.0
 POOL_FACTOR = 2  # unit vectors' components lie in [-1, 1]: one fixed scale stores them in a byte each
 
@@ -60,6 +62,7 @@ class Codebook:
             vectors = vectors[np.random.default_rng(0).choice(len(vectors), MAX_TRAIN, replace=False)]
         dim = vectors.shape[1]
         quantiser = faiss.ProductQuantizer(dim, dim // SLICE, 8)
+        quantiser.cp.niter = TRAIN_ROUNDS
         quantiser.train(np.ascontiguousarray(vectors, dtype=np.float32))
         centroids = faiss.vector_to_array(quantiser.centroids).reshape(dim // SLICE, CENTROIDS, SLICE)
         return cls(centroids.astype(np.float16).astype(np.float32))  # as it will be stored
