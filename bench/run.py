@@ -134,7 +134,7 @@ def many_notes_corpus(count: int) -> tuple[Path, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5, help="whole-process runs per row (median)")
-    parser.add_argument("--many", type=int, default=10_000, help="notes in the large corpus")
+    parser.add_argument("--many", type=int, default=10_000, help="notes in the large corpus; 0: questions only")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "run.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="retriever-bench-"))
@@ -173,14 +173,14 @@ def main() -> None:
         serve_peak = server.peak_mib()
     rows.append(("`retriever ask` with a warm server", served_s, "s", script_s, "script"))
 
-    rows += throughput(bare, work, args.many)
+    rows += throughput(bare, work, args.many) if args.many else []
     rows += [
         ("peak RSS, cold `retriever ask`", ask_peak, "MiB", script_peak, "script"),
         ("peak RSS, `retriever serve`", serve_peak, "MiB", script_peak, "script"),
         ("peak RSS, `retriever index` of notes/", index_peak, "MiB", script_peak, "script"),
     ]
     rows.append(("`retriever index` of notes/, whole process", build_s, "s", script_s, "script"))
-    rows += many_notes_rows(args.many)
+    rows += many_notes_rows(args.many) if args.many else []
     report(rows, args.json)
     shutil.rmtree(work)
 
