@@ -63,7 +63,7 @@ class Corpus:
 
     def items(self) -> list[Spans]:
         """What each chunk's pass reads and pools: its parts, then its section's heading."""
-        offsets = np.searchsorted([p.chunk for p in self.parts], np.arange(len(self.chunks) + 1))
+        offsets = self.part_offsets()
         out = []
         for row, chunk in enumerate(self.chunks):
             head = with_headings(chunk.headings, "")
@@ -78,12 +78,15 @@ class Corpus:
         """Every row's key, per collection: a chunk's is its embedded text's hash; a part's or a heading's adds where
         in that text it is pooled from, since its vector depends on the whole chunk."""
         chunk_keys = [c.content_hash for c in self.chunks]
-        first = {q: row for row, q in reversed(list(enumerate(self.chunk_question))) if q >= 0}
         return {
             "chunks": chunk_keys,
             "parts": [content_hash(f"{chunk_keys[p.chunk]}:{p.start}:{p.end}") for p in self.parts],
-            "questions": [content_hash(f"{chunk_keys[first[q]]}:heading") for q in range(len(self.questions))],
+            "questions": [content_hash(f"{chunk_keys[row]}:heading") for row in self.first_chunks()],
         }
+
+    def part_offsets(self) -> np.ndarray:
+        """offsets[c]:offsets[c+1] are the parts of chunk c (parts are in chunk order)."""
+        return np.searchsorted([p.chunk for p in self.parts], np.arange(len(self.chunks) + 1))
 
     def first_chunks(self) -> list[int]:
         """The chunk whose pass gives each question its vector: its section's first."""
@@ -232,7 +235,7 @@ def embed(
     tokens = generation.segment(dim) if keep_tokens else None
     segment = len(generation.segments) - 1
     items = corpus.items()
-    offsets = np.searchsorted([p.chunk for p in corpus.parts], np.arange(len(corpus.chunks) + 1))
+    offsets = corpus.part_offsets()
     question_of = {row: q for q, row in enumerate(corpus.first_chunks())}
     fresh: Fresh = {c: {} for c in COLLECTIONS}
     spans: dict[str, Span] = {}
