@@ -22,7 +22,7 @@ from .korean import kiwi
 from .manifest import Manifest
 from .notes import NoteScan, normalise, notes_changed, read_note, require_folder, scan_notes
 from .progress import EmbedProgress
-from .question import clip_for, read_question, valid_text
+from .question import clip_for, read_question, valid_k, valid_text
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
 from .results import Hit, QuestionHit
 from .store import IndexNotWritable, OlderFormat
@@ -144,6 +144,17 @@ class Retriever:
         mode: Mode = "hybrid",
         store: str | None = None,
     ) -> None:
+        for name, value in (("notes_dir", notes_dir), ("index_dir", index_dir)):
+            if not isinstance(value, str | os.PathLike):
+                raise RetrieverError(f"{name} must be a folder path (str or Path), not {value!r}")
+        if store is not None and not isinstance(store, str):
+            raise RetrieverError(
+                f"store must be milvus://HOST:PORT/NAME, a Milvus Lite .db path or None, not {store!r}"
+            )
+        if models is not None and not (
+            isinstance(models, str) or (isinstance(models, Sequence) and all(isinstance(m, str) for m in models))
+        ):
+            raise RetrieverError(f"models must be a model name or a list of them, not {models!r}")
         single_threaded_blas()
         self.notes_dir = Path(notes_dir)
         self.store = open_store(Path(index_dir), store, self.notes_dir)
@@ -334,9 +345,8 @@ class Retriever:
 
     # -- search ------------------------------------------------------------------------------------------------
     def _prepare(self, question: str, k: int, settings: RankSettings) -> Query:
+        valid_k(k)
         asked = read_question(question)
-        if k < 1:
-            raise RetrieverError(f"k must be at least 1, not {k}")
         with phase("index"):
             loaded = self.loaded()
         names = [m.name for m in loaded.manifest.models]

@@ -68,9 +68,13 @@ class Location:
         if where.startswith(MILVUS_SCHEME):
             parts = urlsplit(where)
             name = parts.path.strip("/")
-            if not parts.hostname or not parts.port or not name:
-                raise RetrieverError(f"store {where!r} should look like milvus://HOST:PORT/NAME")
-            return cls(f"http://{parts.hostname}:{parts.port}", checked_name(name, where), where)
+            try:
+                port = parts.port  # urlsplit checks it only when asked: a word or 99999 raises here
+            except ValueError:
+                port = None
+            if not parts.hostname or not port or not name:
+                raise RetrieverError(f"store {where!r} should look like milvus://HOST:PORT/NAME (PORT from 1 to 65535)")
+            return cls(f"http://{parts.hostname}:{port}", checked_name(name, where), where)
         path = Path(where).expanduser().resolve()
         return cls(str(path), checked_name(re.sub(r"\W", "_", path.stem, flags=re.ASCII) or "retriever", where), where)
 
@@ -87,7 +91,13 @@ def quiet_pymilvus() -> None:
     """pymilvus logs every failed call at ERROR on stderr, and sets its loggers' levels on import; the one line
     that says what to do is ours to print."""
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs keepalive chatter with Milvus Lite on stderr
-    import pymilvus  # noqa: F401  (its import configures the loggers this then quiets)
+    try:
+        import pymilvus  # noqa: F401  (its import configures the loggers this then quiets)
+    except ImportError as exc:
+        raise RetrieverError(
+            "a Milvus store needs the milvus extra: pip install 'pymilvus>=3,<4' 'milvus-lite>=3.2,<4' "
+            f"(or install retriever with [milvus]); {exc}"
+        ) from exc
 
     try:
         import milvus_lite.server_manager  # noqa: F401  (logs a traceback when a file is locked)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # Far beyond any question the primary model can read (512 tokens run to ~2 000 characters of English or Korean),
 # and small enough that tokenising or morpheme-analysing it costs milliseconds.
 MAX_QUESTION_CHARS = 4096
+MAX_K = 100  # results one question may ask for: a page of answers, not an export of the index
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,14 @@ def valid_text(raw: object, what: str = "the question") -> str:
     if "\ufffd" in raw:
         raise RetrieverError(f"{what} holds U+FFFD, what is left of text that was not valid UTF-8")
     return raw
+
+
+def valid_k(k: object) -> int:
+    """k as every route takes it, checked before any model or index is loaded: a whole number from 1 to MAX_K
+    (not a bool, a float, a string or None), so a caller learns what to pass instead of a TypeError."""
+    if type(k) is not int or not 1 <= k <= MAX_K:  # not isinstance: True is an int too
+        raise RetrieverError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+    return k
 
 
 def read_question(raw: object) -> Question:

@@ -27,11 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 
 from .client import ADDRESS_FILE, remove_address
 from .errors import RetrieverError
+from .question import MAX_K
 from .service import METHODS, Service
 
 HOST = "127.0.0.1"  # never another interface: the notes are private
 MAX_BODY = 1 << 20
-MAX_K = 100
 MAX_CONNECTIONS = 32  # each holds a thread until its request is answered or times out
 TIMEOUT_SECONDS = 10.0  # per read or write on a connection, so a half-sent request gives its thread back
 LOOPBACK = r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?"

@@ -33,6 +33,7 @@ async def session_calls(notes: Path, index: Path) -> dict[str, Any]:
             "note": await session.call_tool("get", {"id": first["path"]}),
             "missing": await session.call_tool("get", {"id": "nowhere.md#3"}),
             "empty": await session.call_tool("ask", {"question": "  "}),
+            "huge": await session.call_tool("ask", {"question": "배치", "k": 10**30}),
             "status": await session.call_tool("status", {}),
         }
 
@@ -50,7 +51,7 @@ def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) ->
     assert calls["note"].structured_content["text"] == (notes / results[0]["path"]).read_text(encoding="utf-8")
     assert calls["status"].structured_content["chunks"] == 2
 
-    for failed, words in ((calls["missing"], "no note"), (calls["empty"], "empty")):
+    for failed, words in ((calls["missing"], "no note"), (calls["empty"], "empty"), (calls["huge"], "from 1 to 100")):
         assert failed.is_error
         text = " ".join(c.text for c in failed.content if isinstance(c, TextContent))
         assert words in text
