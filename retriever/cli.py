@@ -368,12 +368,14 @@ def mcp(
 
 
 @app.command()
-def info(index: IndexOpt = Path("index"), store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+def info(
+    notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), store: StoreOpt = None, as_json: JsonOpt = False
+) -> None:
     """Describe the index: model, counts, size, build time. Loads no model."""
     from .api import Retriever
 
     with user_errors():
-        details = Retriever(index_dir=index, store=store).info()
+        details = Retriever(notes, index, store=store).info()
     if as_json:
         print_json(details)
         return

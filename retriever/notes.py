@@ -201,9 +201,14 @@ def read_note(root: Path, rel: str) -> str:
     if not within(path, base) or not os.path.isfile(path):
         raise RetrieverError(f"no note {rel!r} in {root}")
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:  # bounded as the index bounds notes: no more than it would have read
+            data = handle.read(MAX_NOTE_BYTES + 1)
     except OSError as exc:
         raise RetrieverError(f"note {rel!r} is unreadable ({exc.strerror})") from None
+    if len(data) > MAX_NOTE_BYTES:
+        raise RetrieverError(
+            f"note {rel!r} is larger than {MAX_NOTE_BYTES / 2**20:g} MB and not served (RETRIEVER_MAX_NOTE_MB raises it)"
+        )
     text = decode_note(data)
     if text is None:
         raise RetrieverError(f"note {rel!r} is not UTF-8 text")

@@ -58,3 +58,21 @@ def test_a_milvus_store_without_pymilvus_names_the_install(monkeypatch: pytest.M
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if the extra were not installed
     with pytest.raises(RetrieverError, match="pip install 'pymilvus"):
         quiet_pymilvus()
+
+
+def test_info_takes_the_notes_folder_as_every_command_does(small: tuple[Path, Path]) -> None:
+    notes, index = small
+    result = cli("info", "--notes", str(notes), "--index", str(index), "--json")
+    assert result.returncode == 0 and '"chunks": 2' in result.stdout
+
+
+def test_get_never_reads_a_note_past_the_size_bound(small: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from retriever import notes as notes_module
+
+    notes, index = small
+    retriever = Retriever(notes, index, auto_update=False)
+    path = retriever.ask("배치", k=1)[0].path
+    assert retriever.get(path)["text"]
+    monkeypatch.setattr(notes_module, "MAX_NOTE_BYTES", 10)  # as if the note had grown past the bound
+    with pytest.raises(RetrieverError, match="larger than"):
+        retriever.get(path)
