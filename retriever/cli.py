@@ -116,8 +116,8 @@ def make_retriever(
 
 
 def read_question(question: str | None) -> str:
-    """The question from the argument, or stdin read as bytes: a pipe in another encoding gets a one-line error
-    instead of the decoder's traceback."""
+    """The question from the argument, or stdin read as bytes: a pipe in another encoding, or bytes on the command
+    line that are not UTF-8 (lone surrogates), get a one-line error instead of a traceback."""
     if question is None or question == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise typer.BadParameter("give a QUESTION or pipe one on stdin", param_hint="QUESTION")
@@ -128,7 +128,9 @@ def read_question(question: str | None) -> str:
             question = data.decode("utf-8")
         except UnicodeDecodeError:
             raise RetrieverError("the question on stdin is not UTF-8 text") from None
-    return question
+    from .question import valid_text  # checked here, before a running server is sent text it cannot encode
+
+    return valid_text(question)
 
 
 def print_json(payload: dict[str, Any]) -> None:

@@ -75,6 +75,8 @@ def test_ask_goes_through_the_server_and_answers_as_in_process(server) -> None:
 
     empty = cli("ask", " ", *where)  # the server's error reaches the user as one line
     assert empty.returncode == 1 and empty.stderr.count("\n") == 1 and "empty" in empty.stderr
+    garbled = cli("ask", "\udcb9\udce8", *where)  # cp949 bytes on the command line: checked before the server is asked
+    assert garbled.returncode == 1 and garbled.stderr.count("\n") == 1 and "not valid Unicode" in garbled.stderr
     status = call(url, "/status")
     assert status is not None and status["chunks"] == 2 and status["watching"] is True
     passage = call(url, "/get?" + urlencode({"id": ours[0]["id"]}))
