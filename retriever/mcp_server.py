@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
@@ -91,19 +92,36 @@ async def serve_stdio(server: MCPServer) -> None:
         await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
+# A line with fewer brackets cannot nest deep enough to trouble a parser; one with more is parsed here first.
+MAX_BRACKETS = 512
+REQUEST_ID = re.compile(r'"id"\s*:\s*(-?\d{1,18}|"(?:[^"\\]|\\.){0,200}")')
+
+
 async def repaired(lines: AsyncIterable[str]) -> AsyncIterator[str]:
     """Each line with every lone surrogate replaced by U+FFFD, as the SDK itself replaces undecodable bytes: the
     request then reaches its tool, which refuses such text in one line."""
     async for line in lines:
-        if "\\u" not in line:  # only an escape can carry a lone surrogate past the UTF-8 decoder
+        deep = line.count("[") + line.count("{") > MAX_BRACKETS
+        if "\\u" not in line and not deep:  # only an escape can carry a lone surrogate past the UTF-8 decoder
             yield line
             continue
         try:
             message = json.loads(line)
+        except RecursionError:  # the SDK's parser gives up on such a line silently and never answers it
+            yield rejected(line)
+            continue
         except ValueError:
             yield line  # the SDK answers what is not JSON at all
             continue
         yield json.dumps(without_surrogates(message), ensure_ascii=False) + "\n"
+
+
+def rejected(line: str) -> str:
+    """A request too deeply nested to parse, as one the SDK does answer, with an error under the same id: a call of
+    a method that names the problem, which it reports as not found."""
+    found = REQUEST_ID.search(line[:1000])
+    ident = json.loads(found.group(1)) if found else None
+    return json.dumps({"jsonrpc": "2.0", "id": ident, "method": "rejected: request nested too deeply"}) + "\n"
 
 
 def without_surrogates(value: Any) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,3 +71,26 @@ def test_a_taken_port_is_one_line_and_exit_1(small: tuple[Path, Path]) -> None:
             assert result.stderr.strip().splitlines()[-1] == (
                 f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another --port"
             )
+
+
+def test_a_request_nested_too_deeply_is_answered_under_its_id(small: tuple[Path, Path]) -> None:
+    """Raw JSON-RPC over stdio, as a misbehaving client sends it: 100 000 nested arrays used to go unanswered."""
+    notes, index = small
+    command = [sys.executable, "-m", "retriever", "mcp", "--notes", str(notes), "--index", str(index)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    deep = '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "ask", "arguments": {"k": '
+    lines = [
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        deep + "[" * 100_000 + "]" * 100_000 + "}}}",
+        json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}),
+    ]
+    try:
+        out, _ = process.communicate(("\n".join(lines) + "\n").encode(), timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    answers = {a.get("id"): a for a in map(json.loads, out.decode().splitlines())}
+    assert "nested too deeply" in answers[7]["error"]["data"]
+    assert answers[8]["result"]["tools"]  # and the server goes on answering
