@@ -217,10 +217,23 @@ def pending_chunks(corpus: Corpus, plans: dict[str, Plan]) -> list[int]:
 Fresh = dict[str, dict[str, int]]  # collection → key → row in this build's scratch file
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where each chunk's rows are, computed once per build for every model's pass."""
+
+    items: list[Spans]  # what each chunk's pass reads and pools
+    offsets: np.ndarray  # offsets[c]:offsets[c+1] are the parts of chunk c
+    question_of: dict[int, int]  # chunk row → the question whose heading vector its pass gives
+
+    @classmethod
+    def of(cls, corpus: Corpus) -> Layout:
+        return cls(corpus.items(), corpus.part_offsets(), {row: q for q, row in enumerate(corpus.first_chunks())})
+
+
 def embed(
     encoder: SpanEncoder,
     plans: dict[str, Plan],
-    corpus: Corpus,
+    layout: Layout,
     rows: list[int],
     generation: Generation,
     advance: Advance,
@@ -228,15 +241,12 @@ def embed(
     """One pass per pending chunk: its vector, its parts' and its heading's into scratch files, and (when kept) its
     parts' token vectors into a new segment of the generation. Returns each key's scratch row, and the token rows
     of each fresh part in that segment."""
-    some = next(iter(plans.values()))
-    dim, name = some.encoder.spec.dim, some.name.split(".")[0]
-    writers = {c: RowWriter(generation.scratch / f"{name}.{c}.npy", dim) for c in COLLECTIONS}
+    dim = plans["chunks"].encoder.spec.dim
+    writers = {c: RowWriter(generation.scratch / f"{plans[c].name}.npy", dim) for c in COLLECTIONS}
     keep_tokens = plans["parts"].tokens and bool(rows)
     tokens = generation.segment(dim) if keep_tokens else None
     segment = len(generation.segments) - 1
-    items = corpus.items()
-    offsets = corpus.part_offsets()
-    question_of = {row: q for q, row in enumerate(corpus.first_chunks())}
+    items, offsets, question_of = layout.items, layout.offsets, layout.question_of
     fresh: Fresh = {c: {} for c in COLLECTIONS}
     spans: dict[str, Span] = {}
     for start in range(0, len(rows), WINDOW):
@@ -408,7 +418,7 @@ def build(
     )
     plans = [plans_of(encoder, m, keys, previous, old_keys, late and m == 0) for m, encoder in enumerate(encoders)]
     pending = [pending_chunks(corpus, each) for each in plans]
-    items = corpus.items()
+    layout = Layout.of(corpus)
     state = EmbedProgress(
         0,
         sum(len(rows) for rows in pending),
@@ -429,7 +439,7 @@ def build(
     with store.building() as generation:
         for encoder, each, rows in zip(encoders, plans, pending):
             with phase("embed"):
-                fresh, spans = embed(span_encoder(encoder), each, corpus, rows, generation, advance)
+                fresh, spans = embed(span_encoder(encoder), each, layout, rows, generation, advance)
             with phase("write vectors"):
                 for name, matrix in each.items():
                     assemble(matrix, generation, fresh[name], spans)
@@ -464,5 +474,5 @@ def build(
         removed=len(old_keys - set(new_keys)),
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,
-        embedded=sum(passes(e, items[r]) for e, rows in zip(encoders, pending) for r in rows),
+        embedded=sum(passes(e, layout.items[r]) for e, rows in zip(encoders, pending) for r in rows),
     )
