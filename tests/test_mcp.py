@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,11 +88,18 @@ def test_a_request_nested_too_deeply_is_answered_under_its_id(small: tuple[Path,
         deep + "[" * 100_000 + "]" * 100_000 + "}}}",
         json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}),
     ]
-    try:
-        out, _ = process.communicate(("\n".join(lines) + "\n").encode(), timeout=120)
-    except subprocess.TimeoutExpired:
+    answers: dict[Any, Any] = {}
+    try:  # stdin stays open until both answers are in: at end of input the server stops, answered or not
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write(("\n".join(lines) + "\n").encode())
+        process.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not {7, 8} <= answers.keys() and time.monotonic() < deadline:
+            if select.select([process.stdout], [], [], 1)[0]:
+                answer = json.loads(process.stdout.readline())
+                answers[answer.get("id")] = answer
+    finally:
         process.kill()
-        out, _ = process.communicate()
-    answers = {a.get("id"): a for a in map(json.loads, out.decode().splitlines())}
+        process.wait()
     assert "nested too deeply" in answers[7]["error"]["data"]
     assert answers[8]["result"]["tools"]  # and the server goes on answering
