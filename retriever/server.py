@@ -1,29 +1,36 @@
 """`retriever serve`: a JSON API on loopback over a warm Service, and the address file `ask` finds it by.
 
-Plain `http.server` on purpose: a handful of JSON routes need no framework, and the standard library keeps the
-server's start and the client's import cheap.
+asyncio with h11 (the HTTP parser uvicorn uses), not http.server or uvicorn: a connection must cost no thread while
+its client is slow, and every request must arrive whole within one deadline. http.server holds a thread per
+connection and times out each read, so clients sending a byte every few seconds held every slot for as long as
+they liked; uvicorn times out only the wait between requests (its issue #157), and a deadline there would reach
+into its private protocol classes. A handful of JSON routes need no framework around the parser.
 
 Loopback alone keeps out other machines, not web pages or local processes: a page can reach 127.0.0.1 through a DNS
 name it rebinds there, or by posting a form across origins, and any process can open connections and never finish
 them. So a request must name a loopback host (and origin, if it has one), a POST must be JSON (which a page on
 another origin cannot send without a preflight this server never approves), a body's length is checked before it
-is read, and connections are bounded in number and in how long they may stall.
+is read, and connections are bounded in number and in how long they may take to send their request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import socket
-import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import h11
 
 from .client import ADDRESS_FILE, remove_address
 from .errors import RetrieverError
@@ -32,8 +39,13 @@ from .service import METHODS, Service
 
 HOST = "127.0.0.1"  # never another interface: the notes are private
 MAX_BODY = 1 << 20
-MAX_CONNECTIONS = 32  # each holds a thread until its request is answered or times out
-TIMEOUT_SECONDS = 10.0  # per read or write on a connection, so a half-sent request gives its thread back
+MAX_HEAD = 16 << 10  # the request line and headers
+REQUEST_SECONDS = 10.0  # to send the whole request, head and body, however it is cut into reads
+ANSWER_SECONDS = 10.0  # to take the whole answer
+MAX_RECEIVING = 1024  # connections still sending their request, from every client together
+MAX_PER_CLIENT = 256  # of those, from one address; on loopback every local process is one client
+MAX_WAITING = 64  # requests received and waiting for the service, which answers one at a time
+BACKLOG = 1024
 LOOPBACK = r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?"
 LOOPBACK_HOST = re.compile(LOOPBACK, re.IGNORECASE)
 LOOPBACK_ORIGIN = re.compile(f"http://{LOOPBACK}", re.IGNORECASE)
@@ -47,86 +59,98 @@ class Rejected(Exception):
         self.status = status
 
 
-class Handler(BaseHTTPRequestHandler):
-    service: Service  # set on the subclass made per server
-    timeout = TIMEOUT_SECONDS
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes = b""
 
-    def do_GET(self) -> None:
-        self.respond(self.route_get)
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
-    def do_POST(self) -> None:
-        self.respond(self.route_post)
 
-    def route_get(self) -> dict[str, Any]:
-        url = urlsplit(self.path)
-        if url.path == "/health":
-            return {"status": "ok", "pid": os.getpid()}
-        if url.path == "/status":
-            return self.service.status()
-        if url.path == "/get":
-            return self.service.get(parse_qs(url.query).get("id", [""])[0])
-        raise Rejected(HTTPStatus.NOT_FOUND, f"no route {url.path}; try /health, /status, /ask, /similar, /get")
+async def receive(reader: asyncio.StreamReader) -> Request:
+    """One whole request. Its head is checked before any body is read, so a forged length can make the server
+    neither read more nor wait for it."""
+    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    head: Request | None = None
+    body = bytearray()
+    while True:
+        try:
+            event = parser.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise Rejected(HTTPStatus.BAD_REQUEST, f"bad request: {exc}") from None
+        if event is h11.NEED_DATA:
+            parser.receive_data(await reader.read(1 << 16))
+        elif isinstance(event, h11.Request):
+            headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+            head = Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers)
+            admissible(head)
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage) and head is not None:
+            return Request(head.method, head.target, head.headers, bytes(body))
+        else:  # the client closed before its request was whole
+            raise ConnectionResetError("the request ended early")
 
-    def route_post(self) -> dict[str, Any]:
-        method = urlsplit(self.path).path.strip("/")
+
+def admissible(request: Request) -> None:
+    """Refuse what a web page asks, and any body that is not JSON of a declared, bounded length. By DNS rebinding
+    a page sends its own name as Host, and from any other site it sends that site as Origin."""
+    host, origin = request.headers.get("host", ""), request.headers.get("origin")
+    if not LOOPBACK_HOST.fullmatch(host):
+        raise Rejected(HTTPStatus.FORBIDDEN, f"host {host!r} refused; ask {HOST} or localhost")
+    if origin is not None and not LOOPBACK_ORIGIN.fullmatch(origin):
+        raise Rejected(HTTPStatus.FORBIDDEN, f"origin {origin!r} refused; only loopback pages may call")
+    if request.method != "POST":
+        return
+    if request.content_type() != "application/json":
+        raise Rejected(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json")
+    declared = request.headers.get("content-length")  # h11 has checked that it is digits
+    if declared is None:
+        raise Rejected(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
+    if int(declared) > MAX_BODY:
+        raise Rejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY >> 20} MiB")
+
+
+def route(service: Service, request: Request) -> dict[str, Any]:
+    url = urlsplit(request.target)
+    if request.method == "POST":
+        method = url.path.strip("/")
         if method not in METHODS:
             raise Rejected(HTTPStatus.NOT_FOUND, f"no route /{method}; POST /ask or /similar")
-        question, k, explain, mode = search_args(self.read_json())
-        return self.service.search(method, question, k, explain, mode)
+        question, k, explain, mode = search_args(read_json(request.body))
+        return service.search(method, question, k, explain, mode)
+    if request.method != "GET":
+        raise Rejected(HTTPStatus.METHOD_NOT_ALLOWED, f"no method {request.method}; GET or POST")
+    if url.path == "/health":
+        return {"status": "ok", "pid": os.getpid()}
+    if url.path == "/status":
+        return service.status()
+    if url.path == "/get":
+        return service.get(parse_qs(url.query).get("id", [""])[0])
+    raise Rejected(HTTPStatus.NOT_FOUND, f"no route {url.path}; try /health, /status, /ask, /similar, /get")
 
-    def respond(self, route: Callable[[], dict[str, Any]]) -> None:
-        """Every request gets one JSON answer, whatever went wrong: a dropped connection and a traceback on the
-        server's stderr would tell the client nothing."""
-        try:
-            self.require_loopback()
-            self.send(HTTPStatus.OK, route())
-        except Rejected as exc:
-            self.send(exc.status, {"error": str(exc)})
-        except RetrieverError as exc:
-            self.send(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except (TimeoutError, ConnectionError):
-            raise  # the client stalled or left: nobody to answer, and http.server closes the connection
-        except Exception as exc:  # noqa: BLE001 - a bug must not take the server down; the client shows one line
-            message = " ".join(f"unexpected {type(exc).__name__}: {exc}".split())
-            self.send(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": message})
 
-    def require_loopback(self) -> None:
-        """Refuse what a web page asks: by DNS rebinding it sends its own name as Host, and from any other site it
-        sends that site as Origin."""
-        host, origin = self.headers.get("Host", ""), self.headers.get("Origin")
-        if not LOOPBACK_HOST.fullmatch(host):
-            raise Rejected(HTTPStatus.FORBIDDEN, f"host {host!r} refused; ask {HOST} or localhost")
-        if origin is not None and not LOOPBACK_ORIGIN.fullmatch(origin):
-            raise Rejected(HTTPStatus.FORBIDDEN, f"origin {origin!r} refused; only loopback pages may call")
+def answer(service: Service, request: Request) -> tuple[HTTPStatus, dict[str, Any]]:
+    """Every request gets one JSON answer, whatever went wrong: a dropped connection and a traceback on the
+    server's stderr would tell the client nothing."""
+    try:
+        return HTTPStatus.OK, route(service, request)
+    except Rejected as exc:
+        return exc.status, {"error": str(exc)}
+    except RetrieverError as exc:
+        return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a bug must not take the server down; the client shows one line
+        return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": " ".join(f"unexpected {type(exc).__name__}: {exc}".split())}
 
-    def read_json(self) -> Any:
-        """The body as JSON, read only once it is declared JSON and within MAX_BODY, so a forged length can make
-        the server neither read more nor wait for it."""
-        if self.headers.get_content_type() != "application/json":
-            raise Rejected(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json")
-        declared = self.headers.get("Content-Length")
-        if declared is None:
-            raise Rejected(HTTPStatus.LENGTH_REQUIRED, "a POST needs a Content-Length")
-        # digits only, as int() also takes "-1", "+5" and "1_0"; and few enough that int() takes them all
-        if not re.fullmatch("[0-9]{1,18}", declared.strip()):
-            raise Rejected(HTTPStatus.BAD_REQUEST, f"bad Content-Length {declared!r}")
-        if int(declared) > MAX_BODY:
-            raise Rejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY >> 20} MiB")
-        try:
-            return json.loads(self.rfile.read(int(declared)), parse_constant=refuse_constant)
-        except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
-            raise bad_request(f"the body is not JSON ({exc})") from None
 
-    def send(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Requests are not logged: questions are private and stderr is for problems."""
+def read_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=refuse_constant)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
+        raise bad_request(f"the body is not JSON ({exc})") from None
 
 
 def search_args(body: Any) -> tuple[str, int, bool, str | None]:
@@ -154,58 +178,140 @@ def refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-class Server(ThreadingHTTPServer):
-    """A thread per connection, but at most MAX_CONNECTIONS at once: a flood of half-sent requests must not take
-    a thread each. Connections beyond are closed unanswered, and `ask` answers in-process, as with no server."""
+def response(status: HTTPStatus, payload: dict[str, Any]) -> bytes:
+    """One answer per connection, then close: the client opens one per request, and a kept-alive connection would
+    be one more a slow client could hold."""
+    data = json.dumps(payload, ensure_ascii=False).encode()
+    head = (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json; charset=utf-8\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + data
 
-    def __init__(self, port: int, handler: type[Handler]) -> None:
-        super().__init__((HOST, port), handler)
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if self.slots.acquire(blocking=False):
-            super().process_request(request, client_address)
-        else:
-            self.shutdown_request(request)
+class Server:
+    """Connections cost a coroutine, not a thread, and each has REQUEST_SECONDS to send its request. Those still
+    sending are bounded per client and in all; at a bound the oldest of them is closed, so a flood of slow or
+    idle connections can delay a real request by one accept, never lock it out."""
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def __init__(self, service: Service, listener: socket.socket) -> None:
+        self.service = service
+        self.listener = listener
+        self.port: int = listener.getsockname()[1]
+        self.receiving: OrderedDict[asyncio.Task[None], str] = OrderedDict()  # oldest first, with their client
+        self.waiting = 0
+        self.stopped: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def run(self) -> None:
+        """Serve until stop() is called."""
+        self.loop, self.stopped = asyncio.get_running_loop(), asyncio.Event()
+        self.loop.set_exception_handler(lambda loop, context: None)  # a reset client is no problem of the server's
+        server = await asyncio.start_server(self.connected, sock=self.listener, backlog=BACKLOG, limit=MAX_HEAD)
+        async with server:
+            await self.stopped.wait()
+            server.close()
+            for task in list(self.receiving):
+                task.cancel()
+
+    def stop(self) -> None:
+        """From any thread or a signal handler."""
+        if self.loop is not None and self.stopped is not None:
+            self.loop.call_soon_threadsafe(self.stopped.set)
+
+    async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.admit(task, str(writer.get_extra_info("peername", ("?",))[0]))
         try:
-            super().process_request_thread(request, client_address)
+            await self.exchange(reader, writer, task)
+        except (TimeoutError, ConnectionError, asyncio.CancelledError):
+            pass  # the client stalled, left or was crowded out: nobody to answer
         finally:
-            self.slots.release()
+            self.receiving.pop(task, None)
+            writer.transport.abort()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """No traceback: every error in a request is answered as JSON, so what gets here is a client that hung up
-        before its answer, which is no problem of the server's."""
+    def admit(self, task: asyncio.Task[None], client: str) -> None:
+        """Make room for this connection by closing the oldest still sending: first from the same client."""
+        same = [other for other, who in self.receiving.items() if who == client]
+        if len(same) >= MAX_PER_CLIENT:
+            self.evict(same[0])
+        elif len(self.receiving) >= MAX_RECEIVING:
+            self.evict(next(iter(self.receiving)))
+        self.receiving[task] = client
+
+    def evict(self, task: asyncio.Task[None]) -> None:
+        del self.receiving[task]
+        task.cancel()
+
+    async def exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task: asyncio.Task) -> None:
+        try:
+            request = await asyncio.wait_for(receive(reader), REQUEST_SECONDS)
+        except Rejected as exc:
+            status, payload = exc.status, {"error": str(exc)}
+        else:
+            del self.receiving[task]  # received whole: the service's queue bounds it from here
+            status, payload = await self.answered(request)
+        writer.transport.set_write_buffer_limits(0)  # so drain() returns once all of it is written
+        writer.write(response(status, payload))
+        await asyncio.wait_for(writer.drain(), ANSWER_SECONDS)
+        writer.close()
+
+    async def answered(self, request: Request) -> tuple[HTTPStatus, dict[str, Any]]:
+        if self.waiting >= MAX_WAITING:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"busy: {MAX_WAITING} requests are waiting; ask again"}
+        self.waiting += 1
+        try:
+            return await asyncio.to_thread(answer, self.service, request)
+        finally:
+            self.waiting -= 1
 
 
 def make_server(service: Service, port: int) -> Server:
     """Bound to the port but not yet serving, so a test can serve it in a thread over a stand-in service."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        return Server(port, type("BoundHandler", (Handler,), {"service": service}))
+        listener.bind((HOST, port))
+        listener.listen(BACKLOG)  # connections queue from here, before the loop runs
     except OSError as exc:
+        listener.close()
         raise port_taken(port, exc) from exc
+    return Server(service, listener)
 
 
 def serve(service: Service, port: int, on_ready: Callable[[str], None]) -> None:
     """Serve until interrupted or terminated; the address file under the index folder lives as long as the server."""
     server = make_server(service, port)
+    allow_open_files(MAX_RECEIVING + MAX_WAITING + 256)
     address = service.retriever.store.root / ADDRESS_FILE
     record = {
-        "url": f"http://{HOST}:{server.server_address[1]}",
+        "url": f"http://{HOST}:{server.port}",
         "pid": os.getpid(),
         "notes": str(service.retriever.notes_dir.resolve()),
     }
-    write_address(address, record)
-    signal.signal(signal.SIGTERM, interrupt)
-    on_ready(record["url"])
+
+    async def main() -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C and SIGTERM alike remove the address file
+            asyncio.get_running_loop().add_signal_handler(signum, server.stop)
+        write_address(address, record)
+        on_ready(record["url"])
+        await server.run()
+
     try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(main())
     finally:
-        server.server_close()
         remove_address(address, os.getpid())
+
+
+def allow_open_files(wanted: int) -> None:
+    """Raise this process's limit on open files towards `wanted`: at the common soft limit of 1 024, a full set
+    of connections would leave the model and index files nothing, and accept() would stall."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
+        )
 
 
 def port_taken(port: int, exc: OSError) -> RetrieverError:
@@ -219,11 +325,6 @@ def require_free_port(port: int) -> None:
             probe.bind((HOST, port))
         except OSError as exc:
             raise port_taken(port, exc) from exc
-
-
-def interrupt(signum: int, frame: object) -> None:
-    """SIGTERM stops the server like Ctrl-C does, so the address file is removed either way."""
-    raise KeyboardInterrupt
 
 
 def write_address(path: Path, record: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ without the chance to remove its address file."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -25,8 +26,12 @@ import pytest
 from helpers import cli, make_notes
 from test_serve import QUESTION, wait_for
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from flood import asked, flooded
+
+from retriever import server as server_module
 from retriever.client import ADDRESS_FILE, ask_server, call, server_url
-from retriever.server import HOST, MAX_BODY, MAX_CONNECTIONS, MAX_K, Server, make_server, write_address
+from retriever.server import HOST, MAX_BODY, MAX_K, Server, make_server, write_address
 
 
 @dataclass(frozen=True)
@@ -205,21 +210,20 @@ class Broken:
 
 @contextmanager
 def running() -> Iterator[Server]:
-    """The server in this process, over a Broken service: for what needs no models but the handler's class."""
+    """The server in this process, over a Broken service: for what needs no models but the server's own code."""
     server = make_server(Broken(), 0)  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread = threading.Thread(target=asyncio.run, args=(server.run(),))
     thread.start()
     try:
         yield server
     finally:
-        server.shutdown()
-        server.server_close()  # waits for the request threads, so all they print is printed
+        server.stop()
         thread.join()
 
 
 def test_a_bug_is_a_500_and_a_hang_up_is_silent(capfd: pytest.CaptureFixture[str]) -> None:
     with running() as server:
-        port = server.server_address[1]
+        port = server.port
         assert refused(get(port), 500)
         with socket.create_connection((HOST, port)) as hanging_up:
             hanging_up.sendall(f"GET /status HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
@@ -244,22 +248,37 @@ def closed(connection: socket.socket, wait: float) -> bool:
         return True
 
 
-def test_half_sent_requests_are_bounded_and_time_out(capfd: pytest.CaptureFixture[str]) -> None:
+def test_half_sent_requests_are_bounded_and_time_out(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "REQUEST_SECONDS", 2.0)
+    monkeypatch.setattr(server_module, "MAX_PER_CLIENT", 8)
     with running() as server:
-        server.RequestHandlerClass.timeout = 2.0  # type: ignore[attr-defined]
-        port = server.server_address[1]
-        stalled = []
-        for n in range(40):
-            stalled.append(socket.create_connection((HOST, port)))
-            stalled[-1].sendall(HALF_SENT[n % 2])
-            time.sleep(0.005)  # lets the server's thread accept: the backlog is 5, and the GIL is ours
+        stalled = [socket.create_connection((HOST, server.port)) for _ in range(40)]
+        for n, connection in enumerate(stalled):
+            connection.sendall(HALF_SENT[n % 2])
         time.sleep(0.3)
-        assert sum(closed(connection, 0) for connection in stalled) == 40 - MAX_CONNECTIONS  # held no thread
-        assert wait_for(lambda: call(f"http://{HOST}:{port}", "/health", timeout=1), 10)["status"] == "ok"
-        assert all(closed(connection, 5) for connection in stalled)  # their time was up
-        for connection in stalled:
+        assert [closed(connection, 0) for connection in stalled] == [True] * 32 + [False] * 8  # the oldest went first
+        trickling = socket.create_connection((HOST, server.port))
+        started = time.monotonic()
+        for byte in HALF_SENT[0]:  # a byte every 0.1 s: each read is quick, the request never whole
+            trickling.sendall(bytes([byte]))
+            if closed(trickling, 0.1):
+                break
+        assert 1.5 < time.monotonic() - started < 3.5  # the deadline is for the whole request, not for each read
+        assert call(f"http://{HOST}:{server.port}", "/health", timeout=1)["status"] == "ok"
+        assert all(closed(connection, 3) for connection in stalled)  # their time was up
+        for connection in [*stalled, trickling]:
             connection.close()
     assert capfd.readouterr().err == ""
+
+
+def test_floods_of_slow_and_idle_connections_leave_questions_answered(api: Served) -> None:
+    """64 clients sending a request a byte at a time and 1 000 connections opened at once and left idle: a
+    question asked all the while, past the request deadline, is answered within 2 s each time."""
+    with flooded(api.port):
+        took = asked(api.port, QUESTION, server_module.REQUEST_SECONDS + 3)
+    assert len(took) > 20 and all(seconds is not None and seconds < 2.0 for seconds in took), took
 
 
 def test_the_record_of_a_dead_server_is_removed(tmp_path: Path) -> None:

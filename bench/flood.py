@@ -1,0 +1,97 @@
+"""A served question's time, quiet and while hostile clients hold connections: 64 sending a request a byte every
+0.5 s (and coming back when closed) and 1 000 connections opened at once and left idle.
+
+    .venv/bin/retriever serve --port 0 &   then   .venv/bin/python bench/flood.py [--seconds 15]
+
+The server's address comes from index/server.json. The quiet run is the reference for the flooded one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HOST = "127.0.0.1"
+HEAD = f"POST /ask HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n".encode() * 100
+
+
+@contextmanager
+def flooded(port: int, slow: int = 64, idle: int = 1000) -> Iterator[None]:
+    stop = threading.Event()
+
+    def slowloris() -> None:
+        connection, sent = socket.create_connection((HOST, port)), 0
+        while not stop.wait(0.5):
+            try:
+                connection.sendall(HEAD[sent : sent + 1])
+                sent += 1
+            except OSError:  # closed at the server's deadline: come back, as an attacker would
+                connection.close()
+                connection, sent = socket.create_connection((HOST, port)), 0
+        connection.close()
+
+    drippers = [threading.Thread(target=slowloris) for _ in range(slow)]
+    for thread in drippers:
+        thread.start()
+    idling = []
+    for _ in range(idle):
+        connection = socket.socket()
+        connection.setblocking(False)
+        connection.connect_ex((HOST, port))
+        idling.append(connection)
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in drippers:
+            thread.join()
+        for connection in idling:
+            connection.close()
+
+
+def asked(port: int, question: str, seconds: float) -> list[float | None]:
+    """Seconds per answer, asking every 0.2 s for `seconds`; None for a question not answered within 30 s."""
+    body = json.dumps({"question": question, "k": 5}).encode()
+    took, finish = [], time.monotonic() + seconds
+    while time.monotonic() < finish:
+        request = urllib.request.Request(
+            f"http://{HOST}:{port}/ask", data=body, headers={"Content-Type": "application/json"}
+        )
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                answered = bool(json.loads(response.read())["results"])
+        except (OSError, ValueError):
+            answered = False
+        took.append(time.monotonic() - started if answered else None)
+        time.sleep(0.2)
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--index", type=Path, default=Path("index"))
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--question", default="배치 사이즈는 어떻게 정하나요?")
+    args = parser.parse_args()
+    port = int(json.loads((args.index / "server.json").read_text())["url"].rsplit(":", 1)[1])
+    quiet = asked(port, args.question, args.seconds)
+    with flooded(port):
+        loud = asked(port, args.question, args.seconds)
+    for name, took in (("quiet", quiet), ("flooded", loud)):
+        answered = [seconds * 1000 for seconds in took if seconds is not None]
+        median, worst = (statistics.median(answered), max(answered)) if answered else (float("nan"),) * 2
+        print(f"{name:8} {len(answered):3} of {len(took):3} answered  median {median:7.1f} ms  max {worst:7.1f} ms")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
