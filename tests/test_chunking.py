@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from retriever.chunking import ChunkerSettings, chunk_note, split_sections
+from retriever.chunking import SENTENCE_WINDOW, ChunkerSettings, chunk_note, split_sections, split_sentences
 from retriever.notes import Note, normalise
 
 QA = """## 배치사이즈
@@ -86,3 +86,17 @@ def test_real_tokenizer_budget_holds_for_korean(encoder) -> None:
     chunks = chunk_note(Note("k.md", "## 앙상블 팁\n" + body), settings, encoder.count_tokens)
     assert len(chunks) > 1
     assert all(encoder.count_tokens(c.embed_text) <= settings.max_tokens for c in chunks)
+
+
+def test_a_long_line_is_split_into_the_same_sentences_window_by_window() -> None:
+    """Kiwi reads a long line a window at a time; no sentence may be cut or lost where windows meet."""
+    sentences = [f"{i}번째 문장은 배치 사이즈를 메모리가 허락하는 만큼 키운다는 설명임." for i in range(800)]
+    line = " ".join(sentences)
+    assert len(line) > 5 * SENTENCE_WINDOW
+    assert split_sentences(line) == sentences
+
+
+def test_a_long_line_without_spaces_is_cut_within_the_window_and_kept_whole() -> None:
+    blob = "가나다라마바사아자차카타파하" * 2000
+    pieces = split_sentences(blob)
+    assert "".join(pieces) == blob and max(map(len, pieces)) <= SENTENCE_WINDOW
