@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
-from .korean import kiwi
+from .korean import UNBROKEN, kiwi
 from .notes import Note
 from .structure import FrontMatter, is_markdown, is_question, outline
 
 TokenCounter = Callable[[str], int]
 SENTENCE_WINDOW = 4000  # characters
-UNBROKEN = 100  # characters without a space
 
 
 BULLET = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")

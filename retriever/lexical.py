@@ -8,13 +8,15 @@ so English terms inside Korean notes (lr, bert, GPU) match too.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
-from .korean import kiwi
+from .korean import UNBROKEN_RUN, kiwi
 
 # content-bearing parts of speech: nouns, verb/adjective stems, roots, foreign words, numbers, Hanja
 CONTENT_TAGS = ("NNG", "NNP", "NNB", "NR", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")
@@ -29,7 +31,17 @@ def stopwords() -> frozenset[str]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased content morphemes; verb and adjective stems get 다 so 정하나요 and 정하는 meet at 정하다."""
+    """Lower-cased content morphemes, and each unbroken run (see korean.UNBROKEN) whole, as one token."""
+    tokens, start = [], 0
+    for run in UNBROKEN_RUN.finditer(text):
+        tokens += morphemes(text[start : run.start()])
+        tokens.append(run.group().lower())
+        start = run.end()
+    return tokens + morphemes(text[start:])
+
+
+def morphemes(text: str) -> list[str]:
+    """Verb and adjective stems get 다 so 정하나요 and 정하는 meet at 정하다."""
     tokens = []
     for token in kiwi().tokenize(text):
         tag = token.tag.split("-")[0]  # Kiwi marks irregular conjugations as VV-R / VV-I
@@ -38,6 +50,15 @@ def tokenize(text: str) -> list[str]:
             if form not in stopwords():
                 tokens.append(form)
     return tokens
+
+
+def quiet_bm25s() -> ModuleType:
+    """bm25s sets its own logger to DEBUG, so any handler on the root logger (a user's, or a library's
+    basicConfig) would print its progress lines."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
 
 
 @dataclass
@@ -69,8 +90,7 @@ class LexicalIndex:
     def build(cls, texts: list[str], keys: list[str], known: dict[str, list[str]]) -> LexicalIndex:
         """keys are the texts' hashes; known holds tokens of texts an earlier build tokenised (Kiwi takes ~2 ms
         a passage, which on a large corpus is most of a re-index)."""
-        import bm25s
-
+        bm25s = quiet_bm25s()
         tokens = {key: known[key] if key in known else tokenize(text) for key, text in zip(keys, texts)}
         bm25 = bm25s.BM25()
         bm25.index([tokens[key] or [""] for key in keys], show_progress=False)
@@ -85,8 +105,7 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, folder: Path) -> LexicalIndex:
-        import bm25s
-
+        bm25s = quiet_bm25s()
         return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False, allow_pickle=False))
 
     def save(self, folder: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import RetrieverError
 from .store import IndexStore
-from .vectorstore import is_milvus
+from .vectorstore import MILVUS_SCHEME, is_milvus
 
 
 def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore:
@@ -21,6 +21,20 @@ def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore
         raise RetrieverError(
             f"unknown store {store!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
         )
+    if not store.startswith(MILVUS_SCHEME):
+        check_lite_path(store)
     from .milvus_store import MilvusStore
 
     return MilvusStore(store, IndexStore(index, notes))
+
+
+def check_lite_path(store: str) -> None:
+    """A Milvus Lite database is a folder the engine creates at the path; its parent must already exist, so a typo
+    creates no tree of folders wherever the user may write, and a file there is something else of the user's."""
+    path = Path(store).expanduser()
+    if not path.parent.is_dir():
+        raise RetrieverError(f"store {store!r}: the folder {str(path.parent)!r} does not exist; create it first")
+    if path.exists() and not path.is_dir():
+        raise RetrieverError(
+            f"store {store!r} is a file, not a Milvus Lite database (which is a folder); give another path"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def test_python_api_refuses_bad_arguments_with_what_to_pass(args: dict[str, obje
     [
         ("milvus://h:notaport/x", "should look like milvus://HOST:PORT/NAME"),
         ("milvus://h:99999/x", "should look like milvus://HOST:PORT/NAME"),
+        ("{tmp}/nonexistent/sub/x.db", "does not exist; create it first"),
     ],
 )
 def test_a_bad_store_is_one_line_and_creates_nothing(tmp_path: Path, store: str, words: str) -> None:
@@ -51,7 +53,20 @@ def test_a_bad_store_is_one_line_and_creates_nothing(tmp_path: Path, store: str,
     )
     assert result.returncode == 1 and words in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-    assert not (tmp_path / "ix").exists()
+    assert not (tmp_path / "ix").exists() and not (tmp_path / "nonexistent").exists()
+
+
+@pytest.mark.parametrize("content", [os.urandom(4096), b""])
+def test_a_file_where_a_milvus_lite_database_should_be_is_left_alone(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "x.db").write_bytes(content)
+    notes = Path(__file__).resolve().parent.parent / "notes"
+    for command in (["ask", "배치"], ["index"]):
+        result = cli(
+            *command, "--store", str(tmp_path / "x.db"), "--notes", str(notes), "--index", str(tmp_path / "ix")
+        )
+        assert result.returncode == 1 and "is a file, not a Milvus Lite database" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "x.db").read_bytes() == content
 
 
 def test_a_milvus_store_without_pymilvus_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:

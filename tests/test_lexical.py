@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +43,35 @@ def test_scores_coverage_and_round_trip(tmp_path: Path) -> None:
     known["k2"] = tokenize("배치사이즈")
     rebuilt = LexicalIndex.build(docs, keys, known)
     assert rebuilt.score("배치사이즈").scores[2] > 0
+
+
+def test_an_unbroken_run_is_one_token_and_the_words_around_it_stay_morphemes() -> None:
+    """Such runs are kept from Kiwi (slow on them, and no morphemes inside); the prose around them is not."""
+    blob = "가" * 300
+    assert tokenize(f"배치 사이즈는 {blob} 정하나요") == ["배치", "사이즈", blob, "정하다"]
+
+
+def test_building_prints_nothing_through_a_root_logging_handler() -> None:
+    """A user's (or a library's) logging.basicConfig must not bring bm25s's progress lines onto stderr."""
+    seen = io.StringIO()
+    handler = logging.StreamHandler(seen)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        LexicalIndex.build(["배치 사이즈"], ["k"], {})
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert "bm25s" not in seen.getvalue() and "Building index" not in seen.getvalue()
+
+
+def test_a_basic_config_run_while_the_graph_is_made_is_undone() -> None:
+    from retriever.encoders.onnx_e5 import quiet_root_logger
+
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers))
+    with quiet_root_logger():
+        logging.basicConfig(level=logging.INFO)  # what onnxruntime's quantiser does on import
+    assert (root.level, root.handlers) == before

@@ -28,6 +28,7 @@ QUESTIONS = [
 
 
 def db(tmp_path: Path) -> str:
+    (tmp_path / "store").mkdir(exist_ok=True)
     return str(tmp_path / "store" / "notes.db")
 
 

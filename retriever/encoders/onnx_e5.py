@@ -48,13 +48,16 @@ def export(model_dir: Path) -> Callable[[Path], None]:
 
 @contextmanager
 def quiet_root_logger() -> Iterator[None]:
+    """Also undoes a logging.basicConfig() run inside: onnxruntime's quantiser calls one on import, and the
+    handler it leaves on the root logger printed other libraries' debug lines for the rest of the build."""
     root = logging.getLogger()
-    level = root.level
+    level, handlers = root.level, list(root.handlers)
     root.setLevel(logging.ERROR)
     try:
         yield
     finally:
         root.setLevel(level)
+        root.handlers[:] = handlers
 
 
 def write_graph(model_dir: Path, dest: Path) -> None:
