@@ -11,7 +11,18 @@ from .results import Hit, QuestionHit
 if TYPE_CHECKING:
     from .api import Retriever
 
-__all__ = ["Hit", "QuestionHit", "Retriever", "RetrieverError"]
+__all__ = ["Hit", "QuestionHit", "Retriever", "RetrieverError", "version"]
+
+
+def version() -> str:
+    """The installed distribution's version, as `--version` and the MCP server report it."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("retriever")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from . import timings
+from . import timings, version
 from .errors import RetrieverError
 from .progress import ConsoleReporter, safe
 from .results import Hit, QuestionHit
@@ -78,6 +78,21 @@ QuietOpt = Annotated[
 ]
 MAX_STDIN_BYTES = 16 << 20  # a question, not a file: what is read beyond the model's window is thrown away anyway
 QuestionArg = Annotated[str | None, typer.Argument(help="The question; '-' or nothing reads it from stdin.")]
+
+
+def print_version(wanted: bool) -> None:
+    if wanted:
+        out.print(f"retriever {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Ask questions of your notes, in Korean or English, offline."""
 
 
 @contextmanager
@@ -382,7 +397,45 @@ def info(
         print_json(details)
         return
     for key, value in details.items():
-        out.print(f"{key:>14}: {safe(value)}")
+        lines = readable(key, value)
+        out.print(f"{key:>14}: {safe(lines[0])}")
+        for line in lines[1:]:
+            out.print(f"{'':>14}  {safe(line)}")
+
+
+def readable(key: str, value: Any) -> list[str]:
+    """A field of `info` as lines a person reads: a list one item a line, a mapping as name and value, a size
+    in KiB or MiB (--json keeps the raw values)."""
+    if isinstance(value, list):
+        return [str(item) for item in value] or ["(none)"]
+    if isinstance(value, dict):
+        return [", ".join(f"{name} {item}" for name, item in value.items()) or "(none)"]
+    if key == "size_bytes" and isinstance(value, int):
+        return [f"{value / (1 << 20):.1f} MiB" if value >= 1 << 20 else f"{value / 1024:.1f} KiB"]
+    return ["(none)" if value is None else str(value)]
+
+
+@app.command()
+def get(
+    ref: Annotated[str, typer.Argument(metavar="ID", help="A result's id (path#line), or a note's path.")],
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a passage by the id results carry, or a whole note by its path, from the index. Loads no model."""
+    from .api import Retriever
+
+    with user_errors():
+        found = Retriever(notes, index, store=store).get(ref)
+    if as_json:
+        print_json(found)
+    elif found["kind"] == "note":
+        out.print(safe(found["text"]))
+    else:
+        hit = Hit.from_json(found)
+        out.print(f"[cyan]{safe(hit.path)}:{hit.start_line}[/cyan]  [bold]{safe(' > '.join(hit.headings))}[/bold]")
+        out.print(safe(hit.text))
 
 
 def main() -> None:

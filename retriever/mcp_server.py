@@ -19,6 +19,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.stdio import stdio_server
 
+from . import version
 from .errors import RetrieverError
 from .server import HOST, require_free_port
 from .service import Service
@@ -39,7 +40,7 @@ def as_tool_errors() -> Iterator[None]:
 
 
 def build(service: Service) -> MCPServer:
-    server = MCPServer("retriever", instructions=INSTRUCTIONS, log_level="WARNING")
+    server = MCPServer("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool()
     def ask(question: str, k: int = 5) -> dict[str, Any]:

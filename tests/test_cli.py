@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,30 @@ def test_info_describes_the_index(runner: CliRunner, built: Path) -> None:
     assert payload["model"] == "intfloat/multilingual-e5-small"
     assert (payload["notes"], payload["chunks"], payload["dim"]) == (2, 16, 384)
     assert payload["size_bytes"] > 16 * 384 * 4
+    shown = runner.invoke(app, ["info"]).stdout  # for a person: fields, not Python's lists and dicts
+    assert not re.search(r"[\[\]{}']", shown), shown
+    models = [line.strip() for line in shown.splitlines() if "use-multilingual-v3" in line]
+    assert len(models) == 1 and not models[0].startswith("models:")  # each model on a line of its own
+    assert re.search(r"size_bytes: [0-9.]+ (KiB|MiB)$", shown, re.MULTILINE)
+
+
+def test_version_is_the_installed_one(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"retriever {metadata.version('retriever')}"
+
+
+def test_get_prints_a_passage_or_a_note_by_the_id_results_carry(runner: CliRunner, built: Path) -> None:
+    first = json.loads(runner.invoke(app, ["ask", "배치 사이즈", "--notes", str(built), "--json"]).stdout)["results"][0]
+    passage = runner.invoke(app, ["get", first["id"], "--notes", str(built)])
+    assert passage.exit_code == 0 and passage.stdout.splitlines()[0].startswith(
+        f"{first['path']}:{first['start_line']}"
+    )
+    assert first["text"] in passage.stdout
+    as_json = json.loads(runner.invoke(app, ["get", first["id"], "--notes", str(built), "--json"]).stdout)
+    assert as_json["kind"] == "passage" and as_json["text"] == first["text"]
+    note = runner.invoke(app, ["get", first["path"], "--notes", str(built)])
+    assert note.stdout.strip() == (built / first["path"]).read_text(encoding="utf-8").strip()
+    assert "no note" in one_line_error(runner.invoke(app, ["get", "nowhere.md#3", "--notes", str(built)]))
 
 
 @pytest.mark.parametrize("question", ["", "   \n\t "])

@@ -17,6 +17,8 @@ from helpers import cli
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import TextContent
 
+from retriever import version
+
 
 async def session_calls(notes: Path, index: Path) -> dict[str, Any]:
     params = StdioServerParameters(
@@ -25,11 +27,12 @@ async def session_calls(notes: Path, index: Path) -> dict[str, Any]:
         env=dict(os.environ),  # the model cache and offline settings of the test
     )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
+        hello = await session.initialize()
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
         asked = await session.call_tool("ask", {"question": "배치 사이즈는 얼마나 크게?", "k": 2})
         first = asked.structured_content["results"][0]
         return {
+            "version": hello.server_info.version,
             "tools": tools,
             "ask": asked,
             "similar": await session.call_tool("similar", {"question": "learning rate 은?", "k": 1}),
@@ -45,6 +48,7 @@ async def session_calls(notes: Path, index: Path) -> dict[str, Any]:
 def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) -> None:
     notes, index = small
     calls = anyio.run(session_calls, notes, index)
+    assert calls["version"] == version() != "unknown"
     assert set(calls["tools"]) == {"ask", "similar", "get", "status"}
     assert "question" in calls["tools"]["ask"].input_schema["properties"]
 
