@@ -1,5 +1,6 @@
 """A served question's time, quiet and while hostile clients hold connections: 64 sending a request a byte every
-0.5 s (and coming back when closed) and 1 000 connections opened at once and left idle.
+0.5 s (and coming back when closed) and 1 000 connections opened at once and left idle. Then 1 000 requests sent
+at the same moment: how many were answered, and how.
 
     .venv/bin/retriever serve --port 0 &   then   .venv/bin/python bench/flood.py [--seconds 15]
 
@@ -15,7 +16,9 @@ import statistics
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,6 +80,35 @@ def asked(port: int, question: str, seconds: float) -> list[float | None]:
     return took
 
 
+def burst(port: int, route: str, clients: int, question: str) -> Counter[int | str]:
+    """`clients` requests sent at the same moment, each on its own connection: how many got which status (or
+    which error, for one closed unanswered)."""
+    body = json.dumps({"question": question, "k": 5}).encode() if route != "/health" else None
+    answers: Counter[int | str] = Counter()
+    start = threading.Barrier(clients)
+
+    def one() -> None:
+        request = urllib.request.Request(
+            f"http://{HOST}:{port}{route}", data=body, headers={"Content-Type": "application/json"}
+        )
+        start.wait()
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                response.read()
+                answers[response.status] += 1
+        except urllib.error.HTTPError as exc:
+            answers[exc.code] += 1
+        except OSError as exc:
+            answers[type(exc).__name__] += 1
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--index", type=Path, default=Path("index"))
@@ -91,6 +123,8 @@ def main() -> None:
         answered = [seconds * 1000 for seconds in took if seconds is not None]
         median, worst = (statistics.median(answered), max(answered)) if answered else (float("nan"),) * 2
         print(f"{name:8} {len(answered):3} of {len(took):3} answered  median {median:7.1f} ms  max {worst:7.1f} ms")
+    for route in ("/health", "/ask"):
+        print(f"1 000 at once to {route}: {dict(burst(port, route, 1000, args.question))}")
 
 
 if __name__ == "__main__":

@@ -42,10 +42,12 @@ MAX_BODY = 1 << 20
 MAX_HEAD = 16 << 10  # the request line and headers
 REQUEST_SECONDS = 10.0  # to send the whole request, head and body, however it is cut into reads
 ANSWER_SECONDS = 10.0  # to take the whole answer
-MAX_RECEIVING = 1024  # connections still sending their request, from every client together
-MAX_PER_CLIENT = 256  # of those, from one address; on loopback every local process is one client
-MAX_WAITING = 64  # requests received and waiting for the service, which answers one at a time
+MAX_RECEIVING = 4096  # connections still sending their request, from every client together
+MAX_PER_CLIENT = 1024  # of those, from one address; on loopback every local process is one client
+MAX_WAITING = 1024  # requests received and waiting for the service, which answers one at a time (~25 ms each)
+MAX_WAITING_BYTES = 64 << 20  # and their bodies together
 BACKLOG = 1024
+BUSY = "busy: too many requests at once; ask again"
 LOOPBACK = r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?"
 LOOPBACK_HOST = re.compile(LOOPBACK, re.IGNORECASE)
 LOOPBACK_ORIGIN = re.compile(f"http://{LOOPBACK}", re.IGNORECASE)
@@ -199,7 +201,8 @@ class Server:
         self.listener = listener
         self.port: int = listener.getsockname()[1]
         self.receiving: OrderedDict[asyncio.Task[None], str] = OrderedDict()  # oldest first, with their client
-        self.waiting = 0
+        self.waiting = self.waiting_bytes = 0
+        self.evicted: set[asyncio.Task[None]] = set()
         self.stopped: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -225,11 +228,17 @@ class Server:
         self.admit(task, str(writer.get_extra_info("peername", ("?",))[0]))
         try:
             await self.exchange(reader, writer, task)
-        except (TimeoutError, ConnectionError, asyncio.CancelledError):
-            pass  # the client stalled, left or was crowded out: nobody to answer
+        except asyncio.CancelledError:
+            if task in self.evicted:  # told so, in case it was a real client in a burst
+                writer.write(response(HTTPStatus.SERVICE_UNAVAILABLE, {"error": BUSY}))
+                writer.close()
+        except (TimeoutError, ConnectionError):
+            pass  # the client stalled or left: nobody to answer
         finally:
             self.receiving.pop(task, None)
-            writer.transport.abort()
+            self.evicted.discard(task)
+            if not writer.is_closing():
+                writer.transport.abort()
 
     def admit(self, task: asyncio.Task[None], client: str) -> None:
         """Make room for this connection by closing the oldest still sending: first from the same client."""
@@ -242,6 +251,7 @@ class Server:
 
     def evict(self, task: asyncio.Task[None]) -> None:
         del self.receiving[task]
+        self.evicted.add(task)
         task.cancel()
 
     async def exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task: asyncio.Task) -> None:
@@ -258,13 +268,17 @@ class Server:
         writer.close()
 
     async def answered(self, request: Request) -> tuple[HTTPStatus, dict[str, Any]]:
-        if self.waiting >= MAX_WAITING:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"busy: {MAX_WAITING} requests are waiting; ask again"}
+        if request.method == "GET" and urlsplit(request.target).path == "/health":  # needs nothing of the service
+            return answer(self.service, request)
+        if self.waiting >= MAX_WAITING or self.waiting_bytes + len(request.body) > MAX_WAITING_BYTES:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": BUSY}
         self.waiting += 1
+        self.waiting_bytes += len(request.body)
         try:
             return await asyncio.to_thread(answer, self.service, request)
         finally:
             self.waiting -= 1
+            self.waiting_bytes -= len(request.body)
 
 
 def make_server(service: Service, port: int) -> Server:

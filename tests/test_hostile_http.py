@@ -27,7 +27,7 @@ from helpers import cli, make_notes
 from test_serve import QUESTION, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from flood import asked, flooded
+from flood import asked, burst, flooded
 
 from retriever import server as server_module
 from retriever.client import ADDRESS_FILE, ask_server, call, server_url
@@ -238,14 +238,28 @@ HALF_SENT = (
 )
 
 
+def ended(connection: socket.socket, wait: float) -> bytes | None:
+    """What the server said before it closed the connection, if it closed it within `wait` seconds."""
+    said, deadline = b"", time.monotonic() + wait
+    while select.select([connection], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        try:
+            chunk = connection.recv(4096)
+        except ConnectionResetError:
+            return said
+        if not chunk:
+            return said
+        said += chunk
+    return None
+
+
 def closed(connection: socket.socket, wait: float) -> bool:
     """Whether the server closed the connection within `wait` seconds, without a word."""
-    if not select.select([connection], [], [], wait)[0]:
-        return False
-    try:
-        return connection.recv(1) == b""
-    except ConnectionResetError:
-        return True
+    return ended(connection, wait) == b""
+
+
+def busy(connection: socket.socket) -> bool:
+    """Whether the server has already answered 503 and closed: what a connection crowded out gets."""
+    return (ended(connection, 0) or b"").startswith(b"HTTP/1.1 503 ")
 
 
 def test_half_sent_requests_are_bounded_and_time_out(
@@ -258,7 +272,7 @@ def test_half_sent_requests_are_bounded_and_time_out(
         for n, connection in enumerate(stalled):
             connection.sendall(HALF_SENT[n % 2])
         time.sleep(0.3)
-        assert [closed(connection, 0) for connection in stalled] == [True] * 32 + [False] * 8  # the oldest went first
+        assert [busy(connection) for connection in stalled] == [True] * 32 + [False] * 8  # the oldest went first
         trickling = socket.create_connection((HOST, server.port))
         started = time.monotonic()
         for byte in HALF_SENT[0]:  # a byte every 0.1 s: each read is quick, the request never whole
@@ -267,7 +281,7 @@ def test_half_sent_requests_are_bounded_and_time_out(
                 break
         assert 1.5 < time.monotonic() - started < 3.5  # the deadline is for the whole request, not for each read
         assert call(f"http://{HOST}:{server.port}", "/health", timeout=1)["status"] == "ok"
-        assert all(closed(connection, 3) for connection in stalled)  # their time was up
+        assert all(ended(connection, 3) is not None for connection in stalled[32:])  # time up, or crowded out
         for connection in [*stalled, trickling]:
             connection.close()
     assert capfd.readouterr().err == ""
@@ -279,6 +293,11 @@ def test_floods_of_slow_and_idle_connections_leave_questions_answered(api: Serve
     with flooded(api.port):
         took = asked(api.port, QUESTION, server_module.REQUEST_SECONDS + 3)
     assert len(took) > 20 and all(seconds is not None and seconds < 2.0 for seconds in took), took
+
+
+def test_a_thousand_requests_at_once_are_all_answered(api: Served) -> None:
+    assert burst(api.port, "/health", 1000, QUESTION) == {200: 1000}
+    assert burst(api.port, "/ask", 200, QUESTION) == {200: 200}
 
 
 def test_the_record_of_a_dead_server_is_removed(tmp_path: Path) -> None:
