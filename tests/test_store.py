@@ -11,6 +11,7 @@ from helpers import rewrite_manifest
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError, ann
+from retriever.chunking import ChunkerSettings
 from retriever.cli import app
 from retriever.manifest import VERSION
 from retriever.store import CURRENT
@@ -45,7 +46,7 @@ def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retrieve
     e5 = data["models"][0]
     assert e5["name"] == "intfloat/multilingual-e5-small"
     assert e5["dim"] == 384 and e5["prompts"] == {"query": "query: ", "passage": "passage: "}
-    assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": 7}
+    assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": ChunkerSettings().version}
     assert data["ann"]["m0.chunks"] == {"kind": "flat-ip"}
     assert len(data["chunks"]) == 16 and all(len(c["hash"]) == 32 for c in data["chunks"])
     assert len(data["parts"]) > 16 and {p["chunk"] for p in data["parts"]} == set(range(16))
