@@ -52,6 +52,21 @@ def hits_of(ranked: Ranked, chunks: list[Chunk], k: int, rows: Sequence[int] | N
     ]
 
 
+def closest_sections(ranked: Ranked, chunks: list[Chunk], k: int) -> list[QuestionHit]:
+    """`similar` where no note asks questions (journals, documentation, laws): the sections closest by heading and
+    passage, which is what `ask` ranks, each once at its best chunk and named by its heading path (else its note),
+    in place of the question a Q&A note would have."""
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    found: list[QuestionHit] = []
+    for hit in hits_of(ranked, chunks, len(ranked.rows)):
+        section = (hit.path, hit.headings)
+        if section not in seen and len(found) < k:
+            seen.add(section)
+            title = " > ".join(h for h in hit.headings if h) or hit.path
+            found.append(QuestionHit.asking(replace(hit, rank=len(found) + 1), title))
+    return found
+
+
 @cache
 def single_threaded_blas() -> None:
     """numpy's products at query time are tiny; a second BLAS thread pool left spinning beside torch's OpenMP
@@ -420,14 +435,12 @@ class Retriever:
     def similar(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[QuestionHit]:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
-        if not query.index.manifest.questions:
-            raise RetrieverError(
-                f"no note in {self.notes_dir} asks questions in its headings (as Q&A notes do), so there are none "
-                "to match; use `ask`"
-            )
+        manifest = query.index.manifest
+        if not manifest.questions:
+            with phase("rank"):
+                return closest_sections(rank(query, settings, explain), manifest.chunks, k)
         with phase("rank"):
             ranked = rank_questions(query, settings, explain)
-            manifest = query.index.manifest
             return [
                 QuestionHit.asking(hit, manifest.questions[int(row)].heading)
                 for hit, row in zip(hits_of(ranked, manifest.chunks, k, ranked.passages), ranked.rows)

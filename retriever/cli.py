@@ -269,7 +269,9 @@ def search_command(method: str, summary: str):
 
 search_command("ask", "Answer a free-form question with the closest passages from the notes.")
 search_command(
-    "similar", "Find the notes' own questions (Q&A headings) closest to this one, each with its best answer passage."
+    "similar",
+    "Find the notes' own questions (Q&A headings) closest to this one, each with its best answer passage "
+    "(in notes that ask none: the closest sections).",
 )
 
 

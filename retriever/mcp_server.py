@@ -50,7 +50,8 @@ def build(service: Service) -> MCPServer:
 
     @server.tool()
     def similar(question: str, k: int = 5) -> dict[str, Any]:
-        """The notes' own questions (headings) closest to this one, each with its answer."""
+        """The notes' own questions (headings) closest to this one, each with its answer; in notes that ask no
+        questions, the closest sections, each named by its heading path."""
         with as_tool_errors():
             return service.search("similar", question, k)
 

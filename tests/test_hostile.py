@@ -91,17 +91,23 @@ def test_a_corpus_without_headings_indexes_and_answers_in_every_mode(tmp_path: P
     assert english["results"][0]["path"] == "one-line.md"
 
 
-def test_similar_over_notes_without_any_heading_is_one_line(tmp_path: Path) -> None:
+def test_similar_over_notes_that_ask_no_questions_ranks_their_sections(tmp_path: Path) -> None:
     notes = notes_folder(
         tmp_path,
         {
-            "a.txt": "우산을 챙기지 않아서 옷이 다 젖었다.\n",
-            "b.md": "The deploy script needs the staging credentials.\n",
+            "journal.md": "# 일기\n\n## 3월 2일\n우산을 챙기지 않아서 옷이 다 젖었다.\n\n## 3월 5일\n맑은 날 공원을 걸었다.\n"
+            "\n## 3월 9일\n비가 와서 집에서 책을 읽었다. 빗소리가 좋았다.\n",
+            "b.txt": "The deploy script needs the staging credentials.\n",
         },
     )
     assert run("index", "--notes", str(notes), "--encoders", "e5").exit_code == 0
-    line = one_line_error(run("similar", "비 오는 날", "--notes", str(notes)))
-    assert "asks questions in its headings" in line and "use `ask`" in line
+    result = run("similar", "비 오는 날", "--notes", str(notes), "--json", "-k", "10")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)["results"]
+    assert [hit["rank"] for hit in found] == list(range(1, len(found) + 1))
+    assert len({(hit["path"], tuple(hit["headings"])) for hit in found}) == len(found) == 4  # each section once
+    assert found[0]["question"] in ("일기 > 3월 2일", "일기 > 3월 9일")
+    assert {hit["question"] for hit in found} >= {"일기 > 3월 5일", "b.txt"}  # no heading: named by its note
 
 
 # -- questions ---------------------------------------------------------------------------------------------------
