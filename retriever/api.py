@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
@@ -19,6 +19,7 @@ from .errors import RetrieverError
 from .generation import StoredIndex
 from .indexer import IndexReport, build, holds
 from .korean import kiwi
+from .lexical import highlights
 from .manifest import Manifest
 from .notes import NoteScan, normalise, notes_changed, read_note, require_folder, scan_notes
 from .progress import EmbedProgress
@@ -29,6 +30,8 @@ from .store import IndexNotWritable, OlderFormat
 from .stores import open_store
 from .timings import phase
 from .vectorstore import IndexView
+
+H = TypeVar("H", bound=Hit)
 
 
 class Reporter(Protocol):
@@ -50,6 +53,14 @@ def hits_of(ranked: Ranked, chunks: list[Chunk], k: int, rows: Sequence[int] | N
         Hit.of(i + 1, float(score), chunks[int(row)], ranked.explain[i] if ranked.explain else None)
         for i, (row, score) in enumerate(zip(shown[:k], ranked.scores[:k]))
     ]
+
+
+def lit(hits: list[H], query: Query, settings: RankSettings) -> list[H]:
+    """Each hit with the spans of its text that are words of the question. Not for a dense-only question: Kiwi
+    finds the words, and such a question would otherwise never wait the second it takes to load."""
+    if settings.mode == "dense":
+        return hits
+    return [replace(hit, highlights=highlights(hit.text, query.text)) for hit in hits]
 
 
 def closest_sections(ranked: Ranked, chunks: list[Chunk], k: int) -> list[QuestionHit]:
@@ -373,7 +384,7 @@ class Retriever:
             asked = clip_for(asked, encoders[0])
         if asked.notice and self.reporter:
             self.reporter.note(asked.notice)
-        query, text = Query(loaded), asked.text
+        query, text = Query(loaded, text=asked.text), asked.text
         for model, encoder in zip(use, encoders):
             with phase("encode"):
                 if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
@@ -430,21 +441,22 @@ class Retriever:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
         with phase("rank"):
-            return hits_of(rank(query, settings, explain), query.index.manifest.chunks, k)
+            return lit(hits_of(rank(query, settings, explain), query.index.manifest.chunks, k), query, settings)
 
     def similar(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[QuestionHit]:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
         manifest = query.index.manifest
-        if not manifest.questions:
-            with phase("rank"):
-                return closest_sections(rank(query, settings, explain), manifest.chunks, k)
         with phase("rank"):
+            if not manifest.questions:
+                return lit(closest_sections(rank(query, settings, explain), manifest.chunks, k), query, settings)
             ranked = rank_questions(query, settings, explain)
-            return [
-                QuestionHit.asking(hit, manifest.questions[int(row)].heading)
-                for hit, row in zip(hits_of(ranked, manifest.chunks, k, ranked.passages), ranked.rows)
-            ]
+            hits = hits_of(ranked, manifest.chunks, k, ranked.passages)
+            return lit(
+                [QuestionHit.asking(hit, manifest.questions[int(row)].heading) for hit, row in zip(hits, ranked.rows)],
+                query,
+                settings,
+            )
 
     def get(self, ref: str) -> dict[str, Any]:
         """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""

@@ -159,12 +159,21 @@ def print_hits(hits: Sequence[Hit]) -> None:
             f"  [bold]{safe(' > '.join(h for h in hit.headings if h) or hit.heading)}[/bold]"
             + (f"  [dim]{safe(', '.join(hit.tags))}[/dim]" if hit.tags else "")
         )
-        for line in hit.text.splitlines():
-            out.print(f"   {safe(line)}")
+        for line in marked(hit.text, hit.highlights).splitlines():
+            out.print(f"   {line}")
         for channel, values in (hit.explain or {}).items():
             detail = "  ".join(f"{k} {v:+.3f}" for k, v in values.items())
             out.print(f"   [dim]{safe(channel)}: {detail}[/dim]")
         out.print()
+
+
+def marked(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """The text as safe markup, with the question's words in bold yellow (no colour: bold alone)."""
+    pieces, at = [], 0
+    for start, end in spans:
+        pieces += [safe(text[at:start]), f"[bold yellow]{safe(text[start:end])}[/bold yellow]"]
+        at = end
+    return "".join([*pieces, safe(text[at:])])
 
 
 def show(question: str, hits: Sequence[Hit], as_json: bool) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -32,24 +33,42 @@ def stopwords() -> frozenset[str]:
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased content morphemes, and each unbroken run (see korean.UNBROKEN) whole, as one token."""
-    tokens, start = [], 0
+    return [form for form, _, _ in located_tokens(text)]
+
+
+def located_tokens(text: str) -> Iterator[tuple[str, int, int]]:
+    """Each token with the characters of `text` it was read from."""
+    start = 0
     for run in UNBROKEN_RUN.finditer(text):
-        tokens += morphemes(text[start : run.start()])
-        tokens.append(run.group().lower())
+        yield from morphemes(text[start : run.start()], start)
+        yield run.group().lower(), run.start(), run.end()
         start = run.end()
-    return tokens + morphemes(text[start:])
+    yield from morphemes(text[start:], start)
 
 
-def morphemes(text: str) -> list[str]:
+def morphemes(text: str, offset: int) -> Iterator[tuple[str, int, int]]:
     """Verb and adjective stems get 다 so 정하나요 and 정하는 meet at 정하다."""
-    tokens = []
     for token in kiwi().tokenize(text):
         tag = token.tag.split("-")[0]  # Kiwi marks irregular conjugations as VV-R / VV-I
         if tag.startswith(CONTENT_TAGS):
             form = token.form.lower() + ("다" if tag in ("VV", "VA") else "")
             if form not in stopwords():
-                tokens.append(form)
-    return tokens
+                yield form, offset + token.start, offset + token.start + token.len
+
+
+def highlights(text: str, question: str) -> tuple[tuple[int, int], ...]:
+    """The character spans of `text` that are words of the question, by morpheme as BM25 matches them (정하는 for
+    정하나요), and compounds holding one (배치사이즈는 for 배치 사이즈), adjacent spans joined."""
+    wanted = set(tokenize(question))
+    parts = [word for word in wanted if len(word) > 1]
+    spans: list[tuple[int, int]] = []
+    for form, start, end in located_tokens(text):
+        if form in wanted or any(word in form for word in parts):
+            if spans and text[spans[-1][1] : start].strip() == "":
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+    return tuple(spans)
 
 
 def quiet_bm25s() -> ModuleType:

@@ -41,6 +41,7 @@ class Query:
     vectors: dict[int, np.ndarray] = field(default_factory=dict)  # model row → [1, dim]
     tokens: np.ndarray | None = None  # the primary model's unit token vectors of the question
     lexical: LexicalRanking | None = None
+    text: str = ""  # as the models read it: cut to their window
 
 
 @dataclass

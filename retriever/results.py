@@ -24,6 +24,7 @@ class Hit:
     explain: dict[str, dict[str, float]] | None = None  # per channel: its scores and its share of the rank
     tags: tuple[str, ...] = ()  # the note's, from its front matter
     headings: tuple[str, ...] = ()  # the heading path, the note's title first: "Description" alone says little
+    highlights: tuple[tuple[int, int], ...] = ()  # character spans of text that are words of the question
 
     @property
     def id(self) -> str:
@@ -54,7 +55,10 @@ class Hit:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hit:
         found = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        return cls(**found | {name: tuple(found.get(name, ())) for name in ("tags", "headings")})
+        spans = tuple((int(start), int(end)) for start, end in found.get("highlights", ()))
+        return cls(
+            **found | {name: tuple(found.get(name, ())) for name in ("tags", "headings")} | {"highlights": spans}
+        )
 
 
 @dataclass(frozen=True)

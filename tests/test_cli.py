@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from helpers import cli
 from typer.testing import CliRunner
 
 from retriever.cli import app
@@ -54,6 +55,7 @@ def test_ask_json_is_one_object_with_the_documented_fields(runner: CliRunner, bu
     assert [r["rank"] for r in payload["results"]] == [1, 2]
     first = payload["results"][0]
     fields = {"id", "rank", "score", "path", "heading", "headings", "tags", "start_line", "end_line", "text"}
+    fields.add("highlights")
     assert set(first) == fields
     assert first["id"] == f"{first['path']}#{first['start_line']}"
     assert first["heading"] == "배치사이즈" and first["headings"] == ["배치사이즈"] and first["tags"] == []
@@ -112,6 +114,20 @@ def test_info_describes_the_index(runner: CliRunner, built: Path) -> None:
     models = [line.strip() for line in shown.splitlines() if "use-multilingual-v3" in line]
     assert len(models) == 1 and not models[0].startswith("models:")  # each model on a line of its own
     assert re.search(r"size_bytes: [0-9.]+ (KiB|MiB)$", shown, re.MULTILINE)
+
+
+def test_results_carry_the_spans_of_the_question_words_and_the_screen_shows_them(
+    runner: CliRunner, built: Path
+) -> None:
+    asked = ["ask", "GPU가 허용하는 크기", "--notes", str(built), "-k", "3"]
+    hits = json.loads(runner.invoke(app, [*asked, "--json"]).stdout)["results"]
+    words = {hit["text"][start:end] for hit in hits for start, end in hit["highlights"]}
+    assert {"GPU", "허용"} <= words  # 허용하는 and 허용한 meet at their stem
+    assert all(word.strip() and not word.startswith(" ") for word in words)
+    dense = json.loads(runner.invoke(app, [*asked, "--json", "--mode", "dense"]).stdout)["results"]
+    assert all(hit["highlights"] == [] for hit in dense)  # no Kiwi for a dense-only question
+    shown = cli(*asked, "--no-server", env={"FORCE_COLOR": "1"}).stdout  # as a terminal shows it
+    assert "\x1b[1;33mGPU\x1b[0m" in shown
 
 
 def test_version_is_the_installed_one(runner: CliRunner) -> None:

@@ -187,16 +187,28 @@ def load_encoder(name: str, cache_dir: Path) -> Encoder:
     local = Path(name).expanduser()
     if local.exists():
         return SentenceTransformerEncoder(str(local.resolve()), str(local.resolve()), "local")
-    try:
-        return SentenceTransformerEncoder(name, name, "hub", local_files_only=True)
-    except RetrieverError:
-        pass  # not in the Hugging Face cache: only the hub has it
+    if in_hub_cache(name):
+        try:
+            return SentenceTransformerEncoder(name, name, "hub", local_files_only=True)
+        except RetrieverError:
+            pass  # only partly cached: only the hub has the rest
     unreachable = hub_unreachable()
     if unreachable:
         raise RetrieverError(
             f"model {name!r} is not a local folder, not e5 or use, and not in the Hugging Face cache, and {unreachable}"
         )
     return SentenceTransformerEncoder(name, name, "hub")
+
+
+def in_hub_cache(name: str) -> bool:
+    """Whether the Hugging Face cache holds anything of this model, told without importing torch (seconds), so
+    that a name that is nowhere fails at once. Bare names may be sentence-transformers' own."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return any(
+        (Path(HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}").is_dir()
+        for repo in (name, f"sentence-transformers/{name}")
+    )
 
 
 def hub_unreachable() -> str | None:
