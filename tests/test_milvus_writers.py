@@ -62,7 +62,9 @@ def test_a_second_writer_waits_for_the_first(tmp_path: Path, monkeypatch: pytest
 def test_a_dead_holder_is_taken_over_and_doctor_releases_a_remote_one(repo_notes: Path, tmp_path: Path) -> None:
     db, index = tmp_path / "store" / "notes.db", tmp_path / "index"
     common = ["--notes", str(repo_notes), "--index", str(index), "--store", str(db)]
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     dead_here = Holder(socket.gethostname(), int(gone.stdout), time.time(), "dead")
     leave_lock(db, dead_here)
     built = cli("index", *common, "--encoders", "e5")
