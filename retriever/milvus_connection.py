@@ -26,7 +26,9 @@ CREDENTIALS_HINT = f"{TOKEN_ENV}, or {USER_ENV} and {PASSWORD_ENV}"
 OPTIONS = ("db", "tls", "ca", "cert", "key", "server_name", "timeout", "connect_timeout")
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 CONNECT_TIMEOUT = 10.0  # seconds for the server to answer a connection: it answers in milliseconds when up
-REQUEST_TIMEOUT = 15.0  # seconds for any one call (a question makes a few); flushes and index waits have their own bound
+REQUEST_TIMEOUT = (
+    15.0  # seconds for any one call (a question makes a few); flushes and index waits have their own bound
+)
 
 
 class StoreUnreachable(RetrieverError):
