@@ -83,12 +83,14 @@ def restart(pid: int, folder: Path, down: float = 0.0, timeout: float = 180) -> 
 
 
 def members(group: int) -> list[int]:
+    """The live processes of a process group; a zombie (the server, when its parent has not reaped it) is dead."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and os.getpgid(int(entry.name)) == group:
-                found.append(int(entry.name))
-        except ProcessLookupError:
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except (ProcessLookupError, FileNotFoundError):
             pass
     return found
 
