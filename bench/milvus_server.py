@@ -87,9 +87,9 @@ def members(group: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and os.getpgid(int(entry.name)) == group:
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(entry.name))
+            live = entry.name.isdigit() and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            if live and os.getpgid(int(entry.name)) == group:
+                found.append(int(entry.name))
         except (ProcessLookupError, FileNotFoundError):
             pass
     return found
