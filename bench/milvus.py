@@ -7,7 +7,7 @@
         --store milvus://127.0.0.1:19530/bench --server-pid PID
 
 Scale rows: one matrix of e5-shaped vectors (bench/scale.py makes them: real e5 embeddings enlarged by mixing), built
-by each store's own code (FAISS: `ann.build_index`, as a local build; Milvus Lite: `milvus_store.write_matrix`, as a
+by each store's own code (FAISS: `ann.build_index`, as a local build; Milvus Lite: `milvus_publish.write_matrix`, as a
 publish) in a fresh process, then asked the real e5 queries one at a time as `ask` asks for candidates (k = 200,
 recall counted on the first 10 against exact search). Memory is the growth of that process (Milvus Lite runs
 inside it) or of the server's processes. Quality rows: the dev sets through the CLI's own `eval` on both stores: the
@@ -58,7 +58,9 @@ def milvus_run(
 ) -> dict[str, object]:
     """where: a Milvus Lite file (it runs inside this process: memory is this process's growth) or a server URL
     (memory is the growth of the server's processes, server: its process group)."""
-    from retriever.milvus_store import MilvusStore, search_matrix, write_matrix
+    from retriever.milvus_index import search_matrix
+    from retriever.milvus_publish import write_matrix
+    from retriever.milvus_store import MilvusStore
     from retriever.store import IndexStore
 
     memory = (lambda: group_rss(server)) if server else rss

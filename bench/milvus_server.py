@@ -1,14 +1,16 @@
 """A real Milvus server for the opt-in test and the bench row, from PyPI's `milvus==2.3.5` (a standalone server
 binary), kept off the machine's network.
 
-    .venv/bin/python bench/milvus_server.py start DIR   # prints the PID once it listens, then returns
+    .venv/bin/python bench/milvus_server.py start DIR   # prints the namespace's PID once the server listens
     nsenter --net=/proc/PID/ns/net COMMAND              # COMMAND reaches it at milvus://127.0.0.1:19530/NAME
+    .venv/bin/python bench/milvus_server.py restart PID DIR
     .venv/bin/python bench/milvus_server.py stop PID
 
-Authentication is on, with Milvus's default user: COMMAND needs RETRIEVER_MILVUS_TOKEN=root:Milvus (TOKEN here).
-The server binds every interface and ignores SIGTERM, so it is started inside its own network namespace (`unshare
--n`, loopback up: nothing outside can reach it) and its whole process group is killed. Needs root (or unprivileged
-user namespaces) and `pip install milvus==2.3.5`.
+Authentication is on, with Milvus's default user: COMMAND needs RETRIEVER_MILVUS_TOKEN=root:Milvus (TOKEN here), or
+RETRIEVER_MILVUS_USER=root and RETRIEVER_MILVUS_PASSWORD=Milvus. The server binds every interface and ignores
+SIGTERM, so it runs inside a network namespace of its own (`unshare -n`, loopback up: nothing outside can reach it)
+that a `sleep` holds open: the server can then be killed and started again (a restart) at the same address, under
+clients that stay in the namespace. Needs root (or unprivileged user namespaces) and `pip install milvus==2.3.5`.
 """
 
 from __future__ import annotations
@@ -36,28 +38,82 @@ while True:
 
 
 def start(folder: Path, timeout: float = 180) -> int:
-    """The PID of a server answering inside its own network namespace; nsenter into /proc/PID/ns/net to reach it."""
+    """The PID holding the server's network namespace; nsenter into /proc/PID/ns/net to reach the server."""
     folder.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen(
+        ["unshare", "-n", "sh", "-c", "ip link set lo up && exec sleep infinity"], start_new_session=True
+    )
+    while os.readlink(f"/proc/{holder.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+        time.sleep(0.05)  # until unshare has made the namespace
+    try:
+        launch(holder.pid, folder, timeout)
+    except RuntimeError:
+        stop(holder.pid)
+        raise
+    return holder.pid
+
+
+def launch(pid: int, folder: Path, timeout: float) -> None:
+    """The server in pid's namespace, over the data in folder (a restart finds its collections there)."""
     log = folder / "server.log"
-    script = f"ip link set lo up && exec {sys.executable} -c '{START}' {folder}"
     with log.open("w") as handle:
-        process = subprocess.Popen(
-            ["unshare", "-n", "sh", "-c", script], stdout=handle, stderr=handle, start_new_session=True
+        server = subprocess.Popen(
+            in_namespace(pid, sys.executable, "-c", START, str(folder)),
+            stdout=handle,
+            stderr=handle,
+            start_new_session=True,
         )
+    (folder / "server.pid").write_text(str(server.pid))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and server.poll() is None:
         if "listening" in log.read_text(errors="replace"):
-            return process.pid
+            return
         time.sleep(0.5)
-    stop(process.pid)
     raise RuntimeError(f"the Milvus server did not start; see {log}")
 
 
-def stop(pid: int) -> None:
+def restart(pid: int, folder: Path, down: float = 0.0, timeout: float = 180) -> None:
+    """Kill the server (as a crash would), stay down `down` seconds, and start it again at the same address."""
+    server = int((folder / "server.pid").read_text())
+    kill_group(server)
+    while any(True for _ in members(server)):
+        time.sleep(0.1)
+    time.sleep(down)
+    launch(pid, folder, timeout)
+
+
+def members(group: int) -> list[int]:
+    """The live processes of a process group; a zombie (the server, when its parent has not reaped it) is dead."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            live = entry.name.isdigit() and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            if live and os.getpgid(int(entry.name)) == group:
+                found.append(int(entry.name))
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+    return found
+
+
+def kill_group(group: int) -> None:
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(group, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def stop(pid: int) -> None:
+    """Kill every process in pid's namespace (the server, its children, the holder, any client left there)."""
+    try:
+        namespace = os.readlink(f"/proc/{pid}/ns/net")
+    except FileNotFoundError:
+        return
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "ns" / "net") == namespace:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
 
 
 def in_namespace(pid: int, *command: str) -> list[str]:
@@ -67,6 +123,8 @@ def in_namespace(pid: int, *command: str) -> list[str]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["start"] and len(sys.argv) == 3:
         print(start(Path(sys.argv[2])))
+    elif sys.argv[1:2] == ["restart"] and len(sys.argv) == 4:
+        restart(int(sys.argv[2]), Path(sys.argv[3]))
     elif sys.argv[1:2] == ["stop"] and len(sys.argv) == 3:
         stop(int(sys.argv[2]))
     else:

@@ -6,7 +6,7 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from functools import cache
@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
-from .errors import RetrieverError
+from .errors import RetrieverError, StaleRead
 from .generation import StoredIndex
 from .indexer import IndexReport, build, holds
 from .korean import kiwi
@@ -102,6 +102,7 @@ def paused_gc() -> Iterator[None]:
 
 
 LOCK_TIMEOUT = float(os.environ.get("RETRIEVER_LOCK_TIMEOUT", "600"))
+T = TypeVar("T")
 
 
 def default_cache_dir() -> Path:
@@ -241,13 +242,16 @@ class Retriever:
                 previous = self._previous()
             progress = self.reporter.progress if self.reporter else None
             report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress)
+        started = time.perf_counter()
         with phase("publish"):
             published = self.store.publish()
-        if published and self.reporter:
+        if not published:
+            return report
+        if self.reporter:
             for notice in self.store.notices:
                 self.reporter.note(notice)
             self.reporter.note(f"published the index to {self.store.label}")
-        return report
+        return replace(report, seconds=report.seconds + time.perf_counter() - started, up_to_date=False)
 
     def _phase(self, message: str) -> AbstractContextManager[None]:
         return self.reporter.phase(message) if self.reporter else nullcontext()
@@ -256,10 +260,9 @@ class Retriever:
         """The report of a build that has nothing to do, found from the manifest alone: loading models costs tens
         of seconds, and an unchanged folder needs none of them."""
         started = time.perf_counter()
-        if self.store.shared:
-            return None
+        staging = self.store.local  # a shared store's staged build: what a publish to any name is made from
         try:
-            manifest = self.store.read_manifest() if self.store.exists() else None
+            manifest = staging.read_manifest() if staging.exists() else None
         except RetrieverError:
             return None
         if manifest is None or not holds(manifest, scan, names, self.chunker):
@@ -278,7 +281,7 @@ class Retriever:
             lock.acquire(timeout=0)
         except Timeout:  # before OSError, which it is a kind of
             if self.reporter:
-                self.reporter.note(f"waiting for another build of {self.store.root} to finish")
+                self.reporter.note(f"waiting for another build of {self.store.label} to finish")
             try:
                 lock.acquire(timeout=LOCK_TIMEOUT)
             except Timeout:
@@ -298,9 +301,10 @@ class Retriever:
                 self.store.remove_if_empty()
 
     def _previous(self) -> StoredIndex | None:
-        """The current index to reuse vectors from; a broken one is simply not reused."""
+        """The current index to reuse vectors from (a shared store's staged build, whatever name it was published
+        under); a broken one is simply not reused."""
         try:
-            return self.store.verified() if self.store.exists() else None
+            return self.store.local.verified() if self.store.local.exists() else None
         except RetrieverError:
             return None
 
@@ -437,13 +441,29 @@ class Retriever:
             raise RetrieverError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
         return replace(self.ranking, mode=mode)
 
+    def _settled(self, read: Callable[[], T]) -> T:
+        """A read of the index, asked once more against the alias resolved afresh when it looked inconsistent: a
+        shared index may have moved on mid-question, and an intact index must never be called broken."""
+        try:
+            return read()
+        except StaleRead:
+            with self._loading:
+                self._loaded = None
+            return read()
+
     def ask(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[Hit]:
+        return self._settled(lambda: self._ask(question, k, explain, mode))
+
+    def _ask(self, question: str, k: int, explain: bool, mode: Mode | None) -> list[Hit]:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
         with phase("rank"):
             return lit(hits_of(rank(query, settings, explain), query.index.manifest.chunks, k), query, settings)
 
     def similar(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[QuestionHit]:
+        return self._settled(lambda: self._similar(question, k, explain, mode))
+
+    def _similar(self, question: str, k: int, explain: bool, mode: Mode | None) -> list[QuestionHit]:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings)
         manifest = query.index.manifest
@@ -460,7 +480,7 @@ class Retriever:
 
     def get(self, ref: str) -> dict[str, Any]:
         """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""
-        manifest = self.loaded().manifest
+        manifest = self._settled(self.loaded).manifest
         wanted, line = split_id(valid_text(ref, "the id").strip())
         path = note_named(manifest, wanted)
         if path is None:

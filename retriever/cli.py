@@ -318,14 +318,23 @@ def evaluate_command(
 
 @app.command()
 def doctor(
-    notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), store: StoreOpt = None, as_json: JsonOpt = False
+    notes: NotesOpt = Path("notes"),
+    index: IndexOpt = Path("index"),
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+    release_lock: Annotated[
+        bool, typer.Option("--release-lock", help="Release a Milvus store's writer lock left by a build that died.")
+    ] = False,
 ) -> None:
     """Check the index against its manifest and the notes: what is stale or broken, and the command that fixes it."""
     from .api import Retriever
-    from .doctor import diagnose, remedy
+    from .doctor import diagnose, release, remedy
 
     with user_errors():
         retriever = Retriever(notes, index, auto_update=False, store=store)
+        if release_lock:
+            out.print(safe(release(retriever)))
+            return
         findings = diagnose(retriever)
         fix = remedy(findings, retriever)
     if as_json:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .api import Retriever
 from .errors import RetrieverError
@@ -18,11 +18,42 @@ Level = Literal["ok", "stale", "broken"]
 class Finding:
     level: Level
     message: str
+    fix: str | None = None  # a command of its own, where the index commands are not what fixes it
+
+
+def lock_findings(store: Any) -> list[Finding]:
+    """A shared store's writer lock, when held: by a running build (others wait for it), or by one that is gone
+    or cannot be checked from here, which blocks every build until released."""
+    holder = store.lock_holder()
+    if holder is None:
+        return []
+    held = f"the writer lock of {store.label} is held by {holder.describe()}"
+    if holder.running():
+        return [Finding("ok", f"{held}: a build is under way, and the next waits for it")]
+    return [
+        Finding(
+            "stale",
+            f"{held}: builds on other machines wait for it; if that build no longer runs, release the lock",
+            fix=store.release_command,
+        )
+    ]
+
+
+def release(retriever: Retriever) -> str:
+    """`doctor --release-lock`: what was released, in one line."""
+    store: Any = retriever.store
+    if not store.shared:
+        raise RetrieverError("--release-lock is for a Milvus store (--store): a local build's lock frees itself")
+    holder = store.release_lock()
+    if holder is None:
+        return f"no build holds the writer lock of {store.label}"
+    return f"released the writer lock of {store.label}, held by {holder.describe()}"
 
 
 def diagnose(retriever: Retriever) -> list[Finding]:
     store = retriever.store
     try:
+        held = lock_findings(store) if store.shared else []
         store.verified(full=True)
         loaded = store.load()
     except RetrieverError as exc:
@@ -35,7 +66,8 @@ def diagnose(retriever: Retriever) -> list[Finding]:
             "ok",
             f"{where}: {len(manifest.chunks)} chunks of {len(manifest.files)} files, {checked}, "
             f"models {', '.join(m.name for m in manifest.models)}",
-        )
+        ),
+        *held,
     ]
     if manifest.chunker != retriever.chunker.as_dict():
         findings.append(Finding("stale", f"chunk settings changed since the build ({manifest.chunker})"))
@@ -67,6 +99,9 @@ def remedy(findings: list[Finding], retriever: Retriever) -> str | None:
     levels = {f.level for f in findings}
     if "broken" in levels:
         return retriever.store.index_command(full=True)
+    own = [f.fix for f in findings if f.fix]
+    if own:
+        return own[0]
     if "stale" in levels:
         return retriever.store.index_command()
     return None

@@ -3,3 +3,9 @@
 
 class RetrieverError(Exception):
     """A problem the user can fix; its message is shown as is, so it must say what to do."""
+
+
+class StaleRead(RetrieverError):
+    """A read of a shared index that looked inconsistent (a row, a piece or a collection missing, a manifest cut
+    short): most likely the generation moved or was dropped mid-question, so the question is asked once more
+    against the alias resolved afresh before the index is called broken."""

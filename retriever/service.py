@@ -4,19 +4,46 @@ rebuilds run beside them and swap in whole.
 A question takes ~25 ms and both cores, so serialising them costs nothing in throughput and keeps the models'
 and Kiwi's state out of reach of concurrent calls. A rebuild (from --watch) writes a new generation and loads it
 before the next question sees it, so no question ever meets a half-written index.
+
+A shared store's server can go away (a restart, a network cut): the first question that finds it gone puts the
+service into an outage, questions meanwhile get one line at once instead of each waiting out the timeout, and a
+thread asks the warm-up question again with backoff until it is answered, with no restart of `serve`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from .api import Retriever
+from .errors import RetrieverError
 from .indexer import IndexReport
+from .milvus_connection import StoreUnreachable
 from .ranking import Mode
 
 METHODS = ("ask", "similar")
+FIRST_RETRY, LAST_RETRY = 1.0, 30.0  # seconds between tries of an unreachable store: doubling, up to the last
+T = TypeVar("T")
+
+
+@dataclass
+class Outage:
+    """The store's server is away: since when, why, and when it is tried next."""
+
+    error: str
+    backoff: float = FIRST_RETRY
+    retry_at: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": "unreachable",
+            "retry_in": round(max(self.retry_at - time.monotonic(), 0.0), 1),
+            "error": self.error,
+        }
 
 
 class Service:
@@ -25,6 +52,8 @@ class Service:
         self.queries = threading.Lock()
         self.watching = False
         self.last_build: IndexReport | None = None
+        self.outage: Outage | None = None
+        self._outages = threading.Lock()  # guards outage and the retry thread's start
 
     def warm(self) -> None:
         """Load the index and every model now, so the first question is as fast as the rest."""
@@ -36,13 +65,47 @@ class Service:
         """The same JSON as `retriever ask --json`."""
         if method not in METHODS:
             raise ValueError(method)
-        with self.queries:
-            hits = getattr(self.retriever, method)(question, k, explain, mode)
+        hits = self.answering(lambda: getattr(self.retriever, method)(question, k, explain, mode))
         return {"query": question, "results": [hit.to_json() for hit in hits]}
 
     def get(self, ref: str) -> dict[str, Any]:
-        with self.queries:
-            return self.retriever.get(ref)
+        return self.answering(lambda: self.retriever.get(ref))
+
+    def answering(self, read: Callable[[], T]) -> T:
+        """A read under the query lock, refused at once during an outage; one that finds the store away starts
+        one."""
+        outage = self.outage
+        if outage is not None:
+            raise RetrieverError(f"{outage.error} (retrying in {outage.to_json()['retry_in']:g} s)")
+        try:
+            with self.queries:
+                return read()
+        except StoreUnreachable as exc:
+            self.lost(str(exc))
+            raise
+
+    def lost(self, error: str) -> None:
+        with self._outages:
+            if self.outage is not None:
+                return
+            self.outage = Outage(error, retry_at=time.monotonic() + FIRST_RETRY)
+        threading.Thread(target=self.reconnect, name="store-retry", daemon=True).start()
+
+    def reconnect(self) -> None:
+        """Ask the warm-up question again and again, backing off, until the store answers; then end the outage."""
+        while (outage := self.outage) is not None:
+            time.sleep(max(outage.retry_at - time.monotonic(), 0.0))
+            try:
+                with self.queries:
+                    self.retriever.ask("warm up", 1)
+            except RetrieverError as exc:  # away still, or back but not serving yet (collections loading)
+                with self._outages:
+                    outage.error = str(exc)
+                    outage.backoff = min(outage.backoff * 2, LAST_RETRY)
+                    outage.retry_at = time.monotonic() + outage.backoff
+                continue
+            with self._outages:
+                self.outage = None
 
     def refresh(self) -> IndexReport:
         """Bring the index up to date with the notes, then load it, all outside the query lock. Called when notes
@@ -54,14 +117,18 @@ class Service:
         return report
 
     def status(self) -> dict[str, Any]:
-        with self.queries:
-            stale = self.retriever.staleness()
-            info = self.retriever.info()
-        return {
+        """What is served; during an outage, only what needs no store, with the outage under "store"."""
+        served = {
             "status": "ok",
             "pid": os.getpid(),
             "notes_dir": str(self.retriever.notes_dir.resolve()),
-            "stale": stale,
             "watching": self.watching,
-            **info,
         }
+        try:
+            info = self.answering(lambda: {"stale": self.retriever.staleness(), **self.retriever.info()})
+        except RetrieverError:
+            outage = self.outage
+            if outage is None:
+                raise
+            return {**served, "index": self.retriever.store.label, "store": outage.to_json()}
+        return {**served, **info, "store": {"kind": info["store"], "state": "ok"}}

@@ -10,7 +10,7 @@ import pytest
 from helpers import cli
 
 from retriever import Retriever, RetrieverError
-from retriever.milvus_store import quiet_pymilvus
+from retriever.milvus_connection import quiet_pymilvus
 
 
 @pytest.mark.parametrize("k", [None, "5", 1.5, float("inf"), float("nan"), 0, 101, True])

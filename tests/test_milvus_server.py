@@ -2,7 +2,10 @@
 namespace. Run with RETRIEVER_MILVUS_SERVER_TEST=1 as root after `pip install milvus==2.3.5`.
 
 Milvus 2.3 has no sparse vectors (2.4 brought them), so there the index is published without the lexical channel:
-dense questions must equal the local store's, hybrid ranks by the dense channels, lexical mode is refused."""
+dense questions must equal the local store's, hybrid ranks by the dense channels, lexical mode is refused.
+
+Beyond answers: writers (one SIGKILLed holding the lock, two at once), a reader asking across publishes, user +
+password and token authentication, and a server restarted under a running `serve`."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,21 +28,41 @@ STORE = "milvus://127.0.0.1:19530/notes"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("milvus")
+
+
+@pytest.fixture(scope="module")
+def server(folder: Path):
     pytest.importorskip("milvus")
     from milvus_server import start, stop
 
-    pid = start(tmp_path_factory.mktemp("milvus"))
+    pid = start(folder)
     yield pid
     stop(pid)
 
 
-def run(pid: int, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    from milvus_server import TOKEN, in_namespace
+def environment(token: str | None = None, **extra: str) -> dict[str, str]:
+    """This process's environment without its Milvus settings, with the test's credentials: the token unless a
+    user is given."""
+    from milvus_server import TOKEN
 
-    command = in_namespace(pid, sys.executable, "-m", "retriever", *args)
-    env = {**os.environ, "RETRIEVER_MILVUS_TOKEN": token or TOKEN}
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, check=False, env=env)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIEVER_MILVUS_")}
+    if "RETRIEVER_MILVUS_USER" not in extra:
+        env["RETRIEVER_MILVUS_TOKEN"] = token or TOKEN
+    return {**env, **extra}
+
+
+def command(pid: int, *args: str) -> list[str]:
+    from milvus_server import in_namespace
+
+    return in_namespace(pid, sys.executable, "-m", "retriever", *args)
+
+
+def run(pid: int, *args: str, token: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(pid, *args), capture_output=True, text=True, timeout=900, check=False, env=environment(token, **env)
+    )
 
 
 def ids(result: subprocess.CompletedProcess[str]) -> list[tuple[str, float]]:
@@ -78,3 +102,166 @@ def test_a_wrong_token_is_one_line_and_touches_nothing(server: int, repo_notes: 
         assert len(refused.stderr.strip().splitlines()) == 1 and "RETRIEVER_MILVUS_TOKEN" in refused.stderr
     answer = run(server, "ask", "좋아하는 과일", *where, "--mode", "dense", "--no-server")
     assert answer.returncode == 0 and "사과" not in answer.stdout, answer.stderr  # the live index is as it was
+
+
+def test_a_killed_writer_is_taken_over_and_two_writers_take_turns(
+    server: int, repo_notes: Path, tmp_path: Path
+) -> None:
+    store = f"{STORE[: STORE.rindex('/')]}/writers"
+    where = ["--notes", str(repo_notes), "--encoders", "e5", "--store", store]
+    killed = run(server, "index", *where, "--index", str(tmp_path / "a"), RETRIEVER_FAILPOINT="publishing")
+    assert killed.returncode == -9, killed.stderr  # SIGKILLed mid-publish, holding the lock
+    started = time.monotonic()
+    writers = [
+        subprocess.Popen(
+            command(server, "index", *where, "--index", str(tmp_path / name), "--json"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(),
+        )
+        for name in ("a", "b")  # two machines' staging folders, started at the same moment
+    ]
+    done = [writer.communicate(timeout=900) for writer in writers]
+    assert all(w.returncode == 0 for w in writers), [err for _, err in done]
+    assert sum("waiting for another build" in err for _, err in done) == 1  # the second waited for the first
+    spans = sorted(json.loads(out)["seconds"] for out, _ in done)
+    assert time.monotonic() - started >= spans[0] + spans[1] * 0.5  # one after the other, not side by side
+    answer = run(server, "ask", "배치", *where, "--index", str(tmp_path / "a"), "--mode", "dense", "--no-server")
+    assert answer.returncode == 0 and "kaggle.md" in answer.stdout, answer.stderr
+
+
+def test_a_reader_never_fails_across_publishes(server: int, repo_notes: Path, tmp_path: Path) -> None:
+    """One process asks in a loop while another publishes ten times: no answer may fail."""
+    store = f"{STORE[: STORE.rindex('/')]}/swaps"
+    where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", store]
+    assert run(server, "index", *where).returncode == 0
+    reader = subprocess.Popen(
+        command(server, "serve", *where, "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    try:
+        url = served_url(reader)
+        asker = subprocess.Popen(
+            in_namespace_python(server, ASKER, url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for n in range(10):
+            (repo_notes / "kaggle.md").write_text(f"## 배치\n- 바뀐 답 {n}\n", encoding="utf-8")
+            published = run(server, "index", *where)
+            assert published.returncode == 0, published.stderr
+        asker.terminate()
+        out, err = asker.communicate(timeout=60)
+        asked, failed = (int(x) for x in out.split())
+        assert asked > 50 and failed == 0, (asked, failed, err[-2000:])
+    finally:
+        reader.kill()
+
+
+def test_user_and_password_or_a_token_authenticate(server: int, repo_notes: Path, tmp_path: Path) -> None:
+    where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", STORE]
+    assert run(server, "index", *where).returncode == 0
+    asked = ["ask", "배치", *where, "--mode", "dense", "--no-server"]
+    by_user = run(server, *asked, RETRIEVER_MILVUS_USER="root", RETRIEVER_MILVUS_PASSWORD="Milvus")
+    assert by_user.returncode == 0 and "kaggle.md" in by_user.stdout, by_user.stderr
+    assert run(server, *asked, token="root:Milvus").returncode == 0
+    for refused in (
+        run(server, *asked, RETRIEVER_MILVUS_USER="root", RETRIEVER_MILVUS_PASSWORD="wrong"),
+        run(server, *asked, token="root:wrong"),
+    ):
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "refused the credentials" in refused.stderr and "wrong" not in refused.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the outage is detected and shown in /status, but after a 2.3.5 restart every reconnect still fails "
+    "with 'Fail connecting' for 300 s (cause not yet found)",
+)
+def test_serve_outlives_a_server_restart(server: int, folder: Path, repo_notes: Path, tmp_path: Path) -> None:
+    from milvus_server import restart
+
+    where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", STORE]
+    assert run(server, "index", *where).returncode == 0
+    reader = subprocess.Popen(
+        command(server, "serve", *where, "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+    )
+    try:
+        url = served_url(reader)
+        assert fetch(server, url, "ask")["results"]
+        restart(server, folder, down=5)
+        seen = [fetch(server, url, "ask"), fetch(server, url, "status")]  # the first finds it gone
+        assert "error" in seen[0] and seen[1]["store"]["state"] == "unreachable", seen
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            answer = fetch(server, url, "ask")
+            if answer.get("results"):
+                break
+            time.sleep(2)
+        assert answer.get("results"), answer
+        assert fetch(server, url, "status")["store"]["state"] == "ok"
+    finally:
+        reader.kill()
+
+
+ASKER = """
+import json, sys, urllib.request
+asked = failed = 0
+try:
+    while True:
+        request = urllib.request.Request(sys.argv[1] + "/ask", json.dumps({"question": "배치", "k": 3, "mode": "dense"}).encode(), {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                failed += not json.load(answer).get("results")
+        except Exception as exc:
+            failed += 1
+            print(exc, file=sys.stderr)
+        asked += 1
+except KeyboardInterrupt:
+    pass
+finally:
+    print(asked, failed)
+"""
+
+
+def in_namespace_python(pid: int, script: str, *args: str) -> list[str]:
+    from milvus_server import in_namespace
+
+    return in_namespace(
+        pid,
+        sys.executable,
+        "-c",
+        "import signal; signal.signal(signal.SIGTERM, signal.default_int_handler)\n" + script,
+        *args,
+    )
+
+
+def served_url(process: subprocess.Popen[str]) -> str:
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "serving" in line:
+            return line.split(" on ")[1].split()[0]
+    raise AssertionError("serve did not start")
+
+
+def fetch(pid: int, url: str, route: str) -> dict:
+    """GET /status or POST /ask, from inside the namespace (serve listens on its 127.0.0.1)."""
+    script = f"""
+import json, sys, urllib.request, urllib.error
+route = {route!r}
+data = json.dumps({{"question": "배치", "k": 3, "mode": "dense"}}).encode() if route == "ask" else None
+request = urllib.request.Request({url!r} + "/" + route, data, {{"Content-Type": "application/json"}})
+try:
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        print(answer.read().decode())
+except urllib.error.HTTPError as exc:
+    print(exc.read().decode())
+"""
+    got = subprocess.run(in_namespace_python(pid, script), capture_output=True, text=True, timeout=180, check=False)
+    return json.loads(got.stdout)

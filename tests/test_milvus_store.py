@@ -111,7 +111,7 @@ def test_a_publish_killed_half_way_leaves_the_live_index_answering(repo_notes: P
 @pytest.mark.parametrize(
     ("store", "says"),
     [
-        ("milvus://127.0.0.1:1/notes", "cannot use Milvus store milvus://127.0.0.1:1/notes"),
+        ("milvus://127.0.0.1:1/notes", "cannot reach Milvus store milvus://127.0.0.1:1/notes"),
         ("milvus://localhost/notes", "should look like milvus://HOST:PORT/NAME"),
         ("milvus://localhost:19530/bad-name", "letters, digits and single underscores"),
         ("redis://localhost/x", "unknown store"),
