@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from .errors import RetrieverError
@@ -205,8 +205,6 @@ def connect(location: Location) -> Any:
     from pymilvus import MilvusClient
 
     arguments = location.client_arguments()
-    if not location.is_server:
-        Path(location.uri).parent.mkdir(parents=True, exist_ok=True)
     try:
         # dedicated: a client of its own, so a connection given up on after a failure is not handed back again
         return MilvusClient(location.uri, dedicated=True, **arguments)
@@ -260,3 +258,27 @@ def failure(location: Location, exc: BaseException) -> RetrieverError:
             "(timeouts: ?timeout=S&connect_timeout=S)"
         )
     return RetrieverError(f"cannot use {where}: {reason}; `retriever doctor` with the same --store tells what to do")
+
+
+class Connected(Protocol):
+    """What the lock, the publisher and the index readers use of a Milvus store: its connection and names, and
+    the one way to call Milvus, whose failures become one-line errors. A protocol, so that those parts of the
+    store need not import the store that holds them."""
+
+    location: Location
+    label: str
+    notices: list[str]
+
+    @property
+    def client(self) -> Any: ...
+
+    @property
+    def lock_name(self) -> str: ...
+
+    @property
+    def release_command(self) -> str: ...
+
+    @property
+    def rebuild_hint(self) -> str: ...
+
+    def call(self, method: Any, *args: Any, **kwargs: Any) -> Any: ...

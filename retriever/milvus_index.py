@@ -6,22 +6,20 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .errors import StaleRead
 from .lexical import term_ids
 from .manifest import SPANS, Manifest
+from .milvus_connection import Connected
 from .milvus_layout import BATCH, MAX_LIMIT, PIECES_PER_PART, TOKEN_PIECE
 from .tokencodes import token_floats
 from .vectorstore import IndexView
 
-if TYPE_CHECKING:
-    from .milvus_store import MilvusStore
 
-
-def search_matrix(store: MilvusStore, name: str, record: dict[str, Any], vector: np.ndarray, k: int) -> np.ndarray:
+def search_matrix(store: Connected, name: str, record: dict[str, Any], vector: np.ndarray, k: int) -> np.ndarray:
     """Rows nearest to one vector in a collection write_matrix made, as its record says to search it."""
     params = {"ef": max(int(record["ef"]), k)} if "ef" in record else {}
     found = store.call(
@@ -38,7 +36,7 @@ def search_matrix(store: MilvusStore, name: str, record: dict[str, Any], vector:
 class MilvusIndex(IndexView):
     """A published generation, read through queries: nothing but the manifest and vocabulary is held locally."""
 
-    def __init__(self, store: MilvusStore, gen: str, manifest: Manifest, vocab: dict[str, int]) -> None:
+    def __init__(self, store: Connected, gen: str, manifest: Manifest, vocab: dict[str, int]) -> None:
         self.store, self.generation, self.manifest, self.vocab = store, gen, manifest, vocab
         self.prefix = gen.removesuffix("__meta")
 

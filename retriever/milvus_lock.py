@@ -19,13 +19,10 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import RetrieverError, StaleRead
-from .milvus_connection import CredentialsRefused, StoreUnreachable, failure
-
-if TYPE_CHECKING:
-    from .milvus_store import MilvusStore
+from .milvus_connection import Connected, CredentialsRefused, StoreUnreachable, failure
 
 HOLDER = "retriever.holder"  # the lock collection's property (Milvus Lite keeps no description)
 POLL = 1.0
@@ -82,7 +79,7 @@ class WriterLock:
     """The store's writer lock, with the local build lock it is taken after; shaped as a filelock (acquire with a
     timeout, release, lock_file) so a build waits on both as it waits on the local one."""
 
-    def __init__(self, store: MilvusStore, local: Any) -> None:
+    def __init__(self, store: Connected, local: Any) -> None:
         self.store, self.local = store, local
         self.mine: Holder | None = None
 
@@ -145,7 +142,7 @@ class WriterLock:
             self.local.release()
 
 
-def lock_holder(store: MilvusStore) -> Holder | None:
+def lock_holder(store: Connected) -> Holder | None:
     """Who holds the lock now: None when nobody does, UNKNOWN while it is being taken."""
     try:
         if not store.call(store.client.has_collection, store.lock_name):
@@ -157,7 +154,7 @@ def lock_holder(store: MilvusStore) -> Holder | None:
     return Holder.parse(str(recorded)) or UNKNOWN
 
 
-def drop_lock(store: MilvusStore, holder: Holder) -> bool:
+def drop_lock(store: Connected, holder: Holder) -> bool:
     """Drop the lock if that holder still has it (a second look right before: another waiter may have taken it
     over since)."""
     if lock_holder(store) != holder:

@@ -13,7 +13,7 @@ import os
 import time
 import zlib
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -22,12 +22,10 @@ from .failpoints import failpoint
 from .generation import StoredIndex
 from .lexical import LexicalIndex
 from .manifest import FORMAT, LEXICAL, SPANS, VERSION, Manifest, write_json
+from .milvus_connection import Connected
 from .milvus_layout import BATCH, LAYOUT, PIECES_PER_PART, TOKEN_PIECE
 from .rowfile import RowReader
 from .tokencodes import Codebook, int8_of, token_floats
-
-if TYPE_CHECKING:
-    from .milvus_store import MilvusStore
 
 EXACT_BELOW = 20_000  # rows: exact (FLAT) search below, HNSW above, as the FAISS store switches to IVF
 HNSW_BUILD = {"M": 16, "efConstruction": 200}
@@ -39,7 +37,7 @@ INDEX_TIMEOUT = float(os.environ.get("RETRIEVER_MILVUS_INDEX_TIMEOUT", "3600"))
 class Publisher:
     """Writes one generation's collections from a staged build."""
 
-    def __init__(self, store: MilvusStore, staged: StoredIndex, gen: str) -> None:
+    def __init__(self, store: Connected, staged: StoredIndex, gen: str) -> None:
         self.store, self.staged, self.gen = store, staged, gen
         self.client = store.client
         self.kinds: dict[str, dict[str, Any]] = {}
@@ -188,7 +186,7 @@ def schema_of(client: Any, vectors: list[tuple[str, int]], **scalars: Any) -> An
     return schema
 
 
-def create(store: MilvusStore, name: str, schema: Any, field: str, kind: str, **params: Any) -> None:
+def create(store: Connected, name: str, schema: Any, field: str, kind: str, **params: Any) -> None:
     """A collection with its one searched field indexed by inner product."""
     index = store.client.prepare_index_params()
     index.add_index(field, index_type=kind, metric_type="IP", params=params)
@@ -196,7 +194,7 @@ def create(store: MilvusStore, name: str, schema: Any, field: str, kind: str, **
 
 
 def write_matrix(
-    store: MilvusStore, name: str, reader: RowReader, token_counts: np.ndarray | None = None
+    store: Connected, name: str, reader: RowReader, token_counts: np.ndarray | None = None
 ) -> dict[str, Any]:
     """One matrix as a collection, searched exactly below EXACT_BELOW rows and by HNSW above; token_counts: how
     many token vectors each row has in the tokens collection (the primary model's parts). Returns how it is
@@ -217,7 +215,7 @@ def write_matrix(
     return {"kind": "milvus-flat"} if exact else {"kind": "milvus-hnsw", **HNSW_BUILD, "ef": HNSW_EF}
 
 
-def indexed(store: MilvusStore, name: str, rows: int) -> None:
+def indexed(store: Connected, name: str, rows: int) -> None:
     """Wait until a server has sealed and indexed every row, then reload the collection: until then it searches
     by an interim index, and a generation must not go live below its own recall. Milvus Lite indexes as it inserts
     and has nothing to wait for."""

@@ -16,6 +16,8 @@ import json
 import re
 import shlex
 import zlib
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from .errors import RetrieverError, StaleRead
@@ -68,7 +70,10 @@ class MilvusStore:
         return f"rebuild it with `{self.index_command(full=True)}`"
 
     def generation(self) -> str | None:
-        """The live generation's manifest collection, or None when nothing was published yet."""
+        """The live generation's manifest collection, or None when nothing was published yet (nor, for Milvus
+        Lite, a database made: connecting would create an empty one wherever a reader pointed)."""
+        if not self.location.is_server and not Path(self.location.uri).exists():
+            return None
         try:
             return str(self.call(self.client.describe_alias, self.location.name)["collection_name"])
         except MissingAlias:
@@ -102,9 +107,7 @@ class MilvusStore:
 
     def close(self) -> None:
         """Let go of the connection, and of a Milvus Lite file, which one process at a time may hold open."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self.drop_client()
         if not self.location.is_server:
             from milvus_lite.server_manager import server_manager_instance
 
@@ -159,9 +162,17 @@ class MilvusStore:
         if code == MISSING:
             return StaleRead(f"Milvus store {self.label}: {getattr(exc, 'message', exc)}; {self.rebuild_hint}")
         error = failure(self.location, exc)
-        if isinstance(error, StoreUnreachable):
-            self._client = None
+        if isinstance(error, StoreUnreachable):  # the next call connects afresh
+            self.drop_client()
         return error
+
+    def drop_client(self) -> None:
+        """Close a client given up on, not just forget it: its gRPC channel, left open, goes on reconnecting to
+        the server's address in gRPC's backoff, which a new client to that address may share."""
+        client, self._client = self._client, None
+        if client is not None:
+            with suppress(Exception):  # already broken: closing it is all that is wanted
+                client.close()
 
     def properties(self, collection: str) -> dict[str, str]:
         described = self.call(self.client.describe_collection, collection)

@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -131,10 +133,9 @@ def test_a_killed_writer_is_taken_over_and_two_writers_take_turns(
     assert answer.returncode == 0 and "kaggle.md" in answer.stdout, answer.stderr
 
 
-def test_a_reader_never_fails_across_publishes(server: int, repo_notes: Path, tmp_path: Path) -> None:
-    """One process asks in a loop while another publishes ten times: no answer may fail."""
-    store = f"{STORE[: STORE.rindex('/')]}/swaps"
-    where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", store]
+@contextmanager
+def serving(server: int, where: list[str]) -> Iterator[str]:
+    """`retriever serve` over a store built first, in the server's namespace: its URL while it runs."""
     assert run(server, "index", *where).returncode == 0
     reader = subprocess.Popen(
         command(server, "serve", *where, "--port", "0"),
@@ -144,7 +145,16 @@ def test_a_reader_never_fails_across_publishes(server: int, repo_notes: Path, tm
         env=environment(),
     )
     try:
-        url = served_url(reader)
+        yield served_url(reader)
+    finally:
+        reader.kill()
+
+
+def test_a_reader_never_fails_across_publishes(server: int, repo_notes: Path, tmp_path: Path) -> None:
+    """One process asks in a loop while another publishes ten times: no answer may fail."""
+    store = f"{STORE[: STORE.rindex('/')]}/swaps"
+    where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", store]
+    with serving(server, where) as url:
         asker = subprocess.Popen(
             in_namespace_python(server, ASKER, url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -156,8 +166,6 @@ def test_a_reader_never_fails_across_publishes(server: int, repo_notes: Path, tm
         out, err = asker.communicate(timeout=60)
         asked, failed = (int(x) for x in out.split())
         assert asked > 50 and failed == 0, (asked, failed, err[-2000:])
-    finally:
-        reader.kill()
 
 
 def test_user_and_password_or_a_token_authenticate(server: int, repo_notes: Path, tmp_path: Path) -> None:
@@ -175,25 +183,11 @@ def test_user_and_password_or_a_token_authenticate(server: int, repo_notes: Path
         assert "refused the credentials" in refused.stderr and "wrong" not in refused.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the outage is detected and shown in /status, but after a 2.3.5 restart every reconnect still fails "
-    "with 'Fail connecting' for 300 s (cause not yet found)",
-)
 def test_serve_outlives_a_server_restart(server: int, folder: Path, repo_notes: Path, tmp_path: Path) -> None:
     from milvus_server import restart
 
     where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", STORE]
-    assert run(server, "index", *where).returncode == 0
-    reader = subprocess.Popen(
-        command(server, "serve", *where, "--port", "0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment(),
-    )
-    try:
-        url = served_url(reader)
+    with serving(server, where) as url:
         assert fetch(server, url, "ask")["results"]
         restart(server, folder, down=5)
         seen = [fetch(server, url, "ask"), fetch(server, url, "status")]  # the first finds it gone
@@ -206,8 +200,6 @@ def test_serve_outlives_a_server_restart(server: int, folder: Path, repo_notes: 
             time.sleep(2)
         assert answer.get("results"), answer
         assert fetch(server, url, "status")["store"]["state"] == "ok"
-    finally:
-        reader.kill()
 
 
 ASKER = """

@@ -127,6 +127,7 @@ def test_an_empty_store_or_a_foreign_collection_is_one_line(repo_notes: Path, tm
     store = db(tmp_path)
     empty = cli("ask", "배치", "--notes", str(repo_notes), "--store", store, "--no-server")
     assert empty.returncode == 1 and "no index in Milvus store" in empty.stderr and "--store" in empty.stderr
+    assert not Path(store).exists()  # a reader made no empty database there
     holder = MilvusStore(store, Retriever(repo_notes).store)  # type: ignore[arg-type]
     client = holder.client
     from pymilvus import DataType, MilvusClient

@@ -61,6 +61,7 @@ def test_a_second_writer_waits_for_the_first(tmp_path: Path, monkeypatch: pytest
 
 def test_a_dead_holder_is_taken_over_and_doctor_releases_a_remote_one(repo_notes: Path, tmp_path: Path) -> None:
     db, index = tmp_path / "store" / "notes.db", tmp_path / "index"
+    db.parent.mkdir()
     common = ["--notes", str(repo_notes), "--index", str(index), "--store", str(db)]
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
