@@ -19,7 +19,7 @@ from .errors import RetrieverError, StaleRead
 from .generation import StoredIndex
 from .indexer import IndexReport, build, holds
 from .korean import kiwi
-from .lexical import highlights
+from .lexical import highlights, tokenize
 from .manifest import Manifest
 from .notes import NoteScan, normalise, notes_changed, read_note, require_folder, scan_notes
 from .progress import EmbedProgress
@@ -60,7 +60,8 @@ def lit(hits: list[H], query: Query, settings: RankSettings) -> list[H]:
     finds the words, and such a question would otherwise never wait the second it takes to load."""
     if settings.mode == "dense":
         return hits
-    return [replace(hit, highlights=highlights(hit.text, query.text)) for hit in hits]
+    wanted = set(tokenize(query.text))  # once for all the hits
+    return [replace(hit, highlights=highlights(hit.text, wanted)) for hit in hits]
 
 
 def closest_sections(ranked: Ranked, chunks: list[Chunk], k: int) -> list[QuestionHit]:
@@ -71,10 +72,12 @@ def closest_sections(ranked: Ranked, chunks: list[Chunk], k: int) -> list[Questi
     found: list[QuestionHit] = []
     for hit in hits_of(ranked, chunks, len(ranked.rows)):
         section = (hit.path, hit.headings)
-        if section not in seen and len(found) < k:
+        if section not in seen:
             seen.add(section)
             title = " > ".join(h for h in hit.headings if h) or hit.path
             found.append(QuestionHit.asking(replace(hit, rank=len(found) + 1), title))
+            if len(found) == k:
+                break
     return found
 
 

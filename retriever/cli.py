@@ -155,8 +155,7 @@ def print_json(payload: dict[str, Any]) -> None:
 def print_hits(hits: Sequence[Hit]) -> None:
     for hit in hits:
         out.print(
-            f"[bold]{hit.rank}[/bold]  [green]{hit.score:.3f}[/green]  [cyan]{safe(hit.path)}:{hit.start_line}[/cyan]"
-            f"  [bold]{safe(' > '.join(h for h in hit.headings if h) or hit.heading)}[/bold]"
+            f"[bold]{hit.rank}[/bold]  [green]{hit.score:.3f}[/green]  {located(hit)}"
             + (f"  [dim]{safe(', '.join(hit.tags))}[/dim]" if hit.tags else "")
         )
         for line in marked(hit.text, hit.highlights).splitlines():
@@ -165,6 +164,12 @@ def print_hits(hits: Sequence[Hit]) -> None:
             detail = "  ".join(f"{k} {v:+.3f}" for k, v in values.items())
             out.print(f"   [dim]{safe(channel)}: {detail}[/dim]")
         out.print()
+
+
+def located(hit: Hit) -> str:
+    """Where a passage is, as markup: its note and line, then its heading path."""
+    headings = " > ".join(h for h in hit.headings if h) or hit.heading
+    return f"[cyan]{safe(hit.path)}:{hit.start_line}[/cyan]  [bold]{safe(headings)}[/bold]"
 
 
 def marked(text: str, spans: Sequence[tuple[int, int]]) -> str:
@@ -454,7 +459,7 @@ def get(
         out.print(safe(found["text"]))
     else:
         hit = Hit.from_json(found)
-        out.print(f"[cyan]{safe(hit.path)}:{hit.start_line}[/cyan]  [bold]{safe(' > '.join(hit.headings))}[/bold]")
+        out.print(located(hit))
         out.print(safe(hit.text))
 
 

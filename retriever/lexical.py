@@ -56,10 +56,9 @@ def morphemes(text: str, offset: int) -> Iterator[tuple[str, int, int]]:
                 yield form, offset + token.start, offset + token.start + token.len
 
 
-def highlights(text: str, question: str) -> tuple[tuple[int, int], ...]:
-    """The character spans of `text` that are words of the question, by morpheme as BM25 matches them (정하는 for
-    정하나요), and compounds holding one (배치사이즈는 for 배치 사이즈), adjacent spans joined."""
-    wanted = set(tokenize(question))
+def highlights(text: str, wanted: set[str]) -> tuple[tuple[int, int], ...]:
+    """The character spans of `text` that are words of the question (`wanted`: its tokens), by morpheme as BM25
+    matches them (정하는 for 정하나요), and compounds holding one (배치사이즈는 for 배치 사이즈), adjacent spans joined."""
     parts = [word for word in wanted if len(word) > 1]
     spans: list[tuple[int, int]] = []
     for form, start, end in located_tokens(text):
