@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import timings  # noqa: F401 - first, so its clock starts with the package
 from .errors import RetrieverError
+from .notes import Folder, Library
 from .results import Hit, QuestionHit
 
 if TYPE_CHECKING:
     from .api import Retriever
 
-__all__ = ["Hit", "QuestionHit", "Retriever", "RetrieverError", "version"]
+__all__ = ["Folder", "Hit", "Library", "QuestionHit", "Retriever", "RetrieverError", "version"]
 
 
 def version() -> str:

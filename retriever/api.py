@@ -16,12 +16,13 @@ from typing import Any, Protocol, TypeVar
 from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
 from .errors import RetrieverError, StaleRead
+from .filters import Filters
 from .generation import StoredIndex
 from .indexer import IndexReport, build, holds
 from .korean import kiwi
 from .lexical import highlights, tokenize
 from .manifest import Manifest
-from .notes import NoteScan, normalise, notes_changed, read_note, require_folder, scan_notes
+from .notes import Library, NoteScan, normalise, notes_changed, read_note, scan_notes
 from .progress import EmbedProgress
 from .question import clip_for, read_question, valid_k, valid_text
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
@@ -164,7 +165,7 @@ def note_named(manifest: Manifest, path: str) -> str | None:
 class Retriever:
     def __init__(
         self,
-        notes_dir: Path | str = "notes",
+        notes_dir: Path | str | Library = "notes",
         index_dir: Path | str = "index",
         models: Sequence[str] | str | None = None,
         cache_dir: Path | None = None,
@@ -174,9 +175,10 @@ class Retriever:
         mode: Mode = "hybrid",
         store: str | None = None,
     ) -> None:
-        for name, value in (("notes_dir", notes_dir), ("index_dir", index_dir)):
-            if not isinstance(value, str | os.PathLike):
-                raise RetrieverError(f"{name} must be a folder path (str or Path), not {value!r}")
+        if not isinstance(notes_dir, str | os.PathLike | Library):
+            raise RetrieverError(f"notes_dir must be a folder path (str or Path) or a Library, not {notes_dir!r}")
+        if not isinstance(index_dir, str | os.PathLike):
+            raise RetrieverError(f"index_dir must be a folder path (str or Path), not {index_dir!r}")
         if store is not None and not isinstance(store, str):
             raise RetrieverError(
                 f"store must be milvus://HOST:PORT/NAME, a Milvus Lite .db path or None, not {store!r}"
@@ -186,8 +188,8 @@ class Retriever:
         ):
             raise RetrieverError(f"models must be a model name or a list of them, not {models!r}")
         single_threaded_blas()
-        self.notes_dir = Path(notes_dir)
-        self.store = open_store(Path(index_dir), store, self.notes_dir)
+        self.notes = Library.of(notes_dir)  # one folder, or the collections of retriever.toml
+        self.store = open_store(Path(index_dir), store, self.notes.lone_folder)
         if isinstance(models, str):
             models = [models]
         self.requested_models = [canonical_model(m) for m in models] if models else None
@@ -233,7 +235,7 @@ class Retriever:
         if self.store.shared:  # an unreachable store or wrong credentials fail now, not after minutes of embedding
             self.store.generation()
         with phase("scan notes"):
-            scan = scan_notes(self.notes_dir)
+            scan = scan_notes(self.notes)
         if not scan.notes:
             raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
         names = self.index_models()
@@ -277,7 +279,7 @@ class Retriever:
         """One build at a time per index: a second waits, says so, and gives up with a clear line after a while."""
         from filelock import Timeout
 
-        require_folder(self.notes_dir)  # before the index folder is made: a mistyped --notes leaves nothing behind
+        self.notes.require()  # before the index folder is made: a mistyped --notes leaves nothing behind
         made = not self.store.root.exists()
         try:
             lock = self.store.lock()
@@ -313,9 +315,9 @@ class Retriever:
 
     def staleness(self) -> str | None:
         """Why the index must be (re)built before answering, or None when it is up to date."""
-        if self.store.shared and not self.notes_dir.exists():
+        if self.store.shared and not self.notes.exists():
             return None  # a server answering from a shared store, on a machine without the notes: not its to tell
-        require_folder(self.notes_dir)
+        self.notes.require()
         if not self.store.exists():
             return "no index yet"
         try:
@@ -324,7 +326,7 @@ class Retriever:
             return "the index format changed"
         if manifest.chunker != self.chunker.as_dict():
             return "chunk settings changed"
-        if notes_changed(self.notes_dir, manifest.files):
+        if notes_changed(self.notes, manifest.files):
             return "notes changed"
         return None
 
@@ -340,7 +342,7 @@ class Retriever:
                 if reason is None:
                     return None
                 if self.reporter:
-                    self.reporter.note(f"{reason}: indexing {self.notes_dir} into {self.store.root}")
+                    self.reporter.note(f"{reason}: indexing {self.notes} into {self.store.root}")
                 report = self._build(full=False)
             if self.reporter:
                 for path, why in report.skipped:
@@ -377,11 +379,12 @@ class Retriever:
         return self.store.read_manifest()
 
     # -- search ------------------------------------------------------------------------------------------------
-    def _prepare(self, question: str, k: int, settings: RankSettings) -> Query:
+    def _prepare(self, question: str, k: int, settings: RankSettings, filters: Filters) -> Query:
         valid_k(k)
         asked = read_question(question)
         with phase("index"):
             loaded = self.loaded()
+        allowed = filters.rows(loaded.notes)  # before any model loads: a glob that matches nothing fails at once
         names = [m.name for m in loaded.manifest.models]
         use = [names.index(m) for m in self.requested_models] if self.requested_models else list(range(len(names)))
         with phase("model load"):
@@ -391,7 +394,7 @@ class Retriever:
             asked = clip_for(asked, encoders[0])
         if asked.notice and self.reporter:
             self.reporter.note(asked.notice)
-        query, text = Query(loaded, text=asked.text), asked.text
+        query, text = Query(loaded, text=asked.text, allowed=allowed), asked.text
         for model, encoder in zip(use, encoders):
             with phase("encode"):
                 if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
@@ -415,7 +418,7 @@ class Retriever:
         if changed and self.auto_update:
             with self._build_lock():
                 if self.reporter:
-                    self.reporter.note(f"{changed}: re-indexing {self.notes_dir} into {self.store.root}")
+                    self.reporter.note(f"{changed}: re-indexing {self.notes} into {self.store.root}")
                 self._build(full=False, by_name=False)
             loaded = self.loaded()
             changed = model_changes(loaded.manifest, encoders)
@@ -454,21 +457,32 @@ class Retriever:
                 self._loaded = None
             return read()
 
-    def ask(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[Hit]:
-        return self._settled(lambda: self._ask(question, k, explain, mode))
+    def ask(
+        self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None, **filters: Any
+    ) -> list[Hit]:
+        """The k passages closest to the question. Filters (see retriever.filters) narrow the search itself:
+        path (glob or list of them), tag (one or a list: all required), since and until (YYYY-MM-DD, inclusive),
+        collection (a name from retriever.toml)."""
+        wanted = Filters.named(filters)
+        return self._settled(lambda: self._ask(question, k, explain, mode, wanted))
 
-    def _ask(self, question: str, k: int, explain: bool, mode: Mode | None) -> list[Hit]:
+    def _ask(self, question: str, k: int, explain: bool, mode: Mode | None, filters: Filters) -> list[Hit]:
         settings = self.settings(mode)
-        query = self._prepare(question, k, settings)
+        query = self._prepare(question, k, settings, filters)
         with phase("rank"):
             return lit(hits_of(rank(query, settings, explain), query.index.manifest.chunks, k), query, settings)
 
-    def similar(self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None) -> list[QuestionHit]:
-        return self._settled(lambda: self._similar(question, k, explain, mode))
+    def similar(
+        self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None, **filters: Any
+    ) -> list[QuestionHit]:
+        """The notes' own questions closest to this one (in notes that ask none, the closest sections); filters
+        as for ask."""
+        wanted = Filters.named(filters)
+        return self._settled(lambda: self._similar(question, k, explain, mode, wanted))
 
-    def _similar(self, question: str, k: int, explain: bool, mode: Mode | None) -> list[QuestionHit]:
+    def _similar(self, question: str, k: int, explain: bool, mode: Mode | None, filters: Filters) -> list[QuestionHit]:
         settings = self.settings(mode)
-        query = self._prepare(question, k, settings)
+        query = self._prepare(question, k, settings, filters)
         manifest = query.index.manifest
         with phase("rank"):
             if not manifest.questions:
@@ -487,9 +501,9 @@ class Retriever:
         wanted, line = split_id(valid_text(ref, "the id").strip())
         path = note_named(manifest, wanted)
         if path is None:
-            raise RetrieverError(f"no note {wanted!r} in the index; give a path relative to {self.notes_dir}")
+            raise RetrieverError(f"no note {wanted!r} in the index; give a path relative to {self.notes}")
         if line is None:
-            return {"kind": "note", "id": path, "path": path, "text": read_note(self.notes_dir, path)}
+            return {"kind": "note", "id": path, "path": path, "text": read_note(self.notes, path)}
         for chunk in manifest.chunks:
             if chunk.path == path and chunk.start_line == line:
                 return Hit.of(1, 0.0, chunk, None).to_json() | {"kind": "passage"}
@@ -503,6 +517,7 @@ class Retriever:
             "dim": manifest.model.dim,
             "models": [f"{m.name} ({m.source}, {m.dim}d)" for m in manifest.models],
             "notes": len(manifest.files),
+            "collections": manifest.collections,
             "chunks": len(manifest.chunks),
             "parts": len(manifest.parts),
             "questions": len(manifest.questions),

@@ -30,7 +30,7 @@ class ChunkerSettings:
 
     max_tokens: int = 256
     part_tokens: int = 64  # sub-chunks scored inside a chunk: one bullet, or a few sentences
-    version: int = 8  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
+    version: int = 9  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -44,8 +44,9 @@ class Section:
     end_line: int  # last non-blank line of the body
     body: str
     body_start: int  # line of the body's first line, to number pieces of a split section
-    tags: tuple[str, ...] = ()  # the note's, from its front matter
+    tags: tuple[str, ...] = ()  # the note's: its front matter's and its text's `#tags`
     question: bool = False  # its heading is one of the note's questions, for `similar`
+    date: str = ""  # the note's front-matter date (ISO), "" when it has none
 
     @property
     def title(self) -> str:
@@ -60,6 +61,7 @@ class Chunk:
     end_line: int
     text: str
     tags: tuple[str, ...] = ()
+    date: str = ""  # the note's front-matter date (ISO); without one, filters date it by its file's mtime
 
     @property
     def heading(self) -> str:
@@ -120,7 +122,9 @@ def split_sections(note: Note) -> list[Section]:
         body = "\n".join(line for n, line in numbered if first <= n <= last)
         headings = tuple(title for _, title in stack)
         question = asks and heading_line is not None and stack[-1][0] > 0
-        sections.append(Section(note.path, headings, heading_line or first, last, body, first, front.tags, question))
+        sections.append(
+            Section(note.path, headings, heading_line or first, last, body, first, found.tags, question, front.date)
+        )
 
     skip = 0
     for index in range(front.end, len(lines)):
@@ -227,7 +231,9 @@ def pieces_of(section: Section, budget: int, count: TokenCounter) -> Iterator[Pi
 
 
 def chunk_section(section: Section, settings: ChunkerSettings, count: TokenCounter) -> list[Chunk]:
-    whole = Chunk(section.path, section.headings, section.start_line, section.end_line, section.body, section.tags)
+    whole = Chunk(
+        section.path, section.headings, section.start_line, section.end_line, section.body, section.tags, section.date
+    )
     if count(whole.embed_text) <= settings.max_tokens:
         return [whole]
     head = " > ".join(h for h in section.headings if h)
@@ -240,7 +246,7 @@ def chunk_section(section: Section, settings: ChunkerSettings, count: TokenCount
             return
         text = group[0].text + "".join(p.glue + p.text for p in group[1:])
         start = section.start_line if not chunks else group[0].line
-        chunks.append(Chunk(section.path, section.headings, start, group[-1].line, text, section.tags))
+        chunks.append(Chunk(section.path, section.headings, start, group[-1].line, text, section.tags, section.date))
         group.clear()
 
     for piece in pieces_of(section, budget, count):

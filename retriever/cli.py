@@ -21,6 +21,7 @@ from .results import Hit, QuestionHit
 
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
     from .api import Retriever
+    from .config import Settings
     from .service import Service
 
 app = typer.Typer(
@@ -32,10 +33,19 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line, however long
 
-NotesOpt = Annotated[Path, typer.Option("--notes", envvar="RETRIEVER_NOTES", help="Folder of .md/.txt notes.")]
+NotesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--notes", envvar="RETRIEVER_NOTES", help="Folder of notes. Default: retriever.toml's folders, else notes/."
+    ),
+]
 IndexOpt = Annotated[
-    Path,
-    typer.Option("--index", envvar="RETRIEVER_INDEX", help="Index folder (with --store: where builds are staged)."),
+    Path | None,
+    typer.Option(
+        "--index",
+        envvar="RETRIEVER_INDEX",
+        help="Index folder (with --store: where builds are staged). Default: retriever.toml's, else index/.",
+    ),
 ]
 StoreOpt = Annotated[
     str | None,
@@ -67,7 +77,8 @@ class ModeName(str, Enum):
 
 
 ModeOpt = Annotated[
-    ModeName, typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid.")
+    ModeName | None,
+    typer.Option("--mode", envvar="RETRIEVER_MODE", help="Ranking: dense, lexical or hybrid (default hybrid)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")]
 KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Number of results.")]
@@ -77,6 +88,43 @@ QuietOpt = Annotated[
     typer.Option("--quiet", "-q", envvar="RETRIEVER_QUIET", help="No progress or notices on stderr; errors still."),
 ]
 MAX_STDIN_BYTES = 16 << 20  # a question, not a file: what is read beyond the model's window is thrown away anyway
+
+
+def iso_day(value: str | None) -> str | None:
+    """A date option checked as the parser reads it: a bad one is a usage error (exit 2) before anything loads."""
+    if value is None:
+        return None
+    import datetime
+
+    try:
+        return datetime.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is no date; give YYYY-MM-DD") from None
+
+
+PathFilter = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--path", help="Only notes whose path matches this glob (.gitignore style: journal/, *.md); repeatable."
+    ),
+]
+TagFilter = Annotated[
+    list[str] | None,
+    typer.Option("--tag", help="Only notes with this tag (front matter or inline #tag; nested too); repeatable."),
+]
+SinceFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--since", callback=iso_day, help="Only notes dated on or after YYYY-MM-DD (front-matter date, else mtime)."
+    ),
+]
+UntilFilter = Annotated[
+    str | None, typer.Option("--until", callback=iso_day, help="Only notes dated on or before YYYY-MM-DD.")
+]
+CollectionFilter = Annotated[
+    str | None,
+    typer.Option("--collection", "-c", envvar="RETRIEVER_COLLECTION", help="Only this collection of retriever.toml."),
+]
 QuestionArg = Annotated[str | None, typer.Argument(help="The question; '-' or nothing reads it from stdin.")]
 
 
@@ -91,8 +139,26 @@ def options(
     show_version: Annotated[
         bool, typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar="RETRIEVER_CONFIG",
+            help="Settings file: folders, collections, excludes, model, mode. Default: ./retriever.toml if present.",
+        ),
+    ] = None,
 ) -> None:
     """Ask questions of your notes, in Korean or English, offline."""
+    if config is not None:  # read where the commands resolve their settings
+        os.environ["RETRIEVER_CONFIG"] = str(config)
+
+
+def setup(
+    notes: Path | None, index: Path | None, encoders: str | None = None, mode: ModeName | None = None
+) -> Settings:
+    from .config import settings
+
+    return settings(notes, index, encoders, mode.value if mode else None)
 
 
 @contextmanager
@@ -115,19 +181,20 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def make_retriever(
-    notes: Path,
-    index: Path,
-    encoders: str | None,
-    mode: str = "hybrid",
-    store: str | None = None,
-    quiet: bool = False,
-) -> Retriever:
+def make_retriever(chosen: Settings, store: str | None = None, quiet: bool = False) -> Retriever:
     from .api import Retriever
 
+    encoders = chosen.encoders
     models = [m.strip() for m in encoders.split(",") if m.strip()] if encoders else None
     reporter = ConsoleReporter(err, quiet)
-    return Retriever(notes, index, models=models, reporter=reporter, mode=mode, store=store)  # type: ignore[arg-type]
+    return Retriever(
+        chosen.notes,
+        chosen.index,
+        models=models,
+        reporter=reporter,
+        mode=chosen.mode,
+        store=store,  # type: ignore[arg-type]
+    )
 
 
 def read_question(question: str | None) -> str:
@@ -193,8 +260,8 @@ def show(question: str, hits: Sequence[Hit], as_json: bool) -> None:
 
 @app.command()
 def index(
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
+    notes: NotesOpt = None,
+    index: IndexOpt = None,
     model: ModelOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of only what changed.")] = False,
     store: StoreOpt = None,
@@ -205,7 +272,7 @@ def index(
     """Build or update the index; only new or changed passages are embedded."""
     timings.mark("imports")
     with user_errors():
-        report = make_retriever(notes, index, model, store=store, quiet=quiet).index(full=full)
+        report = make_retriever(setup(notes, index, model), store=store, quiet=quiet).index(full=full)
     if show_timings:
         print_timings()
     for path, reason in report.skipped:
@@ -225,13 +292,15 @@ def index(
     )
 
 
-def served(method: str, question: str, notes: Path, index: Path, k: int, mode: str, explain: bool) -> list[Hit] | None:
+def served(
+    method: str, question: str, chosen: Settings, k: int, explain: bool, filters: dict[str, Any]
+) -> list[Hit] | None:
     """The answer of a running `retriever serve` for the same notes and index, or None when there is none."""
     from .client import ask_server
 
     with timings.phase("server"):
-        payload = {"question": question, "k": k, "mode": mode, "explain": explain}
-        answer = ask_server(index, notes, method, payload)
+        payload = {"question": question, "k": k, "mode": chosen.mode, "explain": explain, **filters}
+        answer = ask_server(chosen.index, chosen.notes, method, payload)
     if answer is None:
         return None
     kind = QuestionHit if method == "similar" else Hit
@@ -249,11 +318,11 @@ def search_command(method: str, summary: str):
 
     def command(
         question: QuestionArg = None,
-        notes: NotesOpt = Path("notes"),
-        index: IndexOpt = Path("index"),
+        notes: NotesOpt = None,
+        index: IndexOpt = None,
         model: ModelOpt = None,
         k: KOpt = 5,
-        mode: ModeOpt = ModeName.hybrid,
+        mode: ModeOpt = None,
         store: StoreOpt = None,
         as_json: JsonOpt = False,
         explain: Annotated[bool, typer.Option("--explain", help="Show each channel's share of the rank.")] = False,
@@ -265,14 +334,22 @@ def search_command(method: str, summary: str):
         ] = False,
         show_timings: TimingsOpt = False,
         quiet: QuietOpt = False,
+        path: PathFilter = None,
+        tag: TagFilter = None,
+        since: SinceFilter = None,
+        until: UntilFilter = None,
+        collection: CollectionFilter = None,
     ) -> None:
         timings.mark("imports")
+        given = {"path": path, "tag": tag, "since": since, "until": until, "collection": collection}
+        filters = {name: value for name, value in given.items() if value}
         with user_errors():
             text = read_question(question)
-            hits = None if no_server or model else served(method, text, notes, index, k, mode.value, explain)
+            chosen = setup(notes, index, model, mode)
+            hits = None if no_server or model else served(method, text, chosen, k, explain, filters)
             if hits is None:
-                retriever = make_retriever(notes, index, model, mode.value, store, quiet)
-                hits = getattr(retriever, method)(text, k, explain)
+                retriever = make_retriever(chosen, store, quiet)
+                hits = getattr(retriever, method)(text, k, explain, **filters)
         if show_timings:
             print_timings()
         show(text, hits, as_json)
@@ -292,10 +369,10 @@ search_command(
 @app.command("eval")
 def evaluate_command(
     queries: Annotated[Path, typer.Argument(help="TSV with columns query, target and optional lang.")],
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
+    notes: NotesOpt = None,
+    index: IndexOpt = None,
     model: ModelOpt = None,
-    mode: ModeOpt = ModeName.hybrid,
+    mode: ModeOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -305,7 +382,7 @@ def evaluate_command(
     from .evaluation import evaluate, read_queries
 
     with user_errors():
-        retriever = make_retriever(notes, index, model, mode.value, store)
+        retriever = make_retriever(setup(notes, index, model, mode), store)
         report = evaluate(read_queries(queries), retriever.ask)
     if as_json:
         print_json(report.to_json())
@@ -323,8 +400,8 @@ def evaluate_command(
 
 @app.command()
 def doctor(
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
+    notes: NotesOpt = None,
+    index: IndexOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
     release_lock: Annotated[
@@ -336,7 +413,8 @@ def doctor(
     from .doctor import diagnose, release, remedy
 
     with user_errors():
-        retriever = Retriever(notes, index, auto_update=False, store=store)
+        chosen = setup(notes, index)
+        retriever = Retriever(chosen.notes, chosen.index, auto_update=False, store=store)
         if release_lock:
             out.print(safe(release(retriever)))
             return
@@ -357,12 +435,12 @@ def doctor(
 WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes change, and answer from the new index.")]
 
 
-def start_service(notes: Path, index: Path, model: str | None, watch: bool, store: str | None) -> Service:
+def start_service(notes: Path | None, index: Path | None, model: str | None, watch: bool, store: str | None) -> Service:
     """Index if needed, load every model and the index, and start watching: all before the first question."""
     from .service import Service
     from .watch import start_watching
 
-    service = Service(make_retriever(notes, index, model, store=store))
+    service = Service(make_retriever(setup(notes, index, model), store=store))
     service.retriever.ensure_index()
     if watch:  # the indexing models too, so the first change is not kept waiting for them
         service.retriever.encoders(service.retriever.index_models())
@@ -374,8 +452,8 @@ def start_service(notes: Path, index: Path, model: str | None, watch: bool, stor
 
 @app.command()
 def serve(
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
+    notes: NotesOpt = None,
+    index: IndexOpt = None,
     model: ModelOpt = None,
     port: Annotated[
         int, typer.Option("--port", envvar="RETRIEVER_PORT", help="Port on 127.0.0.1; 0 picks one.")
@@ -388,13 +466,15 @@ def serve(
 
     with user_errors():
         service = start_service(notes, index, model, watch, store)
-        serve_http(service, port, lambda url: err.print(f"serving {safe(notes)} on {url} (Ctrl-C stops)"))
+        serve_http(
+            service, port, lambda url: err.print(f"serving {safe(service.retriever.notes)} on {url} (Ctrl-C stops)")
+        )
 
 
 @app.command()
 def mcp(
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
+    notes: NotesOpt = None,
+    index: IndexOpt = None,
     model: ModelOpt = None,
     http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on 127.0.0.1 instead of stdio.")] = False,
     port: Annotated[int, typer.Option("--port", envvar="RETRIEVER_MCP_PORT", help="Port for --http.")] = 8766,
@@ -410,14 +490,13 @@ def mcp(
 
 
 @app.command()
-def info(
-    notes: NotesOpt = Path("notes"), index: IndexOpt = Path("index"), store: StoreOpt = None, as_json: JsonOpt = False
-) -> None:
+def info(notes: NotesOpt = None, index: IndexOpt = None, store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """Describe the index: model, counts, size, build time. Loads no model."""
     from .api import Retriever
 
     with user_errors():
-        details = Retriever(notes, index, store=store).info()
+        chosen = setup(notes, index)
+        details = Retriever(chosen.notes, chosen.index, store=store).info()
     if as_json:
         print_json(details)
         return
@@ -443,8 +522,8 @@ def readable(key: str, value: Any) -> list[str]:
 @app.command()
 def get(
     ref: Annotated[str, typer.Argument(metavar="ID", help="A result's id (path#line), or a note's path.")],
-    notes: NotesOpt = Path("notes"),
-    index: IndexOpt = Path("index"),
+    notes: NotesOpt = None,
+    index: IndexOpt = None,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -452,7 +531,8 @@ def get(
     from .api import Retriever
 
     with user_errors():
-        found = Retriever(notes, index, store=store).get(ref)
+        chosen = setup(notes, index)
+        found = Retriever(chosen.notes, chosen.index, store=store).get(ref)
     if as_json:
         print_json(found)
     elif found["kind"] == "note":

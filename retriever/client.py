@@ -1,6 +1,6 @@
 """Asking a running server instead of loading models: what makes a warm `retriever ask` cost a process start.
 
-Imports only the standard library. Any failure to reach a server for the same notes and index means "no server",
+Imports only the standard library (and notes.py, which needs no more). Any failure to reach a server for the same notes and index means "no server",
 and the caller answers in-process; only an answer the server gives (including its one-line error) counts.
 """
 
@@ -14,24 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RetrieverError
+from .notes import Library
 
 ADDRESS_FILE = "server.json"  # under the index folder, written by `retriever serve`
 CONNECT_SECONDS = 0.5
 
 
-def server_url(index_dir: Path, notes_dir: Path) -> str | None:
+def server_url(index_dir: Path, notes: Library | Path) -> str | None:
     """The address of a live server recorded for this index, if it serves the same notes folder. A record whose
     server died without removing it (killed) is removed here, so no later call waits on a connect to nothing."""
     path = index_dir / ADDRESS_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        url, notes, pid = str(record["url"]), Path(record["notes"]), int(record["pid"])
+        url, served, pid = str(record["url"]), str(record["notes"]), int(record["pid"])
     except (OSError, ValueError, KeyError, TypeError, OverflowError):
         return None
     if not alive(pid):
         remove_address(path, pid)
         return None
-    return url if notes == notes_dir.resolve() and url.startswith("http://127.0.0.1:") else None
+    return url if served == Library.of(notes).identity() and url.startswith("http://127.0.0.1:") else None
 
 
 def alive(pid: int) -> bool:
@@ -71,8 +72,8 @@ def call(url: str, route: str, payload: dict[str, Any] | None = None, timeout: f
         return None
 
 
-def ask_server(index_dir: Path, notes_dir: Path, method: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    url = server_url(index_dir, notes_dir)
+def ask_server(index_dir: Path, notes: Library | Path, method: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    url = server_url(index_dir, notes)
     if url is None or call(url, "/health", timeout=CONNECT_SECONDS) is None:
         return None
     return call(url, f"/{method}", payload)

@@ -72,7 +72,7 @@ def diagnose(retriever: Retriever) -> list[Finding]:
     if manifest.chunker != retriever.chunker.as_dict():
         findings.append(Finding("stale", f"chunk settings changed since the build ({manifest.chunker})"))
     try:
-        scan = scan_notes(retriever.notes_dir)
+        scan = scan_notes(retriever.notes)
     except RetrieverError as exc:
         return [*findings, Finding("broken", str(exc))]
     now, then = scan.stamps, manifest.files
@@ -90,7 +90,7 @@ def diagnose(retriever: Retriever) -> list[Finding]:
             Finding("ok", f"{len(leftovers)} temp folder(s) of interrupted builds; the next build removes them")
         )
     if all(f.level == "ok" for f in findings):
-        findings.append(Finding("ok", f"up to date with {retriever.notes_dir}"))
+        findings.append(Finding("ok", f"up to date with {retriever.notes}"))
     return findings
 
 

@@ -377,6 +377,7 @@ def holds(manifest: Manifest, scan: NoteScan, models: Sequence[str], settings: C
     return (
         manifest.chunker == settings.as_dict()
         and [m.name for m in manifest.models] == list(models)
+        and manifest.collections == scan.collections
         and {path: stamp.sha256 for path, stamp in scan.stamps.items()}
         == {path: stamp.sha256 for path, stamp in manifest.files.items()}
     )
@@ -456,6 +457,7 @@ def build(
             chunk_question=corpus.chunk_question,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             build_seconds=time.perf_counter() - started,
+            collections=scan.collections,
         )
         with phase("bm25"):
             same_kiwi = old is not None and reuse and old.manifest.chunker == settings.as_dict()

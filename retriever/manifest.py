@@ -47,6 +47,7 @@ class Manifest:
     checksums: dict[str, str] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)  # bytes of each checksummed file
     store: str = "faiss"  # which store holds the vectors: "faiss" (these files) or "milvus"
+    collections: list[str] = field(default_factory=list)  # names of the folders it holds, "" for a single folder
 
     @property
     def model(self) -> ModelSpec:
@@ -107,6 +108,7 @@ class Manifest:
             "segments": self.segments,
             "codebook": self.codebook,
             "store": self.store,
+            "collections": self.collections,
         }
 
     @classmethod
@@ -128,6 +130,7 @@ class Manifest:
             checksums=dict(data["checksums"]),
             sizes={str(k): int(v) for k, v in data.get("sizes", {}).items()},  # absent before sizes were kept
             store=str(data.get("store", "faiss")),
+            collections=[str(c) for c in data.get("collections", [])],
         )
 
 
@@ -187,4 +190,5 @@ def chunk_from_json(data: dict[str, Any]) -> Chunk:
         data["end_line"],
         data["text"],
         tuple(data.get("tags", ())),
+        str(data.get("date", "")),
     )

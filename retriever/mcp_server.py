@@ -39,21 +39,47 @@ def as_tool_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from None
 
 
+def named(
+    path: list[str] | None, tag: list[str] | None, since: str | None, until: str | None, collection: str | None
+) -> dict[str, Any]:
+    """The filters a tool call set, by the names retriever.filters reads."""
+    given = {"path": path, "tag": tag, "since": since, "until": until, "collection": collection}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def build(service: Service) -> MCPServer:
     server = MCPServer("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool()
-    def ask(question: str, k: int = 5) -> dict[str, Any]:
-        """Passages of the notes that answer the question, best first, each with id, path, lines, heading, text."""
+    def ask(
+        question: str,
+        k: int = 5,
+        path: list[str] | None = None,
+        tag: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        collection: str | None = None,
+    ) -> dict[str, Any]:
+        """Passages of the notes that answer the question, best first, each with id, path, lines, heading, text.
+        Optional filters narrow the search: path globs (.gitignore style, any may match), tags (all required),
+        since/until dates (YYYY-MM-DD: front-matter date, else the file's), a collection's name."""
         with as_tool_errors():
-            return service.search("ask", question, k)
+            return service.search("ask", question, k, filters=named(path, tag, since, until, collection))
 
     @server.tool()
-    def similar(question: str, k: int = 5) -> dict[str, Any]:
+    def similar(
+        question: str,
+        k: int = 5,
+        path: list[str] | None = None,
+        tag: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        collection: str | None = None,
+    ) -> dict[str, Any]:
         """The notes' own questions (headings) closest to this one, each with its answer; in notes that ask no
-        questions, the closest sections, each named by its heading path."""
+        questions, the closest sections, each named by its heading path. Filters as for ask."""
         with as_tool_errors():
-            return service.search("similar", question, k)
+            return service.search("similar", question, k, filters=named(path, tag, since, until, collection))
 
     @server.tool()
     def get(id: str) -> dict[str, Any]:

@@ -7,8 +7,10 @@ import hashlib
 import os
 import stat
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import RetrieverError
 
@@ -38,6 +40,7 @@ class NoteScan:
     notes: list[Note] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for warnings
     stamps: dict[str, FileStamp] = field(default_factory=dict)  # every file listed, skipped ones too
+    collections: list[str] = field(default_factory=list)  # the library's collection names, in order
 
 
 def normalise(text: str) -> str:
@@ -104,27 +107,37 @@ def examine(entry: os.DirEntry[str], folder: str, base: str) -> os.stat_result |
     return info
 
 
-def list_notes(root: Path) -> Listing:
-    """Every note file below root and every odd entry skipped, sorted: the one walk that both a scan and the
-    staleness check use, so what an index records and what it is compared with can never disagree.
-
-    Iterative (os.walk recurses, and a deep tree would overflow the stack), a folder's files before its
-    subfolders'. Hidden entries and files without a note suffix are passed over silently; anything else that is
-    not a regular file or a real folder is skipped with its reason, never opened.
-    """
-    require_folder(root)
-    base = os.path.realpath(root)
+def list_notes(notes: Library | Path) -> Listing:
+    """Every note file in the library's folders and every odd entry skipped, sorted: the one walk that both a scan
+    and the staleness check use, so what an index records and what it is compared with can never disagree."""
+    library = Library.of(notes)
+    library.require()
     listing = Listing()
-    stack = [(base, "")]
+    for folder in library.folders:
+        walk(folder, listing)
+    return listing
+
+
+def walk(folder: Folder, listing: Listing) -> None:
+    """One folder's notes into listing, under the folder's prefix. Iterative (os.walk recurses, and a deep tree
+    would overflow the stack), a folder's files before its subfolders'. Hidden entries, files without a note suffix
+    and what the exclude globs or a .gitignore on the way match are passed over silently (an excluded folder is not
+    entered, as git does); anything else that is not a regular file or a real folder is skipped with its reason,
+    never opened."""
+    base = os.path.realpath(folder.root)
+    top = Ignored.of(folder.exclude)
+    stack = [(base, "", top)]
     while stack:
-        folder, prefix = stack.pop()
+        where, rel_folder, ignored = stack.pop()
+        prefix = folder.prefix + rel_folder
         try:
-            with os.scandir(folder) as entries:
+            with os.scandir(where) as entries:
                 ordered = sorted(entries, key=lambda e: e.name)
         except OSError as exc:
             listing.skipped.append((prefix.removesuffix("/") or ".", f"unreadable ({exc.strerror})"))
             continue
-        subfolders: list[tuple[str, str]] = []
+        ignored = ignored.reading(ordered, rel_folder)
+        subfolders: list[tuple[str, str, Ignored]] = []
         for entry in ordered:
             name = entry.name
             if name.startswith(".") or not (os.path.splitext(name)[1].lower() in NOTE_SUFFIXES or is_folder(entry)):
@@ -135,15 +148,15 @@ def list_notes(root: Path) -> Listing:
             except UnicodeEncodeError:
                 listing.skipped.append((printable(rel), "name is not valid UTF-8"))
                 continue
-            found = examine(entry, folder, base)
+            found = examine(entry, where, base)
             if isinstance(found, str):
                 listing.skipped.append((rel, found))
             elif stat.S_ISDIR(found.st_mode):
-                subfolders.append((entry.path, rel + "/"))
-            else:
+                if not ignored.matches(rel_folder + name + "/"):
+                    subfolders.append((entry.path, rel_folder + name + "/", ignored))
+            elif not ignored.matches(rel_folder + name):
                 listing.files[rel] = Listed(entry.path, found)
         stack.extend(reversed(subfolders))
-    return listing
 
 
 def decode_note(data: bytes) -> str | None:
@@ -161,6 +174,100 @@ def require_folder(root: Path) -> None:
         raise RetrieverError(f"notes folder not found: {root} (pass --notes DIR or set RETRIEVER_NOTES)")
 
 
+MAX_IGNORE_BYTES = 1 << 20  # a .gitignore is a few lines; more is read no further
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """The exclude globs and .gitignore files that apply in a folder: each spec with the folder (relative to the
+    notes folder) its patterns are relative to. pathspec is imported only where there are patterns at all."""
+
+    specs: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, patterns: Sequence[str]) -> Ignored:
+        return cls((("", gitignore(patterns)),)) if patterns else cls()
+
+    def reading(self, entries: list[os.DirEntry[str]], rel_folder: str) -> Ignored:
+        """These specs and the folder's own .gitignore, if it has one."""
+        found = next((e for e in entries if e.name == ".gitignore"), None)
+        if found is None:
+            return self
+        try:
+            with open(found.path, "rb") as handle:
+                lines = handle.read(MAX_IGNORE_BYTES).decode("utf-8", "replace").splitlines()
+        except OSError:
+            return self
+        return Ignored((*self.specs, (rel_folder, gitignore(lines))))
+
+    def matches(self, rel: str) -> bool:
+        """Whether rel (relative to the notes folder; a folder ends in /) is excluded."""
+        return any(rel.startswith(base) and spec.match_file(rel[len(base) :]) for base, spec in self.specs)
+
+
+def gitignore(lines: Sequence[str]) -> Any:
+    from pathspec import GitIgnoreSpec
+
+    return GitIgnoreSpec.from_lines(lines)
+
+
+@dataclass(frozen=True)
+class Folder:
+    """A folder of notes and what to leave out of it. A named one is a collection: its notes' paths start with its
+    name, so one index holds several folders and a path says which."""
+
+    root: Path
+    name: str = ""
+    exclude: tuple[str, ...] = ()  # .gitignore-style globs, besides the folder's own .gitignore files
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.name}/" if self.name else ""
+
+
+@dataclass(frozen=True)
+class Library:
+    """The folders one index holds: one unnamed folder, or named collections (retriever.toml)."""
+
+    folders: tuple[Folder, ...]
+
+    @classmethod
+    def of(cls, notes: Library | str | os.PathLike[str]) -> Library:
+        return notes if isinstance(notes, Library) else cls((Folder(Path(notes)),))
+
+    @property
+    def lone_folder(self) -> Path | None:
+        """The folder, when there is one unnamed: what `--notes` names in the commands messages suggest."""
+        return self.folders[0].root if len(self.folders) == 1 and not self.folders[0].name else None
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.folders if f.name]
+
+    def __str__(self) -> str:
+        if len(self.folders) == 1 and not self.folders[0].name:
+            return str(self.folders[0].root)
+        return ", ".join(f"{f.name}={f.root}" for f in self.folders)
+
+    def identity(self) -> str:
+        """What a server records as what it serves, so a client asks only a server of the same folders."""
+        return ", ".join(f.prefix + str(f.root.resolve()) for f in self.folders)
+
+    def exists(self) -> bool:
+        return all(f.root.exists() for f in self.folders)
+
+    def require(self) -> None:
+        for folder in self.folders:
+            require_folder(folder.root)
+
+    def locate(self, rel: str) -> tuple[Path, str]:
+        """The folder a note's path lies in and its path there."""
+        for folder in self.folders:
+            if rel.startswith(folder.prefix):
+                return folder.root, rel.removeprefix(folder.prefix)
+        raise RetrieverError(f"no note {rel!r} in {self}")
+
+
 def contents(listed: Listed) -> bytes | str:
     """A listed file's bytes, or why it is not read: too large to be a note, or refused."""
     if listed.info.st_size > MAX_NOTE_BYTES:
@@ -171,10 +278,11 @@ def contents(listed: Listed) -> bytes | str:
         return f"unreadable ({exc.strerror})"
 
 
-def scan_notes(root: Path) -> NoteScan:
-    """The notes below root, read and stamped, and every entry left out with the reason a warning gives."""
-    listing = list_notes(root)
-    scan = NoteScan(skipped=list(listing.skipped))
+def scan_notes(notes: Library | Path) -> NoteScan:
+    """The library's notes, read and stamped, and every entry left out with the reason a warning gives."""
+    library = Library.of(notes)
+    listing = list_notes(library)
+    scan = NoteScan(skipped=list(listing.skipped), collections=library.names)
     for rel, listed in listing.files.items():
         # The stat from before the read: a file written meanwhile no longer matches its stamp, so it is read again.
         size, mtime_ns = listed.info.st_size, listed.info.st_mtime_ns
@@ -193,31 +301,32 @@ def scan_notes(root: Path) -> NoteScan:
     return scan
 
 
-def read_note(root: Path, rel: str) -> str:
-    """One note's text by its path relative to root; a path leading outside root, or to anything but a regular
+def read_note(notes: Library | Path, name: str) -> str:
+    """One note's text by its path in the library; a path leading outside its folder, or to anything but a regular
     file (reading a named pipe would wait forever), is refused."""
+    root, rel = Library.of(notes).locate(name)
     base = os.path.realpath(root)
     path = os.path.realpath(os.path.join(base, rel))
     if not within(path, base) or not os.path.isfile(path):
-        raise RetrieverError(f"no note {rel!r} in {root}")
+        raise RetrieverError(f"no note {name!r} in {root}")
     try:
         with open(path, "rb") as handle:  # bounded as the index bounds notes: no more than it would have read
             data = handle.read(MAX_NOTE_BYTES + 1)
     except OSError as exc:
-        raise RetrieverError(f"note {rel!r} is unreadable ({exc.strerror})") from None
+        raise RetrieverError(f"note {name!r} is unreadable ({exc.strerror})") from None
     if len(data) > MAX_NOTE_BYTES:
         raise RetrieverError(
-            f"note {rel!r} is larger than {MAX_NOTE_BYTES / 2**20:g} MB and not served (RETRIEVER_MAX_NOTE_MB raises it)"
+            f"note {name!r} is larger than {MAX_NOTE_BYTES / 2**20:g} MB and not served (RETRIEVER_MAX_NOTE_MB raises it)"
         )
     text = decode_note(data)
     if text is None:
-        raise RetrieverError(f"note {rel!r} is not UTF-8 text")
+        raise RetrieverError(f"note {name!r} is not UTF-8 text")
     return text
 
 
-def notes_changed(root: Path, known: dict[str, FileStamp]) -> bool:
-    """Whether the folder differs from what an index saw; reads only files whose size or mtime moved."""
-    listing = list_notes(root)
+def notes_changed(notes: Library | Path, known: dict[str, FileStamp]) -> bool:
+    """Whether the folders differ from what an index saw; reads only files whose size or mtime moved."""
+    listing = list_notes(notes)
     if listing.files.keys() != known.keys():
         return True
     for rel, listed in listing.files.items():

@@ -42,6 +42,7 @@ class Query:
     tokens: np.ndarray | None = None  # the primary model's unit token vectors of the question
     lexical: LexicalRanking | None = None
     text: str = ""  # as the models read it: cut to their window
+    allowed: np.ndarray | None = None  # the chunk rows filters let through, sorted; None: every row
 
 
 @dataclass
@@ -66,7 +67,17 @@ def winsorised(values: np.ndarray) -> np.ndarray:
     return np.clip(zscore(values), -CLIP, CLIP)
 
 
-def candidates(index: IndexView, queries: dict[int, np.ndarray], lexical: LexicalRanking | None, n: int) -> np.ndarray:
+def candidates(
+    index: IndexView,
+    queries: dict[int, np.ndarray],
+    lexical: LexicalRanking | None,
+    n: int,
+    allowed: np.ndarray | None = None,
+) -> np.ndarray:
+    """The rows every channel ranks: each channel's n best, from the ANN indexes, or, under filters, by exact scores
+    of the allowed rows alone (a filtered-out chunk must never take a candidate's place)."""
+    if allowed is not None:
+        return allowed if len(allowed) <= n else filtered_candidates(index, queries, lexical, n, allowed)
     total = len(index.manifest.chunks)
     if total <= n:
         return np.arange(total)
@@ -77,6 +88,26 @@ def candidates(index: IndexView, queries: dict[int, np.ndarray], lexical: Lexica
         found.append(owners[index.nearest(matrix_name(model, "parts"), vector, n)])
     if lexical is not None:  # even with nothing matched, so lexical mode always has candidates
         found.append(lexical.top(n))
+    return np.unique(np.concatenate(found))
+
+
+def best_of(rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:
+    return rows[np.argpartition(-scores, n - 1)[:n]] if len(rows) > n else rows
+
+
+def filtered_candidates(
+    index: IndexView, queries: dict[int, np.ndarray], lexical: LexicalRanking | None, n: int, allowed: np.ndarray
+) -> np.ndarray:
+    """Each channel's n best among the allowed rows, scored exactly: one product over the allowed vectors, which
+    for a filter that keeps most of the corpus costs what a flat search does (see bench/filters.py)."""
+    parts, _ = parts_of(index, allowed)
+    owners = index.part_owners
+    found: list[np.ndarray] = []
+    for model, vector in queries.items():
+        found.append(best_of(allowed, index.scores(matrix_name(model, "chunks"), vector[0], allowed), n))
+        found.append(owners[best_of(parts, index.scores(matrix_name(model, "parts"), vector[0], parts), n)])
+    if lexical is not None:
+        found.append(best_of(allowed, lexical.of(allowed), n))
     return np.unique(np.concatenate(found))
 
 
@@ -119,7 +150,9 @@ def late_interaction(index: IndexView, query_tokens: np.ndarray, rows: np.ndarra
 def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
     """All candidate chunks, best first, with the channel contributions when explain is set."""
     index, queries, lexical, query_tokens = query.index, query.vectors, query.lexical, query.tokens
-    rows = candidates(index, queries, lexical, settings.candidates)
+    rows = candidates(index, queries, lexical, settings.candidates, query.allowed)
+    if not len(rows):  # filters that let nothing through
+        return Ranked(rows, np.zeros(0, dtype=np.float32))
     parts: dict[str, np.ndarray] = {}
     details: dict[str, dict[str, np.ndarray]] = {}
     if settings.mode != "lexical":

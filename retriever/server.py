@@ -34,6 +34,7 @@ import h11
 
 from .client import ADDRESS_FILE, remove_address
 from .errors import RetrieverError
+from .filters import FIELDS
 from .question import MAX_K
 from .service import METHODS, Service
 
@@ -122,8 +123,9 @@ def route(service: Service, request: Request) -> dict[str, Any]:
         method = url.path.strip("/")
         if method not in METHODS:
             raise Rejected(HTTPStatus.NOT_FOUND, f"no route /{method}; POST /ask or /similar")
-        question, k, explain, mode = search_args(read_json(request.body))
-        return service.search(method, question, k, explain, mode)
+        body = read_json(request.body)
+        question, k, explain, mode = search_args(body)
+        return service.search(method, question, k, explain, mode, {f: body[f] for f in FIELDS if f in body})
     if request.method != "GET":
         raise Rejected(HTTPStatus.METHOD_NOT_ALLOWED, f"no method {request.method}; GET or POST")
     if url.path == "/health":
@@ -155,10 +157,16 @@ def read_json(body: bytes) -> Any:
         raise bad_request(f"the body is not JSON ({exc})") from None
 
 
+BODY_FIELDS = ("question", "k", "explain", "mode", *FIELDS)
+
+
 def search_args(body: Any) -> tuple[str, int, bool, str | None]:
     """The question, k, explain and mode of a search, each checked for its JSON type (the service checks values)."""
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
+    unknown = [key for key in body if key not in BODY_FIELDS]
+    if unknown:
+        raise bad_request(f"unknown field {str(unknown[0])[:100]!r}; known: {', '.join(BODY_FIELDS)}")
     question, k, explain, mode = body.get("question"), body.get("k", 5), body.get("explain", False), body.get("mode")
     if not isinstance(question, str):
         raise bad_request('"question" must be a string')
@@ -302,7 +310,7 @@ def serve(service: Service, port: int, on_ready: Callable[[str], None]) -> None:
     record = {
         "url": f"http://{HOST}:{server.port}",
         "pid": os.getpid(),
-        "notes": str(service.retriever.notes_dir.resolve()),
+        "notes": service.retriever.notes.identity(),
     }
 
     async def main() -> None:

@@ -60,12 +60,18 @@ class Service:
         self.search("ask", "warm up", 1)
 
     def search(
-        self, method: str, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None
+        self,
+        method: str,
+        question: str,
+        k: int = 5,
+        explain: bool = False,
+        mode: Mode | None = None,
+        filters: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The same JSON as `retriever ask --json`."""
+        """The same JSON as `retriever ask --json`; filters by name, as retriever.filters reads them."""
         if method not in METHODS:
             raise ValueError(method)
-        hits = self.answering(lambda: getattr(self.retriever, method)(question, k, explain, mode))
+        hits = self.answering(lambda: getattr(self.retriever, method)(question, k, explain, mode, **(filters or {})))
         return {"query": question, "results": [hit.to_json() for hit in hits]}
 
     def get(self, ref: str) -> dict[str, Any]:
@@ -121,7 +127,8 @@ class Service:
         served = {
             "status": "ok",
             "pid": os.getpid(),
-            "notes_dir": str(self.retriever.notes_dir.resolve()),
+            "notes_dir": str(self.retriever.notes),
+            "collections": self.retriever.notes.names,
             "watching": self.watching,
         }
         try:

@@ -11,6 +11,7 @@ A table of contents repeats the note's own headings; it is navigation, not an an
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ TOC_DECORATION = re.compile(r"^[ \t]*(?:[-*+•][ \t]+)?(?:\d+(?:\.\d+)*\.?\)?[ 
 LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 LEGAL_UNIT = re.compile(r"^\s*(제\s?\d+\s?([편장절관])(?:의\s?\d+)?)(?:[ \t]+(\S.*?))?[ \t]*$")
 ARTICLE = re.compile(r"^\s*(제\s?(\d+)\s?조(?:의\s?\d+)?)(?:[ \t]*(\([^()]{1,50}\)))?(?:[ \t]+(\S.*?))?[ \t]*$")
+INLINE_TAG = re.compile(r"(?<![\w#/&:.])#([\w/-]*[^\W\d_][\w/-]*)")
+INLINE_CODE = re.compile(r"`[^`]*`")
 ADDENDUM = re.compile(r"(?:^|[ \t])부[ \t]*칙(?:[ \t]*(<[^<>]*>))?(?=[ \t]|$)")
 
 MAX_TITLE_CHARS = 100
@@ -49,6 +52,7 @@ class FrontMatter:
     title: str = ""
     description: str = ""
     tags: tuple[str, ...] = ()
+    date: str = ""  # ISO date (YYYY-MM-DD) of its `date` key, "" when it has none that reads as a date
     end: int = 0  # index of the first line after it
 
 
@@ -65,6 +69,7 @@ class Outline:
     front: FrontMatter
     headings: dict[int, Heading] = field(default_factory=dict)  # by 0-based line index
     navigation: set[int] = field(default_factory=set)  # line indexes of table-of-contents blocks
+    tags: tuple[str, ...] = ()  # front matter's, then the text's own `#tags`
 
 
 def read_frontmatter(lines: list[str]) -> FrontMatter:
@@ -88,8 +93,33 @@ def read_frontmatter(lines: list[str]) -> FrontMatter:
         title=one_line(data.get("title")),
         description=one_line(data.get("description", data.get("summary"))),
         tags=tuple(one_line(t) for t in tags if one_line(t)) if isinstance(tags, list) else (),
+        date=iso_date(data.get("date", data.get("created"))),
         end=end + 1,
     )
+
+
+def iso_date(value: object) -> str:
+    """YAML reads `date: 2024-03-01` as a date and `date: 2024-03-01 09:30` as a datetime; a quoted string is
+    tried as ISO. Anything else is no date: the note is then dated by its file's modification time."""
+    if isinstance(value, datetime.date):  # a datetime is a date too
+        return value.isoformat()[:10]
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value.strip()[:10]).isoformat()
+        except ValueError:
+            return ""
+    return ""
+
+
+def inline_tags(lines: list[str], start: int, code: set[int]) -> tuple[str, ...]:
+    """The `#tags` written in the text (Obsidian, Bear, Logseq), outside code: a `#` glued to a word that is not a
+    number (`#3` is an issue or a list number) and not part of a URL or of another word (`C#`, `a/#b`)."""
+    found: dict[str, None] = {}
+    for i in range(start, len(lines)):
+        if i not in code and "#" in lines[i]:
+            for match in INLINE_TAG.finditer(INLINE_CODE.sub("", lines[i])):
+                found.setdefault(match.group(1).rstrip("/"), None)
+    return tuple(found)
 
 
 def one_line(value: object) -> str:
@@ -121,7 +151,9 @@ def outline(lines: list[str], markdown: bool = True) -> Outline:
     found = Outline(read_frontmatter(lines))
     start = found.front.end
     fenced = fenced_lines(lines, start)
-    marked = markdown_headings(lines, start, fenced | indented_blocks(lines, start))
+    code = fenced | indented_blocks(lines, start)
+    found.tags = tuple(dict.fromkeys([*found.front.tags, *inline_tags(lines, start, code)]))
+    marked = markdown_headings(lines, start, code)
     setext = {i: h for i, h in marked.items() if h.lines == 2}
     hashes = len(marked) > len(setext)
     plain = {} if hashes and markdown else plain_structure(lines, start, fenced, setext)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .filters import NoteTable
+
 if TYPE_CHECKING:
     from .manifest import Manifest
 
@@ -74,6 +76,11 @@ class IndexView(ABC):
     def part_offsets(self) -> np.ndarray:
         """offsets[c]:offsets[c+1] are the parts of chunk c."""
         return np.searchsorted(self.part_owners, np.arange(len(self.manifest.chunks) + 1))
+
+    @cached_property
+    def notes(self) -> NoteTable:
+        """What filters ask of each note, worked out at the first filtered question and kept with the index."""
+        return NoteTable(self.manifest)
 
     @cached_property
     def chunk_questions(self) -> np.ndarray:

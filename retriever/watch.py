@@ -21,15 +21,15 @@ READY_MS = 200  # the watcher yields an empty batch after this long without chan
 READY_WAIT_S = 30  # how long start-up waits for that sign before going on regardless
 
 
-def note_filter(folder: Path) -> Callable[[object, str], bool]:
-    """Changes to note files only, as the scanner sees them: hidden files and folders inside the notes don't count."""
-    base = folder.resolve()
+def note_filter(folders: list[Path]) -> Callable[[object, str], bool]:
+    """Changes to note files only, as the scanner sees them: hidden files and folders inside the notes don't count.
+    (What excludes leave out still wakes a rebuild, which then finds nothing changed and writes nothing.)"""
+    bases = [folder.resolve() for folder in folders]
 
     def is_note(change: object, path: str) -> bool:
         name = Path(path)
-        hidden = (
-            any(part.startswith(".") for part in name.relative_to(base).parts) if name.is_relative_to(base) else True
-        )
+        base = next((b for b in bases if name.is_relative_to(b)), None)
+        hidden = base is None or any(part.startswith(".") for part in name.relative_to(base).parts)
         return name.suffix.lower() in NOTE_SUFFIXES and not hidden
 
     return is_note
@@ -38,10 +38,10 @@ def note_filter(folder: Path) -> Callable[[object, str], bool]:
 def watch_notes(service: Service, stop: threading.Event, ready: threading.Event, say: Callable[[str], None]) -> None:
     """Runs until stop is set; a failed rebuild is reported and the last good index keeps answering. ready is set
     once the folder is being watched: the first (empty) yield comes after the watches are in place."""
-    folder = service.retriever.notes_dir
+    folders = [folder.root for folder in service.retriever.notes.folders]
     for changes in watch(
-        folder,
-        watch_filter=note_filter(folder),
+        *folders,
+        watch_filter=note_filter(folders),
         debounce=DEBOUNCE_MS,
         stop_event=stop,
         raise_interrupt=False,

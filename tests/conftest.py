@@ -22,7 +22,8 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("NOTES", "INDEX", "ENCODERS", "MODE", "DEBUG", "NO_SERVER", "PORT", "STORE", "MILVUS_TOKEN"):
+    names = ("NOTES", "INDEX", "ENCODERS", "MODE", "DEBUG", "NO_SERVER", "PORT", "STORE", "MILVUS_TOKEN", "CONFIG")
+    for name in (*names, "COLLECTION"):
         monkeypatch.delenv(f"RETRIEVER_{name}", raising=False)
     return tmp_path
 

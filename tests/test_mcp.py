@@ -42,6 +42,8 @@ async def session_calls(notes: Path, index: Path) -> dict[str, Any]:
             "empty": await session.call_tool("ask", {"question": "  "}),
             "huge": await session.call_tool("ask", {"question": "배치", "k": 10**30}),
             "status": await session.call_tool("status", {}),
+            "filtered": await session.call_tool("ask", {"question": "배치 사이즈", "k": 5, "path": ["b.md"]}),
+            "dated": await session.call_tool("ask", {"question": "배치", "since": "2024-02-30"}),
         }
 
 
@@ -59,7 +61,9 @@ def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) ->
     assert calls["note"].structured_content["text"] == (notes / results[0]["path"]).read_text(encoding="utf-8")
     assert calls["status"].structured_content["chunks"] == 2
 
-    for failed, words in ((calls["missing"], "no note"), (calls["empty"], "empty"), (calls["huge"], "from 1 to 100")):
+    assert [r["path"] for r in calls["filtered"].structured_content["results"]] == ["b.md"]
+    failures = (calls["missing"], "no note"), (calls["empty"], "empty"), (calls["huge"], "from 1 to 100")
+    for failed, words in (*failures, (calls["dated"], "YYYY-MM-DD")):
         assert failed.is_error
         text = " ".join(c.text for c in failed.content if isinstance(c, TextContent))
         assert words in text

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import pytest
 from helpers import Hammer, cli
 
-from retriever import Retriever
+from retriever import Retriever, RetrieverError
 from retriever.client import ADDRESS_FILE, call, server_url
 from retriever.service import Service
 
@@ -73,6 +73,14 @@ def test_ask_goes_through_the_server_and_answers_as_in_process(server) -> None:
     assert [h["id"] for h in ours] == [h["id"] for h in theirs]
     assert [h["score"] for h in ours] == pytest.approx([h["score"] for h in theirs], abs=1e-3)
 
+    narrowed = cli("ask", QUESTION, *where, "--path", "b.md", "--timings")  # filters travel to the server
+    assert "model load" not in narrowed.stderr and [h["path"] for h in json.loads(narrowed.stdout)["results"]] == [
+        "b.md"
+    ]
+    unmatched = cli("ask", QUESTION, *where, "--path", "c*.md")
+    assert unmatched.returncode == 1 and "matches no indexed note" in unmatched.stderr
+    with pytest.raises(RetrieverError, match="unknown field 'colour'"):
+        call(url, "/ask", {"question": QUESTION, "colour": "red"})
     empty = cli("ask", " ", *where)  # the server's error reaches the user as one line
     assert empty.returncode == 1 and empty.stderr.count("\n") == 1 and "empty" in empty.stderr
     garbled = cli("ask", "\udcb9\udce8", *where)  # cp949 bytes on the command line: checked before the server is asked
