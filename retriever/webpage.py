@@ -1,4 +1,4 @@
-"""The web page `serve` answers at /: an HTML file, its script and its style, shipped in the package (retriever/web).
+"""The web page `serve` answers at /: an HTML file, its script, style and icon, shipped in the package (retriever/web).
 
 Nothing comes from elsewhere and nothing runs inline, so the Content-Security-Policy can be `'self'` alone: were a
 note's text ever to reach the page as markup (the script only ever sets it as text), it could neither run a script
@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
 
-POLICY = (
-    "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'; img-src 'self'"
-)
+POLICY = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
 HEADERS = (
     ("Content-Security-Policy", POLICY),
-    ("Referrer-Policy", "no-referrer"),  # a note's path in the address bar goes nowhere else
-    ("Cache-Control", "no-cache"),  # a newer retriever's page, not yesterday's, after a restart
+    ("Cache-Control", "no-cache"),  # a newer retriever's page, not yesterday's, after an upgrade
 )
 FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -33,10 +30,14 @@ class Asset:
     content_type: str
 
 
-@cache
 def asset(path: str) -> Asset | None:
     """The page file served at `path`, or None when the path is not one of them."""
     if path not in FILES:
         return None
     name, content_type = FILES[path]
-    return Asset((files("retriever") / "web" / name).read_bytes(), content_type)
+    return Asset(read(name), content_type)
+
+
+@cache  # keyed by the few names in FILES, never by a path a client sent: those would grow it without bound
+def read(name: str) -> bytes:
+    return (files("retriever") / "web" / name).read_bytes()

@@ -86,8 +86,8 @@ async function search() {
 
 function showResults(hits, question) {
   $("results").replaceChildren(...hits.map(resultItem));
-  $("summary").textContent =
-    question === null ? "" : hits.length ? "" : `nothing found for “${question.trim()}”`;
+  const nothing = question !== null && hits.length === 0;
+  $("summary").textContent = nothing ? `nothing found for “${question.trim()}”` : "";
 }
 
 function headingPath(hit) {
