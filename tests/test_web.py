@@ -117,6 +117,8 @@ def test_a_korean_question_finds_its_passage_and_opens_its_note(served, browser,
         const row = arguments[0].getBoundingClientRect();
         return row.top >= box.top && row.bottom <= box.bottom && box.bottom <= innerHeight"""
     assert browser.execute_script(in_sight, passage[0])  # scrolled to: it is past the first screenful
+    problems = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not problems  # no policy violation, no missing file, no script error
     screenshot = tmp_path / "page.png"
     assert browser.save_screenshot(str(screenshot))
     png = screenshot.read_bytes()
