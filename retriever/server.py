@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
+from . import webpage
 from .client import ADDRESS_FILE, remove_address
 from .errors import RetrieverError
 from .filters import FIELDS
@@ -134,7 +135,9 @@ def route(service: Service, request: Request) -> dict[str, Any]:
         return service.status()
     if url.path == "/get":
         return service.get(parse_qs(url.query).get("id", [""])[0])
-    raise Rejected(HTTPStatus.NOT_FOUND, f"no route {url.path}; try /health, /status, /ask, /similar, /get")
+    raise Rejected(
+        HTTPStatus.NOT_FOUND, f"no route {url.path}; try / (the web page), /health, /status, /ask, /similar, /get"
+    )
 
 
 def answer(service: Service, request: Request) -> tuple[HTTPStatus, dict[str, Any]]:
@@ -189,12 +192,20 @@ def refuse_constant(name: str) -> None:
 
 
 def response(status: HTTPStatus, payload: dict[str, Any]) -> bytes:
+    return message(status, "application/json; charset=utf-8", json.dumps(payload, ensure_ascii=False).encode())
+
+
+def page(found: webpage.Asset) -> bytes:
+    return message(HTTPStatus.OK, found.content_type, found.body, webpage.HEADERS)
+
+
+def message(status: HTTPStatus, content_type: str, data: bytes, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
     """One answer per connection, then close: the client opens one per request, and a kept-alive connection would
-    be one more a slow client could hold."""
-    data = json.dumps(payload, ensure_ascii=False).encode()
+    be one more a slow client could hold. nosniff: a browser takes each answer as the type it is sent as."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers)
     head = (
-        f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json; charset=utf-8\r\n"
-        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: {content_type}\r\nContent-Length: {len(data)}\r\n"
+        f"X-Content-Type-Options: nosniff\r\n{extra}Connection: close\r\n\r\n"
     )
     return head.encode() + data
 
@@ -266,24 +277,29 @@ class Server:
         try:
             request = await asyncio.wait_for(receive(reader), REQUEST_SECONDS)
         except Rejected as exc:
-            status, payload = exc.status, {"error": str(exc)}
+            reply = response(exc.status, {"error": str(exc)})
         else:
             del self.receiving[task]  # received whole: the service's queue bounds it from here
-            status, payload = await self.answered(request)
+            reply = await self.answered(request)
         writer.transport.set_write_buffer_limits(0)  # so drain() returns once all of it is written
-        writer.write(response(status, payload))
+        writer.write(reply)
         await asyncio.wait_for(writer.drain(), ANSWER_SECONDS)
         writer.close()
 
-    async def answered(self, request: Request) -> tuple[HTTPStatus, dict[str, Any]]:
-        if request.method == "GET" and urlsplit(request.target).path == "/health":  # needs nothing of the service
-            return answer(self.service, request)
+    async def answered(self, request: Request) -> bytes:
+        path = urlsplit(request.target).path
+        if (
+            request.method == "GET" and (found := webpage.asset(path)) is not None
+        ):  # the web page needs nothing of the service
+            return page(found)
+        if request.method == "GET" and path == "/health":
+            return response(*answer(self.service, request))
         if self.waiting >= MAX_WAITING or self.waiting_bytes + len(request.body) > MAX_WAITING_BYTES:
-            return HTTPStatus.SERVICE_UNAVAILABLE, {"error": BUSY}
+            return response(HTTPStatus.SERVICE_UNAVAILABLE, {"error": BUSY})
         self.waiting += 1
         self.waiting_bytes += len(request.body)
         try:
-            return await asyncio.to_thread(answer, self.service, request)
+            return response(*await asyncio.to_thread(answer, self.service, request))
         finally:
             self.waiting -= 1
             self.waiting_bytes -= len(request.body)

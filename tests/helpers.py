@@ -8,9 +8,17 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Self
+from typing import Self, TypeVar
+
+import pytest
+
+from retriever.client import call, server_url
+
+T = TypeVar("T")
 
 NOTES = {
     "a.md": "## 배치사이즈\n- GPU가 허용한 크게\n- 전체 데이터의 10%를 넘지 않게\n",
@@ -35,6 +43,34 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         env={**os.environ, **(env or {})},
         timeout=300,
     )
+
+
+def wait_for(predicate: Callable[[], T], seconds: float = 120) -> T:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds} s")
+
+
+@contextmanager
+def serving(notes: Path, index: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real `retriever serve` on a free port, from when it answers /health until the block ends: its URL, its
+    process."""
+    where = ["--notes", str(notes), "--index", str(index), "--port", "0"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retriever", "serve", *where, *options], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        url = wait_for(
+            lambda: server_url(index, notes) if process.poll() is None else pytest.fail(process.stderr.read())
+        )
+        wait_for(lambda: call(url, "/health", timeout=1))
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def rewrite_manifest(generation: Path, change: Callable[[dict], object]) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, make_notes
-from test_serve import QUESTION, wait_for
+from helpers import cli, make_notes, wait_for
+from test_serve import QUESTION
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from flood import asked, burst, flooded

@@ -12,53 +12,20 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from helpers import Hammer, cli
+from helpers import Hammer, cli, serving, wait_for
 
 from retriever import Retriever, RetrieverError
-from retriever.client import ADDRESS_FILE, call, server_url
+from retriever.client import ADDRESS_FILE, call
 from retriever.service import Service
 
 QUESTION = "배치 사이즈는 얼마나 크게?"
 
 
-def wait_for(predicate, seconds: float = 120):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds} s")
-
-
 @pytest.fixture
 def server(small: tuple[Path, Path]) -> Iterator[tuple[Path, Path, str, subprocess.Popen[str]]]:
     notes, index = small
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "retriever",
-            "serve",
-            "--notes",
-            str(notes),
-            "--index",
-            str(index),
-            "--port",
-            "0",
-            "--watch",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = wait_for(
-            lambda: server_url(index, notes) if process.poll() is None else pytest.fail(process.stderr.read())
-        )
-        wait_for(lambda: call(url, "/health", timeout=1))
+    with serving(notes, index, "--watch") as (url, process):
         yield notes, index, url, process
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def test_ask_goes_through_the_server_and_answers_as_in_process(server) -> None:
