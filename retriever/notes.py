@@ -10,9 +10,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, Unreadable, read_document
 from .errors import RetrieverError
 
-NOTE_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+NOTE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES
 # A note is prose someone wrote; a multi-megabyte file is a dump or an export, and chunking and embedding it would
 # cost minutes of every build. Skipped with a warning naming it; RETRIEVER_MAX_NOTE_MB raises the bound.
 MAX_NOTE_BYTES = int(float(os.environ.get("RETRIEVER_MAX_NOTE_MB", "2")) * 1024 * 1024)
@@ -156,6 +157,18 @@ def decode_note(data: bytes) -> str | None:
         return None
 
 
+def note_text(rel: str, data: bytes) -> str:
+    """A note's text as the index reads it: a document's extracted text, any other note's UTF-8; Unreadable says
+    why not."""
+    suffix = os.path.splitext(rel)[1].lower()
+    if suffix in DOCUMENT_SUFFIXES:
+        return normalise(read_document(suffix, data))
+    text = decode_note(data)
+    if text is None:
+        raise Unreadable("not UTF-8 text")
+    return text
+
+
 def require_folder(root: Path) -> None:
     if not root.is_dir():
         raise RetrieverError(f"notes folder not found: {root} (pass --notes DIR or set RETRIEVER_NOTES)")
@@ -185,9 +198,10 @@ def scan_notes(root: Path) -> NoteScan:
             scan.skipped.append((rel, data))
             continue
         scan.stamps[rel] = FileStamp(hashlib.sha256(data).hexdigest(), size, mtime_ns)
-        text = decode_note(data)
-        if text is None:
-            scan.skipped.append((rel, "not UTF-8 text"))
+        try:
+            text = note_text(rel, data)
+        except Unreadable as exc:
+            scan.skipped.append((rel, str(exc)))
             continue
         scan.notes.append(Note(rel, text))
     return scan
@@ -209,10 +223,10 @@ def read_note(root: Path, rel: str) -> str:
         raise RetrieverError(
             f"note {rel!r} is larger than {MAX_NOTE_BYTES / 2**20:g} MB and not served (RETRIEVER_MAX_NOTE_MB raises it)"
         )
-    text = decode_note(data)
-    if text is None:
-        raise RetrieverError(f"note {rel!r} is not UTF-8 text")
-    return text
+    try:
+        return note_text(rel, data)
+    except Unreadable as exc:
+        raise RetrieverError(f"note {rel!r} is {exc}") from None
 
 
 def notes_changed(root: Path, known: dict[str, FileStamp]) -> bool:
