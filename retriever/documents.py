@@ -69,8 +69,11 @@ def read_pdf(data: bytes) -> str:
     pypdf = parser("pypdf", "pypdf")
     with quiet("pypdf"):
         reader = pypdf.PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens many "protected" PDFs
-            raise Unreadable("an encrypted PDF (it needs a password)")
+        try:
+            if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens many "protected" PDFs
+                raise Unreadable("an encrypted PDF (it needs a password)")
+        except pypdf.errors.DependencyError:
+            raise Unreadable(f"not read: decrypting it needs cryptography ({INSTALL_HINT})") from None
         pages = [page.extract_text() or "" for page in reader.pages]
     if not any(text.strip() for text in pages):
         raise Unreadable("a PDF without text (scanned pages need OCR first)")

@@ -5,6 +5,7 @@ and no parser imported by a question over an up-to-date index."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,3 +267,14 @@ def test_html_in_a_declared_charset_and_a_pdf_without_text() -> None:
     pdf.add_page()
     with pytest.raises(Exception, match="a PDF without text"):
         read_document(".pdf", bytes(pdf.output()))
+
+
+def test_a_missing_parser_skips_its_files_naming_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "selectolax.lexbor", None)  # as if the documents extra were not installed
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "page.html").write_text(HTML, encoding="utf-8")
+    (notes / "note.md").write_text("# 제목\n본문\n", encoding="utf-8")
+    scan = scan_notes(notes)
+    assert [note.path for note in scan.notes] == ["note.md"]
+    assert scan.skipped == [("page.html", "not read: reading it needs selectolax (pip install 'retriever[documents]')")]
