@@ -17,6 +17,8 @@ NOTE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES
 # A note is prose someone wrote; a multi-megabyte file is a dump or an export, and chunking and embedding it would
 # cost minutes of every build. Skipped with a warning naming it; RETRIEVER_MAX_NOTE_MB raises the bound.
 MAX_NOTE_BYTES = int(float(os.environ.get("RETRIEVER_MAX_NOTE_MB", "2")) * 1024 * 1024)
+# A document's bytes are mostly fonts and images: its text is a small share of them, so its bound is its own.
+MAX_DOCUMENT_BYTES = int(float(os.environ.get("RETRIEVER_MAX_DOCUMENT_MB", "50")) * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,10 @@ def note_text(rel: str, data: bytes) -> str:
     why not."""
     suffix = os.path.splitext(rel)[1].lower()
     if suffix in DOCUMENT_SUFFIXES:
-        return normalise(read_document(suffix, data))
+        text = normalise(read_document(suffix, data))
+        if len(text.encode("utf-8")) > MAX_NOTE_BYTES:  # its text is bounded as a note's is
+            raise Unreadable(f"larger than {MAX_NOTE_BYTES / 2**20:g} MB of text (RETRIEVER_MAX_NOTE_MB raises it)")
+        return text
     text = decode_note(data)
     if text is None:
         raise Unreadable("not UTF-8 text")
@@ -174,10 +179,18 @@ def require_folder(root: Path) -> None:
         raise RetrieverError(f"notes folder not found: {root} (pass --notes DIR or set RETRIEVER_NOTES)")
 
 
+def size_bound(name: str) -> tuple[int, str]:
+    """The most bytes a note of this name is read to, and the variable that raises it."""
+    if os.path.splitext(name)[1].lower() in DOCUMENT_SUFFIXES:
+        return MAX_DOCUMENT_BYTES, "RETRIEVER_MAX_DOCUMENT_MB"
+    return MAX_NOTE_BYTES, "RETRIEVER_MAX_NOTE_MB"
+
+
 def contents(listed: Listed) -> bytes | str:
     """A listed file's bytes, or why it is not read: too large to be a note, or refused."""
-    if listed.info.st_size > MAX_NOTE_BYTES:
-        return f"larger than {MAX_NOTE_BYTES / 2**20:g} MB (RETRIEVER_MAX_NOTE_MB raises it)"
+    bound, variable = size_bound(listed.path)
+    if listed.info.st_size > bound:
+        return f"larger than {bound / 2**20:g} MB ({variable} raises it)"
     try:
         return Path(listed.path).read_bytes()
     except OSError as exc:
@@ -214,15 +227,14 @@ def read_note(root: Path, rel: str) -> str:
     path = os.path.realpath(os.path.join(base, rel))
     if not within(path, base) or not os.path.isfile(path):
         raise RetrieverError(f"no note {rel!r} in {root}")
+    bound, variable = size_bound(rel)
     try:
         with open(path, "rb") as handle:  # bounded as the index bounds notes: no more than it would have read
-            data = handle.read(MAX_NOTE_BYTES + 1)
+            data = handle.read(bound + 1)
     except OSError as exc:
         raise RetrieverError(f"note {rel!r} is unreadable ({exc.strerror})") from None
-    if len(data) > MAX_NOTE_BYTES:
-        raise RetrieverError(
-            f"note {rel!r} is larger than {MAX_NOTE_BYTES / 2**20:g} MB and not served (RETRIEVER_MAX_NOTE_MB raises it)"
-        )
+    if len(data) > bound:
+        raise RetrieverError(f"note {rel!r} is larger than {bound / 2**20:g} MB and not served ({variable} raises it)")
     try:
         return note_text(rel, data)
     except Unreadable as exc:

@@ -278,3 +278,26 @@ def test_a_missing_parser_skips_its_files_naming_the_package(tmp_path: Path, mon
     scan = scan_notes(notes)
     assert [note.path for note in scan.notes] == ["note.md"]
     assert scan.skipped == [("page.html", "not read: reading it needs selectolax (pip install 'retriever[documents]')")]
+
+
+def test_a_document_is_bounded_by_its_own_bytes_and_by_its_text(
+    indexed: Indexed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retriever import notes as notes_module
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "report.pdf").write_bytes((indexed.notes / "report.pdf").read_bytes())
+    text = len(scan_notes(notes).notes[0].text.encode("utf-8"))
+    size = (notes / "report.pdf").stat().st_size
+    (notes / "dump.md").write_text("x" * (text + 1), encoding="utf-8")
+    monkeypatch.setattr(notes_module, "MAX_NOTE_BYTES", text)  # far below the PDF's bytes, but its text fits
+    scan = scan_notes(notes)
+    assert size > text and [note.path for note in scan.notes] == ["report.pdf"]
+    assert [(path, why.endswith("MB (RETRIEVER_MAX_NOTE_MB raises it)")) for path, why in scan.skipped] == [
+        ("dump.md", True)
+    ]
+    monkeypatch.setattr(notes_module, "MAX_NOTE_BYTES", text - 1)
+    assert scan_notes(notes).skipped[-1][1].endswith("MB of text (RETRIEVER_MAX_NOTE_MB raises it)")
+    monkeypatch.setattr(notes_module, "MAX_DOCUMENT_BYTES", size - 1)
+    assert scan_notes(notes).skipped[-1][1].endswith("MB (RETRIEVER_MAX_DOCUMENT_MB raises it)")
