@@ -104,7 +104,7 @@ def html_source(data: bytes) -> str:
     try:
         return data.decode(declared.group(1).decode("ascii")) if declared else data.decode("utf-8")
     except (LookupError, UnicodeDecodeError):
-        raise Unreadable("HTML that is neither UTF-8 nor in the charset it declares") from None
+        raise Unreadable("HTML in neither UTF-8 nor a charset it declares") from None
 
 
 class HtmlText:
@@ -133,7 +133,7 @@ class HtmlText:
                 self.run.append(node.text_content or "")
             elif tag in HEADING_TAGS:
                 self.flush()
-                title = collapsed(node.text(deep=True, separator=" "))
+                title = collapsed(node.text(deep=True))  # text nodes keep their own spaces: "Hel<b>lo</b>"
                 self.lines += heading(HEADING_TAGS[tag], title) if title else []
             elif tag == "pre":
                 self.flush(gap=True)
