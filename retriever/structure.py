@@ -71,7 +71,7 @@ class Heading:
 class Outline:
     front: FrontMatter
     headings: dict[int, Heading] = field(default_factory=dict)  # by 0-based line index
-    navigation: set[int] = field(default_factory=set)  # line indexes of table-of-contents blocks
+    navigation: set[int] = field(default_factory=set)  # line indexes of table-of-contents blocks and markup settings
 
 
 def read_frontmatter(lines: list[str]) -> FrontMatter:
@@ -129,11 +129,12 @@ def outline(lines: list[str], markdown: bool = True, markup: Markup | None = Non
     found = Outline(read_frontmatter(lines))
     start = found.front.end
     fenced = fenced_lines(lines, start)
+    settings = {i for i in range(start, len(lines)) if markup.settings.match(lines[i])} if markup else set()
     if markup is None:
         marked = markdown_headings(lines, start, fenced | indented_blocks(lines, start))
-    elif marked := markup(lines, start):
+    elif marked := markup.headings(lines, start):
         found.headings = marked
-        found.navigation = navigation_lines(lines, marked, fenced)
+        found.navigation = navigation_lines(lines, marked, fenced) | settings
         return found
     setext = {i: h for i, h in marked.items() if h.lines == 2}
     hashes = len(marked) > len(setext)
@@ -145,7 +146,7 @@ def outline(lines: list[str], markdown: bool = True, markup: Markup | None = Non
         title = title_line(lines, start)
         if not found.front.title and title is not None and title not in found.headings:
             found.headings[title] = Heading(0, lines[title].strip())
-    found.navigation = navigation_lines(lines, found.headings, fenced)
+    found.navigation = navigation_lines(lines, found.headings, fenced) | settings
     return found
 
 
@@ -226,12 +227,21 @@ def asciidoc_headings(lines: list[str], start: int) -> dict[int, Heading]:
     return found
 
 
-Markup = Callable[[list[str], int], dict[int, Heading]]
+@dataclass(frozen=True)
+class Markup:
+    """A light markup's spelling of headings, and of the lines that set a document up rather than say anything
+    (`#+OPTIONS: toc:nil`, `:toc: left`, `.. _target:`): those are never chunked."""
+
+    headings: Callable[[list[str], int], dict[int, Heading]]
+    settings: re.Pattern[str]
+
+
+ASCIIDOC = Markup(asciidoc_headings, re.compile(r"^:!?[\w-]+!?:(?:[ \t]|$)"))
 MARKUPS: dict[str, Markup] = {
-    ".org": org_headings,
-    ".rst": rst_headings,
-    ".adoc": asciidoc_headings,
-    ".asciidoc": asciidoc_headings,
+    ".org": Markup(org_headings, re.compile(r"^#\+\w+:")),
+    ".rst": Markup(rst_headings, re.compile(r"^\.\. _[^:]*:(?:[ \t]|$)")),
+    ".adoc": ASCIIDOC,
+    ".asciidoc": ASCIIDOC,
 }
 
 
