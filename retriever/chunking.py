@@ -15,7 +15,7 @@ from functools import cached_property
 
 from .korean import UNBROKEN, kiwi
 from .notes import Note
-from .structure import FrontMatter, is_markdown, is_question, outline
+from .structure import FrontMatter, is_markdown, is_question, markup_of, outline
 
 TokenCounter = Callable[[str], int]
 SENTENCE_WINDOW = 4000  # characters
@@ -106,7 +106,7 @@ def split_sections(note: Note) -> list[Section]:
     (Q&A headings are often elliptic: "배치사이즈"); in any other note no heading is a question.
     """
     lines = note.text.split("\n")
-    found = outline(lines, is_markdown(note.path))
+    found = outline(lines, is_markdown(note.path), markup_of(note.path))
     front = found.front
     asks = any(h.level > 0 and is_question(h.title) for h in found.headings.values())
     sections: list[Section] = []

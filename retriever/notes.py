@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, Unreadable, read_document
 from .errors import RetrieverError
 
-NOTE_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+NOTE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES
 # A note is prose someone wrote; a multi-megabyte file is a dump or an export, and chunking and embedding it would
 # cost minutes of every build. Skipped with a warning naming it; RETRIEVER_MAX_NOTE_MB raises the bound.
 MAX_NOTE_BYTES = int(float(os.environ.get("RETRIEVER_MAX_NOTE_MB", "2")) * 1024 * 1024)
+# A document's bytes are mostly fonts and images: its text is a small share of them, so its bound is its own.
+MAX_DOCUMENT_BYTES = int(float(os.environ.get("RETRIEVER_MAX_DOCUMENT_MB", "50")) * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,21 @@ def decode_note(data: bytes) -> str | None:
         return None
 
 
+def note_text(rel: str, data: bytes) -> str:
+    """A note's text as the index reads it: a document's extracted text, any other note's UTF-8; Unreadable says
+    why not."""
+    suffix = os.path.splitext(rel)[1].lower()
+    if suffix in DOCUMENT_SUFFIXES:
+        text = normalise(read_document(suffix, data))
+        if len(text.encode("utf-8")) > MAX_NOTE_BYTES:  # its text is bounded as a note's is
+            raise Unreadable(f"larger than {MAX_NOTE_BYTES / 2**20:g} MB of text (RETRIEVER_MAX_NOTE_MB raises it)")
+        return text
+    text = decode_note(data)
+    if text is None:
+        raise Unreadable("not UTF-8 text")
+    return text
+
+
 def require_folder(root: Path) -> None:
     if not root.is_dir():
         raise RetrieverError(f"notes folder not found: {root} (pass --notes DIR or set RETRIEVER_NOTES)")
@@ -268,10 +286,18 @@ class Library:
         raise RetrieverError(f"no note {rel!r} in {self}")
 
 
+def size_bound(name: str) -> tuple[int, str]:
+    """The most bytes a note of this name is read to, and the variable that raises it."""
+    if os.path.splitext(name)[1].lower() in DOCUMENT_SUFFIXES:
+        return MAX_DOCUMENT_BYTES, "RETRIEVER_MAX_DOCUMENT_MB"
+    return MAX_NOTE_BYTES, "RETRIEVER_MAX_NOTE_MB"
+
+
 def contents(listed: Listed) -> bytes | str:
     """A listed file's bytes, or why it is not read: too large to be a note, or refused."""
-    if listed.info.st_size > MAX_NOTE_BYTES:
-        return f"larger than {MAX_NOTE_BYTES / 2**20:g} MB (RETRIEVER_MAX_NOTE_MB raises it)"
+    bound, variable = size_bound(listed.path)
+    if listed.info.st_size > bound:
+        return f"larger than {bound / 2**20:g} MB ({variable} raises it)"
     try:
         return Path(listed.path).read_bytes()
     except OSError as exc:
@@ -293,9 +319,10 @@ def scan_notes(notes: Library | Path) -> NoteScan:
             scan.skipped.append((rel, data))
             continue
         scan.stamps[rel] = FileStamp(hashlib.sha256(data).hexdigest(), size, mtime_ns)
-        text = decode_note(data)
-        if text is None:
-            scan.skipped.append((rel, "not UTF-8 text"))
+        try:
+            text = note_text(rel, data)
+        except Unreadable as exc:
+            scan.skipped.append((rel, str(exc)))
             continue
         scan.notes.append(Note(rel, text))
     return scan
@@ -309,19 +336,18 @@ def read_note(notes: Library | Path, name: str) -> str:
     path = os.path.realpath(os.path.join(base, rel))
     if not within(path, base) or not os.path.isfile(path):
         raise RetrieverError(f"no note {name!r} in {root}")
+    bound, variable = size_bound(rel)
     try:
         with open(path, "rb") as handle:  # bounded as the index bounds notes: no more than it would have read
-            data = handle.read(MAX_NOTE_BYTES + 1)
+            data = handle.read(bound + 1)
     except OSError as exc:
         raise RetrieverError(f"note {name!r} is unreadable ({exc.strerror})") from None
-    if len(data) > MAX_NOTE_BYTES:
-        raise RetrieverError(
-            f"note {name!r} is larger than {MAX_NOTE_BYTES / 2**20:g} MB and not served (RETRIEVER_MAX_NOTE_MB raises it)"
-        )
-    text = decode_note(data)
-    if text is None:
-        raise RetrieverError(f"note {name!r} is not UTF-8 text")
-    return text
+    if len(data) > bound:
+        raise RetrieverError(f"note {name!r} is larger than {bound / 2**20:g} MB and not served ({variable} raises it)")
+    try:
+        return note_text(rel, data)
+    except Unreadable as exc:
+        raise RetrieverError(f"note {name!r} is {exc}") from None
 
 
 def notes_changed(notes: Library | Path, known: dict[str, FileStamp]) -> bool:

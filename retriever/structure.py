@@ -6,6 +6,9 @@ shown script. A note without `#` headings may still be structured the way plain-
 numbered sections (`12.5. 데비안에서 …`, a heading that wraps onto a second line kept whole), FAQ questions
 (`Q. …`) and the units and articles of Korean statutes (`제1장 총강`, `제1조(목적)`, `부칙`); those count as headings
 only there, so a numbered list in a Markdown note stays a list.
+Org-mode (`* H`), reStructuredText (a title underlined, or over- and underlined, by a punctuation character) and
+AsciiDoc (`= Title`, `== Section`) notes have their own heading spellings, read by their suffix and only there; a
+document converted to Markdown (documents.py) is read as Markdown.
 A table of contents repeats the note's own headings; it is navigation, not an answer, so it is never chunked.
 """
 
@@ -13,10 +16,14 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
+
+from .documents import DOCUMENT_SUFFIXES
 
 ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
 CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
@@ -38,7 +45,7 @@ ADDENDUM = re.compile(r"(?:^|[ \t])부[ \t]*칙(?:[ \t]*(<[^<>]*>))?(?=[ \t]|$)"
 MAX_TITLE_CHARS = 100
 MAX_FRONTMATTER_LINES = 200  # front matter is a few keys; a longer block is a document, not metadata
 TOC_MIN_ENTRIES = 3
-MARKDOWN_SUFFIXES = (".md", ".markdown")
+MARKDOWN_SUFFIXES = (".md", ".markdown", *DOCUMENT_SUFFIXES)  # documents are converted to Markdown
 SENTENCE_END = (".", ",", ";", ":")  # a line ending so is text, not a heading
 FINISHED = (*SENTENCE_END, "?", "？", "!", ")", "]", "」", "』", '"', "'")  # a heading line that wraps ends in none
 PARAGRAPH_MARKS = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
@@ -68,7 +75,7 @@ class Heading:
 class Outline:
     front: FrontMatter
     headings: dict[int, Heading] = field(default_factory=dict)  # by 0-based line index
-    navigation: set[int] = field(default_factory=set)  # line indexes of table-of-contents blocks
+    navigation: set[int] = field(default_factory=set)  # line indexes of table-of-contents blocks and markup settings
     tags: tuple[str, ...] = ()  # front matter's, then the text's own `#tags`
 
 
@@ -144,16 +151,23 @@ def is_markdown(path: str) -> bool:
     return path.lower().endswith(MARKDOWN_SUFFIXES)
 
 
-def outline(lines: list[str], markdown: bool = True) -> Outline:
+def outline(lines: list[str], markdown: bool = True, markup: Markup | None = None) -> Outline:
     """The note's headings and navigation. `#` headings head a Markdown note; plain-text structure is read where
     there are none, and in a note that is not Markdown it also wins over `#` lines once it numbers sections or
-    articles: there the `#` lines are comments of the scripts it shows."""
+    articles: there the `#` lines are comments of the scripts it shows. A markup's own headings (org, rst,
+    AsciiDoc) head its note; one without any is read as plain text, never for `#` lines (an org comment)."""
     found = Outline(read_frontmatter(lines))
     start = found.front.end
     fenced = fenced_lines(lines, start)
     code = fenced | indented_blocks(lines, start)
     found.tags = tuple(dict.fromkeys([*found.front.tags, *inline_tags(lines, start, code)]))
-    marked = markdown_headings(lines, start, code)
+    settings = {i for i in range(start, len(lines)) if markup.settings.match(lines[i])} if markup else set()
+    if markup is None:
+        marked = markdown_headings(lines, start, code)
+    elif marked := markup.headings(lines, start):
+        found.headings = marked
+        found.navigation = navigation_lines(lines, marked, fenced) | settings
+        return found
     setext = {i: h for i, h in marked.items() if h.lines == 2}
     hashes = len(marked) > len(setext)
     plain = {} if hashes and markdown else plain_structure(lines, start, fenced, setext)
@@ -164,8 +178,108 @@ def outline(lines: list[str], markdown: bool = True) -> Outline:
         title = title_line(lines, start)
         if not found.front.title and title is not None and title not in found.headings:
             found.headings[title] = Heading(0, lines[title].strip())
-    found.navigation = navigation_lines(lines, found.headings, fenced)
+    found.navigation = navigation_lines(lines, found.headings, fenced) | settings
     return found
+
+
+ORG_HEADING = re.compile(r"^(\*+)[ \t]+(.*?)[ \t]*$")
+ORG_TITLE = re.compile(r"^#\+title:[ \t]*(\S.*?)[ \t]*$", re.IGNORECASE)
+ORG_BLOCK = re.compile(r"^[ \t]*#\+(begin|end)_", re.IGNORECASE)
+ORG_DECORATION = re.compile(r"^(?:(?:TODO|DONE)[ \t]+)?(?:\[#[A-Za-z0-9]\][ \t]+)?|[ \t]+:[\w@#%:]+:$")
+RST_ADORNMENT = re.compile(r"^([!-/:-@\[-`{-~])\1{2,}[ \t]*$")  # one ASCII punctuation character, 3 or more times
+ADOC_HEADING = re.compile(r"^(={1,6})[ \t]+(\S.*?)(?:[ \t]+=+)?[ \t]*$")
+ADOC_DELIMITER = re.compile(r"^(-{4,}|\.{4,}|={4,}|\*{4,}|_{4,}|\+{4,}|/{4,}|`{3,})[ \t]*$")
+
+
+def org_headings(lines: list[str], start: int) -> dict[int, Heading]:
+    """`* H`, `** H`, … (a star per level; TODO keyword, priority and tags left out) and `#+TITLE:` as the title;
+    never inside a `#+BEGIN_…` block."""
+    found: dict[int, Heading] = {}
+    inside = False
+    for i in range(start, len(lines)):
+        block = ORG_BLOCK.match(lines[i])
+        if block:
+            inside = block.group(1).lower() == "begin"
+        elif not inside and (title := ORG_TITLE.match(lines[i])):
+            found[i] = Heading(0, title.group(1))
+        elif not inside and (match := ORG_HEADING.match(lines[i])):
+            text = ORG_DECORATION.sub("", match.group(2)).strip()
+            if text:
+                found[i] = Heading(len(match.group(1)), text)
+    return found
+
+
+def rst_headings(lines: list[str], start: int) -> dict[int, Heading]:
+    """Section titles: a line under a line of one punctuation character (at least 3 of them), or between two
+    such lines of the same character. As in reStructuredText, levels go by the order the styles first appear in
+    (character, and whether it is overlined); literal blocks are indented and titles are not, so none is read in
+    code."""
+    found: dict[int, Heading] = {}
+    styles: list[tuple[str, bool]] = []
+
+    def level(style: tuple[str, bool]) -> int:
+        if style not in styles:
+            styles.append(style)
+        return styles.index(style) + 1
+
+    def alone(i: int) -> bool:
+        return i == start or not lines[i - 1].strip()
+
+    i = start
+    while i + 1 < len(lines):
+        over, text = RST_ADORNMENT.match(lines[i]), lines[i + 1]
+        if over and alone(i) and i + 2 < len(lines) and is_title_line(text):
+            under = RST_ADORNMENT.match(lines[i + 2])
+            if under and under.group(1) == over.group(1):
+                found[i] = Heading(level((over.group(1), True)), text.strip(), 3)
+                i += 3
+                continue
+        under = RST_ADORNMENT.match(text)
+        if under and alone(i) and is_title_line(lines[i]) and not lines[i][0].isspace() and not over:
+            found[i] = Heading(level((under.group(1), False)), lines[i].strip(), 2)
+            i += 2
+            continue
+        i += 1
+    return found
+
+
+def asciidoc_headings(lines: list[str], start: int) -> dict[int, Heading]:
+    """`= Title` (the document's title, level 0), `== Section` (1) … `====== ` (5), outside delimited blocks
+    (listings, literals, examples, sidebars, quotes, comments)."""
+    found: dict[int, Heading] = {}
+    closing = ""  # the delimiter that ends the block we are in
+    for i in range(start, len(lines)):
+        line = lines[i].rstrip()
+        if closing:
+            closing = "" if line == closing else closing
+        elif ADOC_DELIMITER.match(line):
+            closing = line
+        elif match := ADOC_HEADING.match(line):
+            found[i] = Heading(len(match.group(1)) - 1, match.group(2))
+    return found
+
+
+@dataclass(frozen=True)
+class Markup:
+    """A light markup's spelling of headings, and of the lines that set a document up rather than say anything
+    (`#+OPTIONS: toc:nil`, `:toc: left`, `.. _target:`): those are never chunked."""
+
+    headings: Callable[[list[str], int], dict[int, Heading]]
+    settings: re.Pattern[str]
+
+
+ASCIIDOC = Markup(asciidoc_headings, re.compile(r"^:!?[\w-]+!?:(?:[ \t]|$)"))
+MARKUPS: dict[str, Markup] = {
+    ".org": Markup(org_headings, re.compile(r"^#\+\w+:")),
+    ".rst": Markup(rst_headings, re.compile(r"^\.\. _[^:]*:(?:[ \t]|$)")),
+    ".adoc": ASCIIDOC,
+    ".asciidoc": ASCIIDOC,
+}
+
+
+def markup_of(path: str) -> Markup | None:
+    """The heading reader of a note's markup, by its suffix; None for Markdown and plain text."""
+    return MARKUPS.get(os.path.splitext(path)[1].lower())
 
 
 def title_line(lines: list[str], start: int) -> int | None:

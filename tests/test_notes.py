@@ -23,7 +23,7 @@ def test_reads_md_and_txt_recursively_and_skips_hidden_and_other_files(tmp_path:
     write(tmp_path / "n/sub/deeper/b.txt", "text")
     write(tmp_path / "n/.hidden/c.md", "hidden folder")
     write(tmp_path / "n/.d.md", "hidden file")
-    write(tmp_path / "n/e.pdf", "not a note")
+    write(tmp_path / "n/e.png", "not a note")
     scan = scan_notes(tmp_path / "n")
     assert [n.path for n in scan.notes] == ["a.md", "sub/deeper/b.txt"]
     assert scan.skipped == []

@@ -1,0 +1,229 @@
+"""Documents that are not text: a file's bytes → Markdown text, or why it cannot be read.
+
+PDF, HTML and DOCX are read by their own parsers and written out as Markdown, so the rest of the pipeline reads
+them as it reads any Markdown note: a PDF's pages become `# p. N` headings (a passage's heading path names its
+page), HTML's h1–h6 and DOCX's `Title`/`Heading N` styles become `#` headings. A line of body text that Markdown
+would read as a heading, an underline or a code fence gets a backslash, so only the document's own headings head
+sections. The text written here is the note's text everywhere: what is chunked, and what `get` returns, so a
+passage's line is a line of it.
+
+The parsers are imported only when such a file is read: deciding that an index is up to date hashes bytes, and
+must not pay for them. Nothing here touches files (notes.py does).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib import import_module
+from types import ModuleType
+from typing import Any
+
+TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt", ".org", ".rst", ".adoc", ".asciidoc"})  # read as UTF-8
+INSTALL_HINT = "pip install 'retriever[documents]'"
+# What Markdown would read as structure at the start of a line of body text: a heading, a setext underline, a fence.
+MARKDOWN_SYNTAX = re.compile(r"^[ \t]*(?:#|```|~~~|=+[ \t]*$|-+[ \t]*$)")
+OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # a compound file: what Office writes for an encrypted document, or an old .doc
+
+
+class Unreadable(Exception):
+    """Why a note is skipped, phrased to follow "is": `note 'a.pdf' is an encrypted PDF …`."""
+
+
+def escaped(line: str) -> str:
+    return "\\" + line if MARKDOWN_SYNTAX.match(line) else line
+
+
+def heading(level: int, title: str) -> list[str]:
+    return ["", "#" * min(max(level, 1), 6) + " " + title, ""]
+
+
+def collapsed(text: str) -> str:
+    return " ".join(text.split())
+
+
+def parser(module: str, package: str) -> ModuleType:
+    try:
+        return import_module(module)
+    except ImportError:
+        raise Unreadable(f"not read: reading it needs {package} ({INSTALL_HINT})") from None
+
+
+@contextmanager
+def quiet(logger: str) -> Iterator[None]:
+    """A parser's own complaints about a damaged file are not the user's warning: the skip reason is."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def read_pdf(data: bytes) -> str:
+    """Every page's text under a `# p. N` heading, N counted from 1 as a viewer counts pages."""
+    pypdf = parser("pypdf", "pypdf")
+    with quiet("pypdf"):
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        try:
+            if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens many "protected" PDFs
+                raise Unreadable("an encrypted PDF (it needs a password)")
+        except pypdf.errors.DependencyError:
+            raise Unreadable(f"not read: decrypting it needs cryptography ({INSTALL_HINT})") from None
+        pages = [page.extract_text() or "" for page in reader.pages]
+    if not any(text.strip() for text in pages):
+        raise Unreadable("a PDF without text (scanned pages need OCR first)")
+    lines: list[str] = []
+    for number, text in enumerate(pages, 1):
+        lines += heading(1, f"p. {number}")
+        lines += [escaped(line.rstrip()) for line in text.replace("\x00", "").splitlines()]
+    return "\n".join(lines).strip() + "\n"
+
+
+DROPPED_TAGS = ["head", "script", "style", "nav", "noscript", "template", "svg", "iframe"]
+BLOCK_TAGS = frozenset(
+    {"address", "article", "aside", "blockquote", "caption", "dd", "details", "dialog", "div", "dl", "dt"}
+    | {"fieldset", "figcaption", "figure", "footer", "form", "header", "hr", "li", "main", "ol", "p", "section"}
+    | {"summary", "table", "tbody", "tfoot", "thead", "ul"}
+)
+HEADING_TAGS = {f"h{n}": n for n in range(1, 7)}
+CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([\w-]+)""", re.IGNORECASE)
+
+
+def html_source(data: bytes) -> str:
+    """UTF-8, else the charset the page declares (Korean pages still come as EUC-KR)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    declared = CHARSET.search(data[:4096])
+    try:
+        return data.decode(declared.group(1).decode("ascii")) if declared else data.decode("utf-8")
+    except (LookupError, UnicodeDecodeError):
+        raise Unreadable("HTML in neither UTF-8 nor a charset it declares") from None
+
+
+class HtmlText:
+    """Walks the body in document order, one line per block: text runs inside a block join into one line."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.run: list[str] = []
+
+    def flush(self, gap: bool = False) -> None:
+        text = collapsed("".join(self.run))
+        self.run = []
+        if text and text != "-":  # "-": an empty list item
+            self.lines.append(escaped(text))
+        if gap and self.lines and self.lines[-1]:
+            self.lines.append("")
+
+    def walk(self, root: Any) -> list[str]:
+        stack: list[tuple[Any, bool]] = [(root, False)]  # (node, closing): iterative, as pages nest deeply
+        while stack:
+            node, closing = stack.pop()
+            tag = node.tag
+            if closing:
+                self.flush(gap=tag != "li")
+            elif tag == "-text":
+                self.run.append(node.text_content or "")
+            elif tag in HEADING_TAGS:
+                self.flush()
+                title = collapsed(node.text(deep=True))  # text nodes keep their own spaces: "Hel<b>lo</b>"
+                self.lines += heading(HEADING_TAGS[tag], title) if title else []
+            elif tag == "pre":
+                self.flush(gap=True)
+                code = (node.text(deep=True) or "").strip("\n").split("\n")
+                self.lines += [
+                    "```",
+                    *(escaped(line) if line.lstrip()[:3] in ("```", "~~~") else line for line in code),
+                ]
+                self.lines += ["```", ""]
+            elif tag == "tr":
+                self.flush()
+                cells = [collapsed(c.text(deep=True, separator=" ")) for c in node.iter() if c.tag in ("td", "th")]
+                self.run = [" | ".join(c for c in cells if c)]
+                self.flush()
+            elif tag == "br":
+                self.flush()
+            else:
+                if tag in BLOCK_TAGS:
+                    self.flush()
+                    stack.append((node, True))
+                    self.run = ["- "] if tag == "li" else []
+                stack.extend((child, False) for child in reversed(list(node.iter(include_text=True))))
+        self.flush()
+        return self.lines
+
+
+def read_html(data: bytes) -> str:
+    """The body's text, h1–h6 as headings, lists as `- ` items, table rows as cells between ` | `, `<pre>` fenced;
+    scripts, styles, navigation and the head left out."""
+    lexbor = parser("selectolax.lexbor", "selectolax")
+    tree = lexbor.LexborHTMLParser(html_source(data))
+    tree.strip_tags(DROPPED_TAGS)
+    lines = HtmlText().walk(tree.body or tree.root)
+    return tidy(lines)
+
+
+def tidy(lines: list[str]) -> str:
+    """No run of blank lines longer than one, none at either end."""
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return text.strip("\n") + "\n"
+
+
+DOCX_HEADING = re.compile(r"^heading (\d)$", re.IGNORECASE)
+
+
+def docx_lines(block: Any) -> list[str]:
+    """A paragraph or a table of a DOCX body as lines. `Title` is level 1, so `Heading N` is level N+1 below it."""
+    if hasattr(block, "rows"):
+        rows = []
+        for row in block.rows:
+            cells = [collapsed(cell.text) for cell in row.cells]
+            # A merged cell is listed once per grid column it spans: keep it once.
+            unique = [c for i, c in enumerate(cells) if c and (i == 0 or c != cells[i - 1])]
+            rows.append(escaped(" | ".join(unique)))
+        return ["", *rows, ""]
+    text = collapsed(block.text)
+    style = block.style.name if block.style is not None else ""
+    level = 1 if style.lower() == "title" else (int(m.group(1)) + 1 if (m := DOCX_HEADING.match(style)) else 0)
+    if not text:
+        return []
+    if level:
+        return heading(level, text)
+    return [("- " if style.lower().startswith("list") else "") + escaped(text)]
+
+
+def read_docx(data: bytes) -> str:
+    """Paragraphs and tables in document order; headings by their `Heading N` style, list paragraphs as items."""
+    if data.startswith(OLE_MAGIC):
+        raise Unreadable("an encrypted Word file or an old .doc, not DOCX")
+    docx = parser("docx", "python-docx")
+    document = docx.Document(io.BytesIO(data))
+    return tidy([line for block in document.iter_inner_content() for line in docx_lines(block)])
+
+
+KINDS = {".pdf": "PDF", ".html": "HTML", ".htm": "HTML", ".docx": "DOCX"}
+READERS: dict[str, Callable[[bytes], str]] = {
+    ".pdf": read_pdf,
+    ".html": read_html,
+    ".htm": read_html,
+    ".docx": read_docx,
+}
+DOCUMENT_SUFFIXES = frozenset(READERS)
+
+
+def read_document(suffix: str, data: bytes) -> str:
+    """A document's text as Markdown; Unreadable when it cannot be read, whatever its parser raised."""
+    try:
+        return READERS[suffix](data)
+    except Unreadable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file may trip any error in a parser: it costs that file only
+        detail = collapsed(str(exc))[:120] or type(exc).__name__
+        raise Unreadable(f"a damaged {KINDS[suffix]} ({detail})") from None
