@@ -155,6 +155,16 @@ def test_the_request_carries_only_the_controls_filled_in(served, browser) -> Non
         "tag": ["딥러닝"],
         "since": "2026-01-02",
     }
+    browser.execute_script("document.getElementById('since').value = ''")
+    browser.find_element(By.ID, "go").click()  # the server applies them: a glob that matches nothing is one line
+    error = browser.find_element(By.ID, "error")
+    wait_for(lambda: "'*.txt' matches no indexed note" in error.text, 10)
+    browser.find_element(By.ID, "path").clear()
+    browser.find_element(By.ID, "path").send_keys("guide/")
+    browser.find_element(By.ID, "go").click()
+    wait_for(lambda: not error.is_displayed(), 10)
+    hits = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#results .hit"), 10)
+    assert {hit.find_element(By.CLASS_NAME, "where").text.split(":")[0] for hit in hits} == {"guide/train.md"}
 
 
 def test_the_page_is_refused_to_foreign_hosts_and_origins_and_sent_with_a_strict_policy(served) -> None:
