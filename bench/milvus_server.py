@@ -16,6 +16,7 @@ clients that stay in the namespace. Needs root (or unprivileged user namespaces)
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,14 +25,31 @@ from pathlib import Path
 
 PORT = 19530
 TOKEN = "root:Milvus"  # the default superuser of a fresh server with authentication on
+# The package checks each port free by binding it without SO_REUSEADDR, and takes the next port when that fails. A
+# killed server's connections leave its port in TIME_WAIT for 60 s, so a restart would move the server to 19532 and
+# strand every client at 19530. The server itself binds with SO_REUSEADDR, as a Milvus restarted anywhere does and
+# gets its port back at once; the check is made to bind the same way.
 START = f"""
-import sys, time
+import socket, sys, time
 from milvus import default_server
+
+def free(port):
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+default_server.config.try_bind_port = free
 default_server.set_base_dir(sys.argv[1])
 default_server.listen_port = {PORT}
 default_server.config.set("authorization_enabled", True)
 default_server.start()
-print("listening", flush=True)
+print("listening on", default_server.listen_port, flush=True)
 while True:
     time.sleep(3600)
 """
@@ -66,20 +84,29 @@ def launch(pid: int, folder: Path, timeout: float) -> None:
     (folder / "server.pid").write_text(str(server.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and server.poll() is None:
-        if "listening" in log.read_text(errors="replace"):
+        said = re.search(r"listening on (\d+)", log.read_text(errors="replace"))
+        if said and int(said[1]) == PORT:
             return
+        if said:  # clients would wait at PORT for nobody
+            kill_group(server.pid)
+            raise RuntimeError(f"the Milvus server took port {said[1]}, not {PORT} (in use); see {log}")
         time.sleep(0.5)
     raise RuntimeError(f"the Milvus server did not start; see {log}")
 
 
 def restart(pid: int, folder: Path, down: float = 0.0, timeout: float = 180) -> None:
-    """Kill the server (as a crash would), stay down `down` seconds, and start it again at the same address."""
+    """Kill the server, stay down `down` seconds, and start it again at the same address."""
+    crash(folder)
+    time.sleep(down)
+    launch(pid, folder, timeout)
+
+
+def crash(folder: Path) -> None:
+    """Kill the server as a crash would, and wait until it is gone; `launch` brings it back."""
     server = int((folder / "server.pid").read_text())
     kill_group(server)
     while any(True for _ in members(server)):
         time.sleep(0.1)
-    time.sleep(down)
-    launch(pid, folder, timeout)
 
 
 def members(group: int) -> list[int]:

@@ -33,6 +33,7 @@ from .store import IndexStore
 
 MISSING = 100  # Milvus's code for a collection (Lite: or an alias) that does not exist
 MISSING_ALIAS = 1600  # a 2.3 server's, for an alias
+NOT_LOADED = 101  # a collection released, or not yet loaded again by a restarted server
 
 
 class MilvusStore:
@@ -161,6 +162,8 @@ class MilvusStore:
             return MissingAlias(str(getattr(exc, "message", exc)))
         if code == MISSING:
             return StaleRead(f"Milvus store {self.label}: {getattr(exc, 'message', exc)}; {self.rebuild_hint}")
+        if code == NOT_LOADED:  # asked again, the index is loaded afresh, and `load` waits for its collections
+            return StaleRead(f"Milvus store {self.label}: {getattr(exc, 'message', exc)}; ask again to load it")
         error = failure(self.location, exc)
         if isinstance(error, StoreUnreachable):  # the next call connects afresh
             self.drop_client()

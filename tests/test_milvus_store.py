@@ -70,6 +70,17 @@ def test_explain_and_get_read_from_milvus(published: tuple[Retriever, Retriever]
     assert [f.level for f in findings] == ["ok", "ok"] and "manifest checksum verified" in findings[0].message
 
 
+def test_a_released_index_is_loaded_again_by_the_next_question(published: tuple[Retriever, Retriever]) -> None:
+    """A restarted server loads its collections again in its own time, and an operator may release them: a
+    question that meets them not loaded loads them, and is answered, instead of failing."""
+    _, milvus = published
+    want = [h.id for h in milvus.ask(QUESTIONS[1], k=3)]
+    client = milvus.store.client
+    for collection in client.list_collections():
+        client.release_collection(collection)
+    assert [h.id for h in milvus.ask(QUESTIONS[1], k=3)] == want
+
+
 def test_rebuild_swaps_a_whole_generation_and_embeds_only_new_text(repo_notes: Path, tmp_path: Path) -> None:
     store = db(tmp_path)
     writer = Retriever(repo_notes, tmp_path / "index", models=["e5"], store=store)
