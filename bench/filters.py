@@ -8,13 +8,10 @@ ratio. A filter that keeps more chunks than a channel's candidates is scored exa
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import QUESTION, latencies, many_notes_corpus  # noqa: E402
+from run import QUESTION, latencies, many_notes_corpus
 
-from retriever.api import Retriever  # noqa: E402
+from retriever.api import Retriever
 
 FILTERS = {  # generated notes sit in 100 folders 00..99
     "no filter (reference)": {},
