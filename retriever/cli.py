@@ -435,12 +435,13 @@ def doctor(
 WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes change, and answer from the new index.")]
 
 
-def start_service(notes: Path | None, index: Path | None, model: str | None, watch: bool, store: str | None) -> Service:
-    """Index if needed, load every model and the index, and start watching: all before the first question."""
+def start_service(chosen: Settings, watch: bool, store: str | None) -> Service:
+    """Index if needed, load every model and the index, and start watching: all before the first question (run in
+    the servers' background thread, after they listen)."""
     from .service import Service
     from .watch import start_watching
 
-    service = Service(make_retriever(setup(notes, index, model), store=store))
+    service = Service(make_retriever(chosen, store=store))
     service.retriever.ensure_index()
     if watch:  # the indexing models too, so the first change is not kept waiting for them
         service.retriever.encoders(service.retriever.index_models())
@@ -460,14 +461,22 @@ def serve(
     ] = 8765,
     watch: WatchOpt = False,
     store: StoreOpt = None,
+    idle: Annotated[
+        float, typer.Option("--idle", min=0, help="Exit after this many seconds without a request; 0: never.")
+    ] = 0,
 ) -> None:
     """Keep models and index loaded and answer over HTTP on 127.0.0.1; `ask` and `similar` use it by themselves."""
     from .server import serve as serve_http
 
     with user_errors():
-        service = start_service(notes, index, model, watch, store)
+        chosen = setup(notes, index, model)
         serve_http(
-            service, port, lambda url: err.print(f"serving {safe(service.retriever.notes)} on {url} (Ctrl-C stops)")
+            lambda: start_service(chosen, watch, store),
+            chosen.index,
+            chosen.notes,
+            port,
+            lambda url: err.print(f"serving {safe(chosen.notes)} on {url} (Ctrl-C stops)"),
+            idle,
         )
 
 
@@ -485,8 +494,13 @@ def mcp(
     from .mcp_server import run
 
     with user_errors():
-        service = start_service(notes, index, model, watch, store)
-        run(service, http, port, lambda message: err.print(f"[dim]{safe(message)}[/dim]"))
+        chosen = setup(notes, index, model)
+        run(
+            lambda: start_service(chosen, watch, store),
+            http,
+            port,
+            lambda message: err.print(f"[dim]{safe(message)}[/dim]"),
+        )
 
 
 @app.command()
