@@ -293,14 +293,20 @@ def index(
 
 
 def served(
-    method: str, question: str, chosen: Settings, k: int, explain: bool, filters: dict[str, Any]
+    method: str, question: str, chosen: Settings, k: int, explain: bool, filters: dict[str, Any], start: bool
 ) -> list[Hit] | None:
-    """The answer of a running `retriever serve` for the same notes and index, or None when there is none."""
+    """The answer of a running `retriever serve` for the same notes and index, or None when there is none; with
+    `start`, one is started in the background first (retriever.daemon), to stay warm for the next question."""
     from .client import ask_server
 
     with timings.phase("server"):
         payload = {"question": question, "k": k, "mode": chosen.mode, "explain": explain, **filters}
         answer = ask_server(chosen.index, chosen.notes, method, payload)
+        if answer is None and start:
+            from .daemon import start_daemon
+
+            if start_daemon(chosen.index, chosen.notes):
+                answer = ask_server(chosen.index, chosen.notes, method, payload)
     if answer is None:
         return None
     kind = QuestionHit if method == "similar" else Hit
@@ -332,6 +338,14 @@ def search_command(method: str, summary: str):
                 "--no-server", envvar="RETRIEVER_NO_SERVER", help="Answer in this process even if a server runs."
             ),
         ] = False,
+        no_daemon: Annotated[
+            bool,
+            typer.Option(
+                "--no-daemon",
+                envvar="RETRIEVER_NO_DAEMON",
+                help="Start no background server when none runs (one stays warm RETRIEVER_IDLE s, default 600).",
+            ),
+        ] = False,
         show_timings: TimingsOpt = False,
         quiet: QuietOpt = False,
         path: PathFilter = None,
@@ -346,7 +360,8 @@ def search_command(method: str, summary: str):
         with user_errors():
             text = read_question(question)
             chosen = setup(notes, index, model, mode)
-            hits = None if no_server or model else served(method, text, chosen, k, explain, filters)
+            start = not no_daemon and store is None  # a shared store's reader need not have the notes to serve
+            hits = None if no_server or model else served(method, text, chosen, k, explain, filters, start)
             if hits is None:
                 retriever = make_retriever(chosen, store, quiet)
                 hits = getattr(retriever, method)(text, k, explain, **filters)
