@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar
 
 from .errors import RetrieverError
+from .failpoints import holdpoint
 
 T = TypeVar("T")
 LOAD_SECONDS = 900.0  # a question waits this long for a load (a first index of a large folder takes minutes)
@@ -42,6 +43,7 @@ class Loading(Generic[T]):
 
     def _run(self) -> None:
         try:
+            holdpoint("load")
             self._value = self._load()
         except Exception as exc:  # noqa: BLE001 - whatever it was, questions get it as one line
             self.error = str(exc) if isinstance(exc, RetrieverError) else f"unexpected {type(exc).__name__}: {exc}"
