@@ -38,6 +38,7 @@ from .client import ADDRESS_FILE, remove_address
 from .errors import RetrieverError
 from .filters import FIELDS
 from .loading import Loading
+from .notes import Library
 from .question import MAX_K, METHODS
 
 if TYPE_CHECKING:  # the service pulls in numpy and the models' code: loaded after the port is bound
@@ -346,7 +347,12 @@ def make_server(loading: Loading[Service], port: int) -> Server:
 
 
 def serve(
-    load: Callable[[], Service], index: Path, notes: Path, port: int, on_ready: Callable[[str], None], idle: float = 0
+    load: Callable[[], Service],
+    index: Path,
+    notes: Library,
+    port: int,
+    on_ready: Callable[[str], None],
+    idle: float = 0,
 ) -> None:
     """Listen first, then load the service in the background; serve until interrupted, terminated, idle for `idle`
     seconds (when > 0) or the load fails (raised here). The address file under the index folder is written as soon
