@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from retriever.client import ready
+
 HOST = "127.0.0.1"
 HEAD = f"POST /ask HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n".encode() * 100
 
@@ -115,7 +117,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--question", default="배치 사이즈는 어떻게 정하나요?")
     args = parser.parse_args()
-    port = int(json.loads((args.index / "server.json").read_text())["url"].rsplit(":", 1)[1])
+    url = json.loads((args.index / "server.json").read_text())["url"]
+    if not ready(url):  # recorded as soon as it listens: the quiet run must not time its load
+        raise SystemExit(f"the server at {url} does not answer")
+    port = int(url.rsplit(":", 1)[1])
     quiet = asked(port, args.question, args.seconds)
     with flooded(port):
         loud = asked(port, args.question, args.seconds)

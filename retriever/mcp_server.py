@@ -2,6 +2,10 @@
 
 The tools return the same JSON as `--json`, so an assistant sees what a script sees. A user's mistake (an empty
 question, an unknown id) comes back as the tool's error text, for the assistant to read and correct.
+
+The protocol answers from the first moment (`initialize`, `tools/list`): the models and the index load in a
+background thread, which a tool call waits for, and nothing heavy is imported before the loop runs (clients gave
+up on a server that took 7-70 s to say hello).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import re
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -21,8 +25,10 @@ from mcp.server.stdio import stdio_server
 
 from . import version
 from .errors import RetrieverError
-from .server import HOST, require_free_port
-from .service import Service
+from .loading import Loading
+
+if TYPE_CHECKING:
+    from .service import Service
 
 INSTRUCTIONS = (
     "Search the user's own notes (mostly Korean, often Q&A shaped). Use `ask` for a free-form question in Korean "
@@ -47,7 +53,8 @@ def named(
     return {name: value for name, value in given.items() if value is not None}
 
 
-def build(service: Service) -> MCPServer:
+def build(loading: Loading[Service]) -> MCPServer:
+    """The tools; each one (but `status`, which says "loading") waits for the load, or fails with its error."""
     server = MCPServer("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool()
@@ -64,7 +71,7 @@ def build(service: Service) -> MCPServer:
         Optional filters narrow the search: path globs (.gitignore style, any may match), tags (all required),
         since/until dates (YYYY-MM-DD: front-matter date, else the file's), a collection's name."""
         with as_tool_errors():
-            return service.search("ask", question, k, filters=named(path, tag, since, until, collection))
+            return loading.wait().search("ask", question, k, filters=named(path, tag, since, until, collection))
 
     @server.tool()
     def similar(
@@ -79,32 +86,42 @@ def build(service: Service) -> MCPServer:
         """The notes' own questions (headings) closest to this one, each with its answer; in notes that ask no
         questions, the closest sections, each named by its heading path. Filters as for ask."""
         with as_tool_errors():
-            return service.search("similar", question, k, filters=named(path, tag, since, until, collection))
+            return loading.wait().search("similar", question, k, filters=named(path, tag, since, until, collection))
 
     @server.tool()
     def get(id: str) -> dict[str, Any]:
         """A passage by the id a result carries (path#line), or a whole note by its path."""
         with as_tool_errors():
-            return service.get(id)
+            return loading.wait().get(id)
 
     @server.tool()
     def status() -> dict[str, Any]:
-        """What is indexed: notes, chunks, models, when it was built, and whether the notes changed since."""
+        """What is indexed: notes, chunks, models, when it was built, and whether the notes changed since (while
+        the models load: {"status": "loading"})."""
         with as_tool_errors():
-            return service.status()
+            if loading.state == "failed":
+                loading.wait()  # raises the load's error
+            ready = loading.ready
+            return loading.health() if ready is None else ready.status()
 
     return server
 
 
-def run(service: Service, http: bool, port: int, on_ready: Callable[[str], None]) -> None:
-    server = build(service)
+def run(load: Callable[[], Service], http: bool, port: int, on_ready: Callable[[str], None]) -> None:
+    """Start the load in the background, then serve the protocol at once."""
+    loading = Loading(load)
+    server = build(loading)
     if http:
+        from .server import HOST, require_free_port  # numpy, through the filters: not before stdio's hello
+
         require_free_port(port)
         url = f"http://{HOST}:{port}/mcp"
         on_ready(f"MCP over streamable HTTP on {url}")
+        loading.start()
         server.run("streamable-http", host=HOST, port=port)
         return
     on_ready("MCP over stdio")
+    loading.start()
     # stdout is the protocol: anything a library prints must reach stderr at once, not sit in a buffer that is
     # flushed onto the wire at exit
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]

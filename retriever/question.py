@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # and small enough that tokenising or morpheme-analysing it costs milliseconds.
 MAX_QUESTION_CHARS = 4096
 MAX_K = 100  # results one question may ask for: a page of answers, not an export of the index
+METHODS = ("ask", "similar")  # the two ways to ask, served by name over HTTP and MCP
 
 
 @dataclass(frozen=True)

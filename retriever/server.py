@@ -22,12 +22,13 @@ import re
 import resource
 import signal
 import socket
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import h11
@@ -36,8 +37,12 @@ from . import webpage
 from .client import ADDRESS_FILE, remove_address
 from .errors import RetrieverError
 from .filters import FIELDS
-from .question import MAX_K
-from .service import METHODS, Service
+from .loading import Loading
+from .notes import Library
+from .question import MAX_K, METHODS
+
+if TYPE_CHECKING:  # the service pulls in numpy and the models' code: loaded after the port is bound
+    from .service import Service
 
 HOST = "127.0.0.1"  # never another interface: the notes are private
 MAX_BODY = 1 << 20
@@ -118,7 +123,8 @@ def admissible(request: Request) -> None:
         raise Rejected(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is over {MAX_BODY >> 20} MiB")
 
 
-def route(service: Service, request: Request) -> dict[str, Any]:
+def route(loading: Loading[Service], request: Request) -> dict[str, Any]:
+    """A question waits for the service to load; /health and /status say it is loading instead."""
     url = urlsplit(request.target)
     if request.method == "POST":
         method = url.path.strip("/")
@@ -126,25 +132,27 @@ def route(service: Service, request: Request) -> dict[str, Any]:
             raise Rejected(HTTPStatus.NOT_FOUND, f"no route /{method}; POST /ask or /similar")
         body = read_json(request.body)
         question, k, explain, mode = search_args(body)
+        service = loading.wait()
         return service.search(method, question, k, explain, mode, {f: body[f] for f in FIELDS if f in body})
     if request.method != "GET":
         raise Rejected(HTTPStatus.METHOD_NOT_ALLOWED, f"no method {request.method}; GET or POST")
     if url.path == "/health":
-        return {"status": "ok", "pid": os.getpid()}
+        return loading.health()
     if url.path == "/status":
-        return service.status()
+        ready = loading.ready
+        return loading.health() if ready is None else ready.status()
     if url.path == "/get":
-        return service.get(parse_qs(url.query).get("id", [""])[0])
+        return loading.wait().get(parse_qs(url.query).get("id", [""])[0])
     raise Rejected(
         HTTPStatus.NOT_FOUND, f"no route {url.path}; try / (the web page), /health, /status, /ask, /similar, /get"
     )
 
 
-def answer(service: Service, request: Request) -> tuple[HTTPStatus, dict[str, Any]]:
+def answer(loading: Loading[Service], request: Request) -> tuple[HTTPStatus, dict[str, Any]]:
     """Every request gets one JSON answer, whatever went wrong: a dropped connection and a traceback on the
     server's stderr would tell the client nothing."""
     try:
-        return HTTPStatus.OK, route(service, request)
+        return HTTPStatus.OK, route(loading, request)
     except Rejected as exc:
         return exc.status, {"error": str(exc)}
     except RetrieverError as exc:
@@ -215,8 +223,8 @@ class Server:
     sending are bounded per client and in all; at a bound the oldest of them is closed, so a flood of slow or
     idle connections can delay a real request by one accept, never lock it out."""
 
-    def __init__(self, service: Service, listener: socket.socket) -> None:
-        self.service = service
+    def __init__(self, loading: Loading[Service], listener: socket.socket) -> None:
+        self.loading = loading
         self.listener = listener
         self.port: int = listener.getsockname()[1]
         self.receiving: OrderedDict[asyncio.Task[None], str] = OrderedDict()  # oldest first, with their client
@@ -224,17 +232,34 @@ class Server:
         self.evicted: set[asyncio.Task[None]] = set()
         self.stopped: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.open = 0  # connections being served
+        self.active = time.monotonic()  # when the last one closed
 
-    async def run(self) -> None:
-        """Serve until stop() is called."""
+    async def run(self, idle: float = 0) -> None:
+        """Serve until stop() is called, the load fails, or (idle > 0) nobody asked anything for `idle` seconds."""
         self.loop, self.stopped = asyncio.get_running_loop(), asyncio.Event()
+        if self.loading.state == "failed":  # before the loop was there to be stopped
+            return
         self.loop.set_exception_handler(lambda loop, context: None)  # a reset client is no problem of the server's
         server = await asyncio.start_server(self.connected, sock=self.listener, backlog=BACKLOG, limit=MAX_HEAD)
         async with server:
+            watch = asyncio.create_task(self.stop_when_idle(idle)) if idle > 0 else None
             await self.stopped.wait()
             server.close()
-            for task in list(self.receiving):
+            for task in [*self.receiving, *([watch] if watch else [])]:
                 task.cancel()
+        self.loading.close()  # a question still waiting for the load ends now, not when the load does
+
+    async def stop_when_idle(self, seconds: float) -> None:
+        """Idle time counts from the end of the load, so a long first build is not mistaken for idleness."""
+        while True:
+            if self.loading.state == "loading" or self.open:
+                self.active = time.monotonic()
+            quiet = time.monotonic() - self.active
+            if quiet >= seconds:
+                self.stop()
+                return
+            await asyncio.sleep(min(seconds - quiet, 1.0))
 
     def stop(self) -> None:
         """From any thread or a signal handler."""
@@ -245,6 +270,7 @@ class Server:
         task = asyncio.current_task()
         assert task is not None
         self.admit(task, str(writer.get_extra_info("peername", ("?",))[0]))
+        self.open += 1
         try:
             await self.exchange(reader, writer, task)
         except asyncio.CancelledError:
@@ -254,6 +280,8 @@ class Server:
         except (TimeoutError, ConnectionError):
             pass  # the client stalled or left: nobody to answer
         finally:
+            self.open -= 1
+            self.active = time.monotonic()
             self.receiving.pop(task, None)
             self.evicted.discard(task)
             if not writer.is_closing():
@@ -293,19 +321,19 @@ class Server:
         ):  # the web page needs nothing of the service
             return page(found)
         if request.method == "GET" and path == "/health":
-            return response(*answer(self.service, request))
+            return response(*answer(self.loading, request))
         if self.waiting >= MAX_WAITING or self.waiting_bytes + len(request.body) > MAX_WAITING_BYTES:
             return response(HTTPStatus.SERVICE_UNAVAILABLE, {"error": BUSY})
         self.waiting += 1
         self.waiting_bytes += len(request.body)
         try:
-            return response(*await asyncio.to_thread(answer, self.service, request))
+            return response(*await asyncio.to_thread(answer, self.loading, request))
         finally:
             self.waiting -= 1
             self.waiting_bytes -= len(request.body)
 
 
-def make_server(service: Service, port: int) -> Server:
+def make_server(loading: Loading[Service], port: int) -> Server:
     """Bound to the port but not yet serving, so a test can serve it in a thread over a stand-in service."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -315,31 +343,41 @@ def make_server(service: Service, port: int) -> Server:
     except OSError as exc:
         listener.close()
         raise port_taken(port, exc) from exc
-    return Server(service, listener)
+    return Server(loading, listener)
 
 
-def serve(service: Service, port: int, on_ready: Callable[[str], None]) -> None:
-    """Serve until interrupted or terminated; the address file under the index folder lives as long as the server."""
-    server = make_server(service, port)
+def serve(
+    load: Callable[[], Service],
+    index: Path,
+    notes: Library,
+    port: int,
+    on_ready: Callable[[str], None],
+    idle: float = 0,
+) -> None:
+    """Listen first, then load the service in the background; serve until interrupted, terminated, idle for `idle`
+    seconds (when > 0) or the load fails (raised here). The address file under the index folder is written as soon
+    as the port is bound and lives as long as the server: it is also what keeps a second background server from
+    starting for the same index, and clients that find the server loading wait for it."""
+    loading: Loading[Service] = Loading(load, on_failure=lambda error: server.stop())
+    server = make_server(loading, port)
     allow_open_files(MAX_RECEIVING + MAX_WAITING + 256)
-    address = service.retriever.store.root / ADDRESS_FILE
-    record = {
-        "url": f"http://{HOST}:{server.port}",
-        "pid": os.getpid(),
-        "notes": service.retriever.notes.identity(),
-    }
+    address = index / ADDRESS_FILE
+    record = {"url": f"http://{HOST}:{server.port}", "pid": os.getpid(), "notes": notes.identity()}
 
     async def main() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C and SIGTERM alike remove the address file
             asyncio.get_running_loop().add_signal_handler(signum, server.stop)
         write_address(address, record)
         on_ready(record["url"])
-        await server.run()
+        loading.start()
+        await server.run(idle)
 
     try:
         asyncio.run(main())
     finally:
         remove_address(address, os.getpid())
+    if loading.error is not None:
+        raise RetrieverError(loading.error)
 
 
 def allow_open_files(wanted: int) -> None:

@@ -23,9 +23,9 @@ from .api import Retriever
 from .errors import RetrieverError
 from .indexer import IndexReport
 from .milvus_connection import StoreUnreachable
+from .question import METHODS
 from .ranking import Mode
 
-METHODS = ("ask", "similar")
 FIRST_RETRY, LAST_RETRY = 1.0, 30.0  # seconds between tries of an unreachable store: doubling, up to the last
 T = TypeVar("T")
 

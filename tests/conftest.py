@@ -25,6 +25,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
     names = ("NOTES", "INDEX", "ENCODERS", "MODE", "DEBUG", "NO_SERVER", "PORT", "STORE", "MILVUS_TOKEN", "CONFIG")
     for name in (*names, "COLLECTION"):
         monkeypatch.delenv(f"RETRIEVER_{name}", raising=False)
+    monkeypatch.setenv("RETRIEVER_NO_DAEMON", "1")  # no test leaves a background server behind; its own tests opt in
     return tmp_path
 
 

@@ -16,7 +16,7 @@ from typing import Self, TypeVar
 
 import pytest
 
-from retriever.client import call, server_url
+from retriever.client import ready, server_url
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ def wait_for(predicate: Callable[[], T], seconds: float = 120) -> T:
 
 @contextmanager
 def serving(notes: Path, index: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A real `retriever serve` on a free port, from when it answers /health until the block ends: its URL, its
+    """A real `retriever serve` on a free port, from when it has loaded until the block ends: its URL, its
     process."""
     where = ["--notes", str(notes), "--index", str(index), "--port", "0"]
     process = subprocess.Popen(
@@ -66,7 +66,7 @@ def serving(notes: Path, index: Path, *options: str) -> Iterator[tuple[str, subp
         url = wait_for(
             lambda: server_url(index, notes) if process.poll() is None else pytest.fail(process.stderr.read())
         )
-        wait_for(lambda: call(url, "/health", timeout=1))
+        assert ready(url)  # recorded as soon as it listens; ready once loaded
         yield url, process
     finally:
         process.terminate()

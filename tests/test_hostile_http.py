@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from flood import asked, burst, flooded
 
 from retriever import server as server_module
-from retriever.client import ADDRESS_FILE, ask_server, call, server_url
+from retriever.client import ADDRESS_FILE, ask_server, call, ready, server_url
+from retriever.loading import Loading
 from retriever.server import HOST, MAX_BODY, MAX_K, Server, make_server, write_address
 
 
@@ -50,7 +51,7 @@ def start(notes: Path, index: Path, log: Path, model_cache: Path) -> tuple[subpr
     with log.open("w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "retriever", *command], stderr=stderr, env=env)
     url = wait_for(lambda: server_url(index, notes) if process.poll() is None else pytest.fail(log.read_text()))
-    wait_for(lambda: call(url, "/health", timeout=1))
+    assert ready(url)  # loaded
     return process, int(url.rsplit(":", 1)[1])
 
 
@@ -211,7 +212,7 @@ class Broken:
 @contextmanager
 def running() -> Iterator[Server]:
     """The server in this process, over a Broken service: for what needs no models but the server's own code."""
-    server = make_server(Broken(), 0)  # type: ignore[arg-type]
+    server = make_server(Loading.of(Broken()), 0)  # type: ignore[arg-type]
     thread = threading.Thread(target=asyncio.run, args=(server.run(),))
     thread.start()
     try:
