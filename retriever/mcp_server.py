@@ -45,48 +45,43 @@ def as_tool_errors() -> Iterator[None]:
         raise ToolError(str(exc)) from None
 
 
-def named(
-    path: list[str] | None, tag: list[str] | None, since: str | None, until: str | None, collection: str | None
-) -> dict[str, Any]:
-    """The filters a tool call set, by the names retriever.filters reads."""
-    given = {"path": path, "tag": tag, "since": since, "until": until, "collection": collection}
-    return {name: value for name, value in given.items() if value is not None}
+SEARCHES = {
+    "ask": "Passages of the notes that answer the question, best first, each with id, path, lines, heading, text.",
+    "similar": "The notes' own questions (headings) closest to this one, each with its answer; in notes that ask no "
+    "questions, the closest sections, each named by its heading path.",
+}
+FILTERS_HELP = (
+    " Optional filters narrow the search: path globs (.gitignore style, any may match), tags (all required), "
+    "since/until dates (YYYY-MM-DD: front-matter date, else the file's), a collection's name."
+)
+
+
+def searcher(loading: Loading[Service], method: str) -> Callable[..., dict[str, Any]]:
+    """`ask` and `similar` as tools: the same arguments (the SDK reads the schema off this signature), another
+    method of the service."""
+
+    def search(
+        question: str,
+        k: int = 5,
+        path: list[str] | None = None,
+        tag: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        collection: str | None = None,
+    ) -> dict[str, Any]:
+        given = {"path": path, "tag": tag, "since": since, "until": until, "collection": collection}
+        with as_tool_errors():
+            filters = {name: value for name, value in given.items() if value is not None}
+            return loading.wait().search(method, question, k, filters=filters)
+
+    return search
 
 
 def build(loading: Loading[Service]) -> MCPServer:
     """The tools; each one (but `status`, which says "loading") waits for the load, or fails with its error."""
     server = MCPServer("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
-
-    @server.tool()
-    def ask(
-        question: str,
-        k: int = 5,
-        path: list[str] | None = None,
-        tag: list[str] | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        collection: str | None = None,
-    ) -> dict[str, Any]:
-        """Passages of the notes that answer the question, best first, each with id, path, lines, heading, text.
-        Optional filters narrow the search: path globs (.gitignore style, any may match), tags (all required),
-        since/until dates (YYYY-MM-DD: front-matter date, else the file's), a collection's name."""
-        with as_tool_errors():
-            return loading.wait().search("ask", question, k, filters=named(path, tag, since, until, collection))
-
-    @server.tool()
-    def similar(
-        question: str,
-        k: int = 5,
-        path: list[str] | None = None,
-        tag: list[str] | None = None,
-        since: str | None = None,
-        until: str | None = None,
-        collection: str | None = None,
-    ) -> dict[str, Any]:
-        """The notes' own questions (headings) closest to this one, each with its answer; in notes that ask no
-        questions, the closest sections, each named by its heading path. Filters as for ask."""
-        with as_tool_errors():
-            return loading.wait().search("similar", question, k, filters=named(path, tag, since, until, collection))
+    for method, description in SEARCHES.items():
+        server.tool(name=method, description=description + FILTERS_HELP)(searcher(loading, method))
 
     @server.tool()
     def get(id: str) -> dict[str, Any]:
