@@ -144,11 +144,11 @@ def test_serve_records_its_address_and_says_loading_before_the_load(small: tuple
 
 def test_serve_whose_load_fails_exits_with_one_line_and_no_address(tmp_path: Path) -> None:
     notes, index = tmp_path / "missing", tmp_path / "index"
-    with recorded_server(notes, index, dict(os.environ)) as (process, _):
-        assert process.wait(timeout=120) == 1
-        assert process.stderr is not None
-        last = process.stderr.read().strip().splitlines()[-1]
-        assert last.startswith("error: ") and "missing" in last
+    # The address is recorded while it listens, but the load may fail before anyone reads it: only the end counts.
+    served = cli("serve", "--notes", str(notes), "--index", str(index), "--port", "0")
+    assert served.returncode == 1, served.stderr
+    last = served.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "missing" in last and "Traceback" not in served.stderr
     assert not (index / ADDRESS_FILE).exists()
 
 
@@ -165,7 +165,7 @@ def test_a_cold_ask_leaves_a_warm_server_that_the_next_ask_uses_then_exits_when_
 ) -> None:
     notes, index = small
     monkeypatch.delenv("RETRIEVER_NO_DAEMON")
-    monkeypatch.setenv("RETRIEVER_IDLE", "5")
+    monkeypatch.setenv("RETRIEVER_IDLE", "10")
     where = ["--notes", str(notes), "--index", str(index), "--json", "--timings"]
     first = cli("ask", QUESTION, *where)
     found = recorded(index)
@@ -181,7 +181,7 @@ def test_a_cold_ask_leaves_a_warm_server_that_the_next_ask_uses_then_exits_when_
         assert "model load" not in second.stderr and recorded(index) == found  # the same server answered
         assert json.loads(second.stdout) == json.loads(first.stdout)
 
-        wait_for(lambda: gone(pid), 60)  # idle for 5 s: it ends and takes its address with it
+        wait_for(lambda: gone(pid), 60)  # idle for 10 s: it ends and takes its address with it
         assert not (index / ADDRESS_FILE).exists()
     finally:
         if found is not None and not gone(found[2]):
