@@ -160,7 +160,8 @@ class NoteTable:
     def matching(self, globs: tuple[str, ...]) -> np.ndarray:
         keep = np.zeros(len(self.paths), dtype=bool)
         for glob in globs:
-            hits = np.array([spec(glob).match_file(p) for p in self.paths], dtype=bool)
+            matcher = spec(glob)
+            hits = np.array([matcher.match_file(p) for p in self.paths], dtype=bool)
             if not hits.any():
                 raise RetrieverError(f"path {glob!r} matches no indexed note (globs are relative to the notes folder)")
             keep |= hits
