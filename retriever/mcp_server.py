@@ -69,9 +69,8 @@ def searcher(loading: Loading[Service], method: str) -> Callable[..., dict[str, 
         until: str | None = None,
         collection: str | None = None,
     ) -> dict[str, Any]:
-        given = {"path": path, "tag": tag, "since": since, "until": until, "collection": collection}
-        with as_tool_errors():
-            filters = {name: value for name, value in given.items() if value is not None}
+        filters = {"path": path, "tag": tag, "since": since, "until": until, "collection": collection}
+        with as_tool_errors():  # Filters.named passes over the ones left None
             return loading.wait().search(method, question, k, filters=filters)
 
     return search
