@@ -4,7 +4,7 @@ at the same moment: how many were answered, and how.
 
     .venv/bin/retriever serve --port 0 &   then   .venv/bin/python bench/flood.py [--seconds 15]
 
-The server's address comes from index/server.json. The quiet run is the reference for the flooded one.
+The server's address and secret come from index/server.json. The quiet run is the reference for the flooded one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from retriever.client import ready
+from retriever import records
+from retriever.client import Connection, ready
 
 HOST = "127.0.0.1"
 HEAD = f"POST /ask HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n".encode() * 100
@@ -63,14 +64,12 @@ def flooded(port: int, slow: int = 64, idle: int = 1000) -> Iterator[None]:
             connection.close()
 
 
-def asked(port: int, question: str, seconds: float) -> list[float | None]:
+def asked(port: int, token: str, question: str, seconds: float) -> list[float | None]:
     """Seconds per answer, asking every 0.2 s for `seconds`; None for a question not answered within 30 s."""
     body = json.dumps({"question": question, "k": 5}).encode()
     took, finish = [], time.monotonic() + seconds
     while time.monotonic() < finish:
-        request = urllib.request.Request(
-            f"http://{HOST}:{port}/ask", data=body, headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(f"http://{HOST}:{port}/ask", data=body, headers=headers(token))
         started = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -82,7 +81,11 @@ def asked(port: int, question: str, seconds: float) -> list[float | None]:
     return took
 
 
-def burst(port: int, route: str, clients: int, question: str) -> Counter[int | str]:
+def headers(token: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+
+def burst(port: int, token: str, route: str, clients: int, question: str) -> Counter[int | str]:
     """`clients` requests sent at the same moment, each on its own connection: how many got which status (or
     which error, for one closed unanswered)."""
     body = json.dumps({"question": question, "k": 5}).encode() if route != "/health" else None
@@ -90,9 +93,7 @@ def burst(port: int, route: str, clients: int, question: str) -> Counter[int | s
     start = threading.Barrier(clients)
 
     def one() -> None:
-        request = urllib.request.Request(
-            f"http://{HOST}:{port}{route}", data=body, headers={"Content-Type": "application/json"}
-        )
+        request = urllib.request.Request(f"http://{HOST}:{port}{route}", data=body, headers=headers(token))
         start.wait()
         try:
             with urllib.request.urlopen(request, timeout=120) as response:
@@ -117,19 +118,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--question", default="배치 사이즈는 어떻게 정하나요?")
     args = parser.parse_args()
-    url = json.loads((args.index / "server.json").read_text())["url"]
-    if not ready(url):  # recorded as soon as it listens: the quiet run must not time its load
-        raise SystemExit(f"the server at {url} does not answer")
-    port = int(url.rsplit(":", 1)[1])
-    quiet = asked(port, args.question, args.seconds)
+    record = records.read(records.address(args.index))
+    if record is None or not ready(Connection(record.url, record.token)):  # the quiet run must not time its load
+        raise SystemExit(f"no server of {args.index} answers")
+    port, token = int(record.url.rsplit(":", 1)[1]), record.token
+    quiet = asked(port, token, args.question, args.seconds)
     with flooded(port):
-        loud = asked(port, args.question, args.seconds)
+        loud = asked(port, token, args.question, args.seconds)
     for name, took in (("quiet", quiet), ("flooded", loud)):
         answered = [seconds * 1000 for seconds in took if seconds is not None]
         median, worst = (statistics.median(answered), max(answered)) if answered else (float("nan"),) * 2
         print(f"{name:8} {len(answered):3} of {len(took):3} answered  median {median:7.1f} ms  max {worst:7.1f} ms")
     for route in ("/health", "/ask"):
-        print(f"1 000 at once to {route}: {dict(burst(port, route, 1000, args.question))}")
+        print(f"1 000 at once to {route}: {dict(burst(port, token, route, 1000, args.question))}")
 
 
 if __name__ == "__main__":

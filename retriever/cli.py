@@ -16,12 +16,13 @@ from rich.console import Console
 
 from . import timings, version
 from .errors import RetrieverError
-from .progress import ConsoleReporter, safe
+from .progress import ConsoleReporter, Feed, safe
 from .results import Hit, QuestionHit
 
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
     from .api import Retriever
     from .config import Settings
+    from .records import Record
     from .service import Service
 
 app = typer.Typer(
@@ -181,17 +182,18 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def make_retriever(chosen: Settings, store: str | None = None, quiet: bool = False) -> Retriever:
+def make_retriever(
+    chosen: Settings, store: str | None = None, quiet: bool = False, reporter: ConsoleReporter | Feed | None = None
+) -> Retriever:
     from .api import Retriever
 
     encoders = chosen.encoders
     models = [m.strip() for m in encoders.split(",") if m.strip()] if encoders else None
-    reporter = ConsoleReporter(err, quiet)
     return Retriever(
         chosen.notes,
         chosen.index,
         models=models,
-        reporter=reporter,
+        reporter=reporter or ConsoleReporter(err, quiet),
         mode=chosen.mode,
         store=store,  # type: ignore[arg-type]
     )
@@ -293,24 +295,50 @@ def index(
 
 
 def served(
-    method: str, question: str, chosen: Settings, k: int, explain: bool, filters: dict[str, Any], start: bool
+    method: str,
+    question: str,
+    chosen: Settings,
+    k: int,
+    explain: bool,
+    filters: dict[str, Any],
+    start: bool,
+    reporter: ConsoleReporter,
 ) -> list[Hit] | None:
     """The answer of a running `retriever serve` for the same notes and index, or None when there is none; with
-    `start`, one is started in the background first (retriever.daemon), to stay warm for the next question."""
-    from .client import ask_server
+    `start`, one is started in the background first (retriever.daemon), to stay warm for the next question. What
+    the server's load or build tells its log is shown here too, as an in-process build would show it."""
+    from functools import partial
 
+    from .client import ask_server
+    from .progress import replay
+
+    ask = partial(
+        ask_server,
+        chosen.index,
+        chosen.notes,
+        method,
+        {"question": question, "k": k, "mode": chosen.mode, "explain": explain, **filters},
+        reporter.note,
+        None if reporter.quiet else partial(replay, reporter=reporter),
+    )
     with timings.phase("server"):
-        payload = {"question": question, "k": k, "mode": chosen.mode, "explain": explain, **filters}
-        answer = ask_server(chosen.index, chosen.notes, method, payload)
+        answer = ask()
         if answer is None and start:
             from .daemon import start_daemon
 
-            if start_daemon(chosen.index, chosen.notes):
-                answer = ask_server(chosen.index, chosen.notes, method, payload)
+            if start_daemon(chosen.index, chosen.notes, reporter.note):
+                answer = ask()
     if answer is None:
         return None
     kind = QuestionHit if method == "similar" else Hit
-    return [kind.from_json(item) for item in answer["results"]]
+    try:
+        results = answer["results"]
+        if not isinstance(results, list):
+            raise ValueError("results are a list")
+        return [kind.from_json(item) for item in results]
+    except (KeyError, ValueError) as exc:
+        reporter.note(f"the server of {chosen.index} answered with no results ({exc}); answering here")
+        return None
 
 
 def print_timings() -> None:
@@ -361,9 +389,10 @@ def search_command(method: str, summary: str):
             text = read_question(question)
             chosen = setup(notes, index, model, mode)
             start = not no_daemon and store is None  # a shared store's reader need not have the notes to serve
-            hits = None if no_server or model else served(method, text, chosen, k, explain, filters, start)
+            reporter = ConsoleReporter(err, quiet)
+            hits = None if no_server or model else served(method, text, chosen, k, explain, filters, start, reporter)
             if hits is None:
-                retriever = make_retriever(chosen, store, quiet)
+                retriever = make_retriever(chosen, store, reporter=reporter)
                 hits = getattr(retriever, method)(text, k, explain, **filters)
         if show_timings:
             print_timings()
@@ -450,13 +479,13 @@ def doctor(
 WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes change, and answer from the new index.")]
 
 
-def start_service(chosen: Settings, watch: bool, store: str | None) -> Service:
+def start_service(chosen: Settings, watch: bool, store: str | None, reporter: Feed | None = None) -> Service:
     """Index if needed, load every model and the index, and start watching: all before the first question (run in
     the servers' background thread, after they listen)."""
     from .service import Service
     from .watch import start_watching
 
-    service = Service(make_retriever(chosen, store=store))
+    service = Service(make_retriever(chosen, store=store, reporter=reporter))
     service.retriever.ensure_index()
     if watch:  # the indexing models too, so the first change is not kept waiting for them
         service.retriever.encoders(service.retriever.index_models())
@@ -485,14 +514,85 @@ def serve(
 
     with user_errors():
         chosen = setup(notes, index, model)
+        feed = Feed(ConsoleReporter(err))
         serve_http(
-            lambda: start_service(chosen, watch, store),
+            lambda: start_service(chosen, watch, store, feed),
             chosen.index,
             chosen.notes,
             port,
-            lambda url: err.print(f"serving {safe(chosen.notes)} on {url} (Ctrl-C stops)"),
+            lambda record: err.print(announcement(record, chosen)),
             idle,
+            feed,
         )
+
+
+def announcement(record: Record, chosen: Settings) -> str:
+    """serve's first line: what it serves, the page's URL with the secret (kept by the page, as Jupyter's is),
+    and what ends it."""
+    ends = f"exits after {record.idle:g} s without a request, " if record.idle else ""
+    return (
+        f"serving {safe(chosen.notes)} on {record.url}/#token={record.token} (pid {record.pid}, index "
+        f"{safe(record.index)}; {ends}Ctrl-C or `retriever stop {safe(record.index)}` stops it)"
+    )
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """List your running servers (background ones that `ask` started, and `serve`): index, pid, memory, idle time."""
+    from rich.table import Table
+
+    from .control import servers
+    from .progress import duration
+
+    with user_errors():
+        seen = servers()
+    if as_json:
+        print_json({"servers": [server.to_json() for server in seen]})
+        return
+    if not seen:
+        out.print("no retriever server is running")
+        return
+    table = Table("pid", "memory", "idle", "state", "index", "exits", box=None)
+    for server in seen:
+        record = server.record
+        table.add_row(
+            str(record.pid),
+            "?" if server.rss_bytes is None else f"{server.rss_bytes / (1 << 20):.0f} MiB",
+            "?" if server.idle_seconds is None else duration(server.idle_seconds),
+            server.state,
+            safe(record.index),
+            f"after {duration(record.idle)} idle" if record.idle else "when stopped",
+        )
+    out.print(table)
+
+
+@app.command()
+def stop(
+    index: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[INDEX]",
+            envvar="RETRIEVER_INDEX",
+            help="The index folder whose server to stop. Default: retriever.toml's, else index/.",
+        ),
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Stop every server of yours, of any index.")] = False,
+) -> None:
+    """Stop the server of an index (the background one `ask` started, or `serve`), or --all of them."""
+    from . import records
+    from .control import same_index
+    from .control import stop as stop_server
+
+    with user_errors():
+        chosen = None if every else setup(None, index).index
+        wanted = [r for r in records.running() if chosen is None or same_index(r, chosen)]
+        if not wanted:
+            out.print("no retriever server is running" + ("" if chosen is None else f" for {safe(chosen)}"))
+            return
+        for record in wanted:
+            if not stop_server(record):
+                raise RetrieverError(f"the server of {record.index} (pid {record.pid}) did not stop; kill {record.pid}")
+            out.print(f"stopped the server of {safe(record.index)} (pid {record.pid})")
 
 
 @app.command()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -55,6 +55,19 @@ def status(state: EmbedProgress, elapsed: float) -> str:
     return f"{shown}, {state.texts / elapsed:.1f} texts/s, about {duration(left)} left"
 
 
+@contextmanager
+def announced(note: Callable[[str], None], message: str) -> Iterator[None]:
+    """The message once the step has taken PHASE_DELAY: a quick step (models already cached in the OS, or a
+    model name that fails at once) leaves stderr to its result or its one-line error."""
+    timer = threading.Timer(PHASE_DELAY, note, [f"{message}…"])
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 class ConsoleReporter:
     """Phases, notices and embedding progress on stderr, so stdout stays clean for results and --json."""
 
@@ -70,23 +83,14 @@ class ConsoleReporter:
         if not self.quiet:
             self.console.print(f"[dim]{safe(message)}[/dim]")
 
-    @contextmanager
-    def phase(self, message: str) -> Iterator[None]:
-        """The message once the step has taken PHASE_DELAY: a quick step (models already cached in the OS, or a
-        model name that fails at once) leaves stderr to its result or its one-line error."""
-        timer = threading.Timer(PHASE_DELAY, self.note, [f"{message}…"])
-        timer.daemon = True
-        timer.start()
-        try:
-            yield
-        finally:
-            timer.cancel()
+    def phase(self, message: str) -> AbstractContextManager[None]:
+        return announced(self.note, message)
 
     def progress(self, state: EmbedProgress) -> None:
         if self.quiet or state.total_texts == 0:
             return
         now = time.monotonic()
-        if state.texts == 0:
+        if state.texts == 0 or not self.started:  # not started: the start was told to another terminal
             self.started = self.last_line = now
             self.console.print(f"[dim]embedding {state.total_texts} texts of {state.chunks} chunks[/dim]")
         line = status(state, now - self.started)
@@ -111,3 +115,57 @@ class ConsoleReporter:
         if finished:
             self.bar.stop()
             self.bar = None
+
+
+class Feed:
+    """A server's reporter: it tells its own log, and keeps what it told, numbered, so that the terminal whose
+    question made it build can show the same lines and bars (`ask` polls /progress while it waits). Intermediate
+    embedding counts replace each other, so a long build keeps a handful of events, not one per batch."""
+
+    KEEP = 500
+
+    def __init__(self, log: ConsoleReporter) -> None:
+        self.log = log
+        self.events: list[tuple[int, dict[str, Any]]] = []
+        self.next = 0
+        self.lock = threading.Lock()
+
+    def note(self, message: str) -> None:
+        self.add({"note": message}, replaceable=False)
+        self.log.note(message)
+
+    def phase(self, message: str) -> AbstractContextManager[None]:
+        return announced(self.note, message)
+
+    def progress(self, state: EmbedProgress) -> None:
+        self.add({"progress": asdict(state)}, replaceable=0 < state.texts < state.total_texts)
+        self.log.progress(state)
+
+    def add(self, event: dict[str, Any], replaceable: bool) -> None:
+        with self.lock:
+            last = self.events[-1][1] if self.events else None
+            if replaceable and last is not None and last.get("replaceable"):
+                self.events.pop()
+            self.events.append((self.next, {**event, "replaceable": replaceable}))
+            self.next += 1
+            del self.events[: -self.KEEP]
+
+    def since(self, first: int) -> dict[str, Any]:
+        """The events numbered `first` on, and the number to ask from next time."""
+        with self.lock:
+            return {"events": [event for number, event in self.events if number >= first], "next": self.next}
+
+
+EMBED_FIELDS = tuple(field.name for field in fields(EmbedProgress))
+
+
+def replay(event: object, reporter: ConsoleReporter) -> None:
+    """An event of a server's Feed, told by this process's reporter; anything malformed is passed over."""
+    if not isinstance(event, dict):
+        return
+    if isinstance(event.get("note"), str):
+        reporter.note(event["note"])
+        return
+    counts = event.get("progress")
+    if isinstance(counts, dict) and all(type(counts.get(name)) is int for name in EMBED_FIELDS):
+        reporter.progress(EmbedProgress(**{name: counts[name] for name in EMBED_FIELDS}))

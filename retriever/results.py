@@ -53,11 +53,33 @@ class Hit:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Hit:
+    def from_json(cls, data: object) -> Hit:
+        """A hit as a server sent it; ValueError for anything shaped otherwise, so that a garbled answer is
+        no answer rather than a crash later, when it is printed."""
+        if not isinstance(data, dict):
+            raise ValueError("a hit is a JSON object")
         found = {f.name: data[f.name] for f in fields(cls) if f.name in data}
-        spans = tuple((int(start), int(end)) for start, end in found.get("highlights", ()))
-        return cls(
-            **found | {name: tuple(found.get(name, ())) for name in ("tags", "headings")} | {"highlights": spans}
+        try:
+            spans = tuple((int(start), int(end)) for start, end in found.get("highlights", ()))
+            hit = cls(
+                **found | {name: tuple(found.get(name, ())) for name in ("tags", "headings")} | {"highlights": spans}
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a hit: {exc}") from None
+        if not hit.well_typed():
+            raise ValueError("not a hit: a field of the wrong type")
+        return hit
+
+    def well_typed(self) -> bool:
+        explain = self.explain
+        if explain is not None and not (isinstance(explain, dict) and all(isinstance(c, dict) for c in explain.values())):
+            return False
+        numbers = (self.score, *(value for channel in (explain or {}).values() for value in channel.values()))
+        texts = (self.path, self.heading, self.text, *self.tags, *self.headings, getattr(self, "question", ""))
+        return (
+            all(type(value) is int for value in (self.rank, self.start_line, self.end_line))
+            and all(type(value) in (int, float) for value in numbers)
+            and all(isinstance(value, str) for value in texts)
         )
 
 

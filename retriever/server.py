@@ -6,20 +6,26 @@ connection and times out each read, so clients sending a byte every few seconds 
 they liked; uvicorn times out only the wait between requests (its issue #157), and a deadline there would reach
 into its private protocol classes. A handful of JSON routes need no framework around the parser.
 
-Loopback alone keeps out other machines, not web pages or local processes: a page can reach 127.0.0.1 through a DNS
-name it rebinds there, or by posting a form across origins, and any process can open connections and never finish
-them. So a request must name a loopback host (and origin, if it has one), a POST must be JSON (which a page on
-another origin cannot send without a preflight this server never approves), a body's length is checked before it
-is read, and connections are bounded in number and in how long they may take to send their request.
+Loopback alone keeps out other machines, not web pages, other users or local processes: a page can reach 127.0.0.1
+through a DNS name it rebinds there, or by posting a form across origins, any local user can connect, and any
+process can open connections and never finish them. So every request but the page's static files must carry the
+server's secret (Authorization: Bearer), which only its user can read (server.json is 0600; the web page gets it in
+the URL `serve` prints); a client first asks /proof, answered without the secret, to learn that the port is this
+server's before it sends the secret. A request must name a loopback host, and its origin, if it has one, must be
+the page's own (scheme, host and port); a POST must be JSON (which a page on another origin cannot send without a
+preflight this server never approves), a body's length is checked before it is read, and connections are bounded
+in number and in how long they may take to send their request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import os
 import re
 import resource
+import secrets
 import signal
 import socket
 import time
@@ -33,12 +39,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from . import webpage
-from .client import ADDRESS_FILE, remove_address
+from . import records, webpage
+from .client import proof
 from .errors import RetrieverError
 from .filters import FIELDS
 from .loading import Loading
 from .notes import Library
+from .progress import Feed
 from .question import MAX_K, METHODS
 
 if TYPE_CHECKING:  # the service pulls in numpy and the models' code: loaded after the port is bound
@@ -55,9 +62,10 @@ MAX_WAITING = 1024  # requests received and waiting for the service, which answe
 MAX_WAITING_BYTES = 64 << 20  # and their bodies together
 BACKLOG = 1024
 BUSY = "busy: too many requests at once; ask again"
-LOOPBACK = r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?"
-LOOPBACK_HOST = re.compile(LOOPBACK, re.IGNORECASE)
-LOOPBACK_ORIGIN = re.compile(f"http://{LOOPBACK}", re.IGNORECASE)
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
+NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+UNAUTHORIZED = "this server answers only the user who started it: send its token (in server.json) as Authorization: Bearer"
 
 
 class Rejected(Exception):
@@ -79,7 +87,7 @@ class Request:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def receive(reader: asyncio.StreamReader) -> Request:
+async def receive(reader: asyncio.StreamReader, port: int) -> Request:
     """One whole request. Its head is checked before any body is read, so a forged length can make the server
     neither read more nor wait for it."""
     parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
@@ -95,7 +103,7 @@ async def receive(reader: asyncio.StreamReader) -> Request:
         elif isinstance(event, h11.Request):
             headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
             head = Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers)
-            admissible(head)
+            admissible(head, port)
         elif isinstance(event, h11.Data):
             body += event.data
         elif isinstance(event, h11.EndOfMessage) and head is not None:
@@ -104,14 +112,15 @@ async def receive(reader: asyncio.StreamReader) -> Request:
             raise ConnectionResetError("the request ended early")
 
 
-def admissible(request: Request) -> None:
+def admissible(request: Request, port: int) -> None:
     """Refuse what a web page asks, and any body that is not JSON of a declared, bounded length. By DNS rebinding
-    a page sends its own name as Host, and from any other site it sends that site as Origin."""
+    a page sends its own name as Host, and from any other site it sends that site as Origin: only this server's
+    own page, at this port, may call (a page served on another loopback port is another site)."""
     host, origin = request.headers.get("host", ""), request.headers.get("origin")
     if not LOOPBACK_HOST.fullmatch(host):
         raise Rejected(HTTPStatus.FORBIDDEN, f"host {host!r} refused; ask {HOST} or localhost")
-    if origin is not None and not LOOPBACK_ORIGIN.fullmatch(origin):
-        raise Rejected(HTTPStatus.FORBIDDEN, f"origin {origin!r} refused; only loopback pages may call")
+    if origin is not None and origin.lower() not in {f"http://{name}:{port}" for name in LOOPBACK_NAMES}:
+        raise Rejected(HTTPStatus.FORBIDDEN, f"origin {origin!r} refused; only this server's own page may call")
     if request.method != "POST":
         return
     if request.content_type() != "application/json":
@@ -124,7 +133,7 @@ def admissible(request: Request) -> None:
 
 
 def route(loading: Loading[Service], request: Request) -> dict[str, Any]:
-    """A question waits for the service to load; /health and /status say it is loading instead."""
+    """A question waits for the service to load; /status says it is loading instead."""
     url = urlsplit(request.target)
     if request.method == "POST":
         method = url.path.strip("/")
@@ -136,8 +145,6 @@ def route(loading: Loading[Service], request: Request) -> dict[str, Any]:
         return service.search(method, question, k, explain, mode, {f: body[f] for f in FIELDS if f in body})
     if request.method != "GET":
         raise Rejected(HTTPStatus.METHOD_NOT_ALLOWED, f"no method {request.method}; GET or POST")
-    if url.path == "/health":
-        return loading.health()
     if url.path == "/status":
         ready = loading.ready
         return loading.health() if ready is None else ready.status()
@@ -223,17 +230,19 @@ class Server:
     sending are bounded per client and in all; at a bound the oldest of them is closed, so a flood of slow or
     idle connections can delay a real request by one accept, never lock it out."""
 
-    def __init__(self, loading: Loading[Service], listener: socket.socket) -> None:
+    def __init__(self, loading: Loading[Service], listener: socket.socket, token: str, feed: Feed | None) -> None:
         self.loading = loading
         self.listener = listener
+        self.token = token
+        self.feed = feed
         self.port: int = listener.getsockname()[1]
         self.receiving: OrderedDict[asyncio.Task[None], str] = OrderedDict()  # oldest first, with their client
         self.waiting = self.waiting_bytes = 0
         self.evicted: set[asyncio.Task[None]] = set()
         self.stopped: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.open = 0  # connections being served
-        self.active = time.monotonic()  # when the last one closed
+        self.open = 0  # requests being answered, but for those about the server itself (/health, /progress…)
+        self.active = time.monotonic()  # when the last of them was answered
 
     async def run(self, idle: float = 0) -> None:
         """Serve until stop() is called, the load fails, or (idle > 0) nobody asked anything for `idle` seconds."""
@@ -270,7 +279,6 @@ class Server:
         task = asyncio.current_task()
         assert task is not None
         self.admit(task, str(writer.get_extra_info("peername", ("?",))[0]))
-        self.open += 1
         try:
             await self.exchange(reader, writer, task)
         except asyncio.CancelledError:
@@ -280,8 +288,6 @@ class Server:
         except (TimeoutError, ConnectionError):
             pass  # the client stalled or left: nobody to answer
         finally:
-            self.open -= 1
-            self.active = time.monotonic()
             self.receiving.pop(task, None)
             self.evicted.discard(task)
             if not writer.is_closing():
@@ -303,7 +309,7 @@ class Server:
 
     async def exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task: asyncio.Task) -> None:
         try:
-            request = await asyncio.wait_for(receive(reader), REQUEST_SECONDS)
+            request = await asyncio.wait_for(receive(reader, self.port), REQUEST_SECONDS)
         except Rejected as exc:
             reply = response(exc.status, {"error": str(exc)})
         else:
@@ -315,26 +321,61 @@ class Server:
         writer.close()
 
     async def answered(self, request: Request) -> bytes:
-        path = urlsplit(request.target).path
-        if (
-            request.method == "GET" and (found := webpage.asset(path)) is not None
-        ):  # the web page needs nothing of the service
+        """The page's files and /proof tell nothing and need no secret; all else does. What is about the server
+        itself is answered here at once, beside a load, and is not a request that keeps it from idling."""
+        url = urlsplit(request.target)
+        if request.method == "GET" and url.path == "/proof":
+            return response(*self.proof(url.query))
+        if request.method == "GET" and (found := webpage.asset(url.path)) is not None:
             return page(found)
-        if request.method == "GET" and path == "/health":
-            return response(*answer(self.loading, request))
+        if not self.authorized(request):
+            return response(HTTPStatus.UNAUTHORIZED, {"error": UNAUTHORIZED})
+        if request.method == "GET" and url.path in ("/health", "/progress"):
+            return response(HTTPStatus.OK, self.about(url.path, url.query))
+        if request.method == "POST" and url.path == "/stop":
+            self.stop()
+            return response(HTTPStatus.OK, {"stopping": os.getpid()})
         if self.waiting >= MAX_WAITING or self.waiting_bytes + len(request.body) > MAX_WAITING_BYTES:
             return response(HTTPStatus.SERVICE_UNAVAILABLE, {"error": BUSY})
         self.waiting += 1
         self.waiting_bytes += len(request.body)
+        self.open += 1
         try:
             return response(*await asyncio.to_thread(answer, self.loading, request))
         finally:
             self.waiting -= 1
             self.waiting_bytes -= len(request.body)
+            self.open -= 1
+            self.active = time.monotonic()
+
+    def proof(self, query: str) -> tuple[HTTPStatus, dict[str, Any]]:
+        """HMAC(secret, nonce): how a client learns that this port is its server's before it sends the secret.
+        It tells nothing of the secret, and a stranger replaying one cannot answer the client's next nonce."""
+        nonce = parse_qs(query).get("nonce", [""])[0]
+        if not NONCE.fullmatch(nonce):
+            return HTTPStatus.BAD_REQUEST, {"error": "bad request: /proof?nonce= takes 16-128 letters, digits, - or _"}
+        return HTTPStatus.OK, {"proof": proof(self.token, nonce)}
+
+    def authorized(self, request: Request) -> bool:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+    def about(self, path: str, query: str) -> dict[str, Any]:
+        """/health: loading, ok or failed, and how long nothing was asked; /progress: what the load or a build
+        told its log since the `since`-th event, for the terminal that waits for it."""
+        if path == "/health":
+            quiet = 0.0 if self.open or self.loading.state == "loading" else time.monotonic() - self.active
+            return {**self.loading.health(), "idle_seconds": round(quiet, 1)}
+        since = parse_qs(query).get("since", ["0"])[0]
+        told = self.feed.since(int(since) if since.isdigit() else 0) if self.feed else {"events": [], "next": 0}
+        return {"status": self.loading.state, **told}
 
 
-def make_server(loading: Loading[Service], port: int) -> Server:
-    """Bound to the port but not yet serving, so a test can serve it in a thread over a stand-in service."""
+def make_server(
+    loading: Loading[Service], port: int, token: str | None = None, feed: Feed | None = None
+) -> Server:
+    """Bound to the port but not yet serving, so a test can serve it in a thread over a stand-in service. The
+    token is a new secret unless given."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -343,7 +384,7 @@ def make_server(loading: Loading[Service], port: int) -> Server:
     except OSError as exc:
         listener.close()
         raise port_taken(port, exc) from exc
-    return Server(loading, listener)
+    return Server(loading, listener, token or secrets.token_urlsafe(32), feed)
 
 
 def serve(
@@ -351,31 +392,36 @@ def serve(
     index: Path,
     notes: Library,
     port: int,
-    on_ready: Callable[[str], None],
+    on_ready: Callable[[records.Record], None],
     idle: float = 0,
+    feed: Feed | None = None,
 ) -> None:
-    """Listen first, then load the service in the background; serve until interrupted, terminated, idle for `idle`
-    seconds (when > 0) or the load fails (raised here). The address file under the index folder is written as soon
-    as the port is bound and lives as long as the server: it is also what keeps a second background server from
-    starting for the same index, and clients that find the server loading wait for it."""
+    """Listen first, then load the service in the background; serve until interrupted, terminated, stopped
+    (POST /stop, `retriever stop`), idle for `idle` seconds (when > 0) or the load fails (raised here). The address
+    file under the index folder and the entry in the user's registry are written as soon as the port is bound and
+    live as long as the server: the address is also what keeps a second background server from starting for the
+    same index, and clients that find the server loading wait for it."""
     loading: Loading[Service] = Loading(load, on_failure=lambda error: server.stop())
-    server = make_server(loading, port)
+    server = make_server(loading, port, feed=feed)
     allow_open_files(MAX_RECEIVING + MAX_WAITING + 256)
-    address = index / ADDRESS_FILE
-    record = {"url": f"http://{HOST}:{server.port}", "pid": os.getpid(), "notes": notes.identity()}
+    address = records.address(index)
+    url = f"http://{HOST}:{server.port}"
+    record = records.Record(url, os.getpid(), notes.identity(), str(index.resolve()), server.token, idle)
 
     async def main() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C and SIGTERM alike remove the address file
             asyncio.get_running_loop().add_signal_handler(signum, server.stop)
-        write_address(address, record)
-        on_ready(record["url"])
+        records.write(address, record)
+        records.enter(record)
+        on_ready(record)
         loading.start()
         await server.run(idle)
 
     try:
         asyncio.run(main())
     finally:
-        remove_address(address, os.getpid())
+        records.remove(address, record.pid)
+        records.leave(record.pid)
     if loading.error is not None:
         raise RetrieverError(loading.error)
 
@@ -401,10 +447,3 @@ def require_free_port(port: int) -> None:
             probe.bind((HOST, port))
         except OSError as exc:
             raise port_taken(port, exc) from exc
-
-
-def write_address(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, path)

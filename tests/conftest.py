@@ -26,6 +26,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
     for name in (*names, "COLLECTION"):
         monkeypatch.delenv(f"RETRIEVER_{name}", raising=False)
     monkeypatch.setenv("RETRIEVER_NO_DAEMON", "1")  # no test leaves a background server behind; its own tests opt in
+    monkeypatch.setenv("RETRIEVER_RUN_DIR", str(tmp_path / "run"))  # the registry of servers: the test's own
     return tmp_path
 
 

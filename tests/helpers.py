@@ -16,7 +16,7 @@ from typing import Self, TypeVar
 
 import pytest
 
-from retriever.client import ready, server_url
+from retriever.client import Connection, connect, ready
 
 T = TypeVar("T")
 
@@ -55,19 +55,19 @@ def wait_for(predicate: Callable[[], T], seconds: float = 120) -> T:
 
 
 @contextmanager
-def serving(notes: Path, index: Path, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A real `retriever serve` on a free port, from when it has loaded until the block ends: its URL, its
-    process."""
+def serving(notes: Path, index: Path, *options: str) -> Iterator[tuple[Connection, subprocess.Popen[str]]]:
+    """A real `retriever serve` on a free port, from when it has loaded until the block ends: its address and
+    secret, its process."""
     where = ["--notes", str(notes), "--index", str(index), "--port", "0"]
     process = subprocess.Popen(
         [sys.executable, "-m", "retriever", "serve", *where, *options], stderr=subprocess.PIPE, text=True
     )
     try:
-        url = wait_for(
-            lambda: server_url(index, notes) if process.poll() is None else pytest.fail(process.stderr.read())
+        server = wait_for(
+            lambda: connect(index, notes) if process.poll() is None else pytest.fail(process.stderr.read())
         )
-        assert ready(url)  # recorded as soon as it listens; ready once loaded
-        yield url, process
+        assert ready(server)  # recorded as soon as it listens; ready once loaded
+        yield server, process
     finally:
         process.terminate()
         process.wait(timeout=60)

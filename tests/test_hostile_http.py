@@ -30,9 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from flood import asked, burst, flooded
 
 from retriever import server as server_module
-from retriever.client import ADDRESS_FILE, ask_server, call, ready, server_url
+from retriever import Library, records
+from retriever.client import Connection, ask_server, connect, ready
 from retriever.loading import Loading
-from retriever.server import HOST, MAX_BODY, MAX_K, Server, make_server, write_address
+from retriever.records import ADDRESS_FILE
+from retriever.server import HOST, MAX_BODY, MAX_K, Server, make_server
 
 
 @dataclass(frozen=True)
@@ -40,19 +42,24 @@ class Served:
     notes: Path
     index: Path
     port: int
+    token: str
     log: Path  # the server's stderr
 
 
-def start(notes: Path, index: Path, log: Path, model_cache: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """`retriever serve` on a free port (building the index with e5 first) and that port, once it answers."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("RETRIEVER_")}
+def start(notes: Path, index: Path, log: Path, model_cache: Path) -> tuple[subprocess.Popen[bytes], Connection]:
+    """`retriever serve` on a free port (building the index with e5 first) and its address, once it answers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRIEVER_") or k == "RETRIEVER_RUN_DIR"}
     env |= {"RETRIEVER_CACHE_DIR": str(model_cache), "HF_HUB_OFFLINE": "1"}
     command = ["serve", "--notes", str(notes), "--index", str(index), "--encoders", "e5", "--port", "0"]
     with log.open("w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "retriever", *command], stderr=stderr, env=env)
-    url = wait_for(lambda: server_url(index, notes) if process.poll() is None else pytest.fail(log.read_text()))
-    assert ready(url)  # loaded
-    return process, int(url.rsplit(":", 1)[1])
+    server = wait_for(lambda: connect(index, notes) if process.poll() is None else pytest.fail(log.read_text()))
+    assert ready(server)  # loaded
+    return process, server
+
+
+def port_of(server: Connection) -> int:
+    return int(server.url.rsplit(":", 1)[1])
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +67,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Itera
     """One server for the module: each start loads the models."""
     root = tmp_path_factory.mktemp("served")
     notes, index, log = make_notes(root / "notes"), root / "index", root / "stderr.txt"
-    process, port = start(notes, index, log, model_cache)
+    process, server = start(notes, index, log, model_cache)
     try:
-        yield Served(notes, index, port, log)
+        yield Served(notes, index, port_of(server), server.token, log)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -94,14 +101,24 @@ def exchange(
         connection.close()
 
 
-def post(port: int, body: bytes, path: str = "/ask", **changes: str | None) -> tuple[int, dict[str, Any]]:
+TOKEN = "a-token-only-its-user-can-read"  # of the servers run in this process
+
+
+def post(
+    port: int, body: bytes, path: str = "/ask", token: str = TOKEN, **changes: str | None
+) -> tuple[int, dict[str, Any]]:
     """A POST as the client sends it, but for the headers changed (Content_Type names Content-Type)."""
-    headers = {"Host": f"{HOST}:{port}", "Content-Type": "application/json", "Content-Length": str(len(body))}
+    headers = {
+        "Host": f"{HOST}:{port}",
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        "Authorization": f"Bearer {token}",
+    }
     return exchange(port, "POST", path, headers | {name.replace("_", "-"): v for name, v in changes.items()}, body)
 
 
-def get(port: int, path: str = "/status", **changes: str | None) -> tuple[int, dict[str, Any]]:
-    return exchange(port, "GET", path, {"Host": f"{HOST}:{port}"} | changes)
+def get(port: int, path: str = "/status", token: str = TOKEN, **changes: str | None) -> tuple[int, dict[str, Any]]:
+    return exchange(port, "GET", path, {"Host": f"{HOST}:{port}", "Authorization": f"Bearer {token}"} | changes)
 
 
 def refused(answer: tuple[int, dict[str, Any]], status: int) -> bool:
@@ -124,12 +141,16 @@ ASK = json.dumps({"question": QUESTION, "k": 2}).encode()
         {"Origin": "http://evil.example"},
         {"Origin": "http://127.0.0.1.evil.example:{port}"},
         {"Origin": "null"},
+        {"Origin": "http://localhost:1"},
+        {"Origin": "http://127.0.0.1:1"},
+        {"Origin": "https://127.0.0.1:{port}"},
+        {"Origin": "http://localhost:{port}.evil.example"},
     ],
 )
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_a_foreign_host_or_origin_is_refused(api: Served, headers: dict[str, str], method: str) -> None:
     forged = {name: value.format(port=api.port) for name, value in headers.items()}
-    answer = get(api.port, **forged) if method == "GET" else post(api.port, ASK, **forged)
+    answer = get(api.port, token=api.token, **forged) if method == "GET" else post(api.port, ASK, api.token, **forged)
     assert refused(answer, 403)
 
 
@@ -140,19 +161,20 @@ def test_a_foreign_host_or_origin_is_refused(api: Served, headers: dict[str, str
         {"Host": "localhost:{port}"},
         {"Host": "[::1]:{port}"},
         {"Host": "127.0.0.1"},
-        {"Origin": "http://localhost:3000"},
+        {"Origin": "http://localhost:{port}"},
         {"Origin": "http://127.0.0.1:{port}"},
+        {"Origin": "http://[::1]:{port}"},
     ],
 )
 def test_loopback_names_are_served(api: Served, headers: dict[str, str]) -> None:
-    status, payload = get(api.port, **{name: value.format(port=api.port) for name, value in headers.items()})
+    status, payload = get(api.port, token=api.token, **{name: value.format(port=api.port) for name, value in headers.items()})
     assert status == 200 and payload["chunks"] == 2
 
 
 def test_the_client_and_a_json_charset_are_served(api: Served) -> None:
     answer = ask_server(api.index, api.notes, "similar", {"question": QUESTION, "k": MAX_K, "explain": True})
     assert answer is not None and 1 <= len(answer["results"]) <= 2
-    status, payload = post(api.port, ASK, Content_Type="application/json; charset=utf-8")
+    status, payload = post(api.port, ASK, token=api.token, Content_Type="application/json; charset=utf-8")
     assert status == 200 and len(payload["results"]) == 2
 
 
@@ -161,7 +183,7 @@ def test_the_client_and_a_json_charset_are_served(api: Served) -> None:
     [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/jsonp"],
 )
 def test_a_post_must_be_json(api: Served, content_type: str | None) -> None:
-    assert refused(post(api.port, ASK, Content_Type=content_type), 415)
+    assert refused(post(api.port, ASK, token=api.token, Content_Type=content_type), 415)
 
 
 @pytest.mark.parametrize(
@@ -169,7 +191,7 @@ def test_a_post_must_be_json(api: Served, content_type: str | None) -> None:
     [("-1", 400), ("abc", 400), ("+5", 400), ("1_0", 400), ("", 400), (None, 411), (str(MAX_BODY + 1), 413)],
 )
 def test_a_forged_length_is_refused_before_the_body_is_read(api: Served, length: str | None, status: int) -> None:
-    assert refused(post(api.port, b"", Content_Length=length), status)  # no body: the server must not wait for one
+    assert refused(post(api.port, b"", token=api.token, Content_Length=length), status)  # no body: the server must not wait for one
 
 
 @pytest.mark.parametrize(
@@ -194,11 +216,11 @@ def test_a_forged_length_is_refused_before_the_body_is_read(api: Served, length:
 )
 @pytest.mark.parametrize("path", ["/ask", "/similar"])
 def test_a_bad_body_is_a_400(api: Served, body: str, path: str) -> None:
-    assert refused(post(api.port, body.encode(), path), 400)
+    assert refused(post(api.port, body.encode(), path, api.token), 400)
 
 
 def test_bytes_that_are_not_utf8_are_a_400(api: Served) -> None:
-    assert refused(post(api.port, b'{"question": "\xff"}'), 400)
+    assert refused(post(api.port, b'{"question": "\xff"}', token=api.token), 400)
 
 
 class Broken:
@@ -212,7 +234,7 @@ class Broken:
 @contextmanager
 def running() -> Iterator[Server]:
     """The server in this process, over a Broken service: for what needs no models but the server's own code."""
-    server = make_server(Loading.of(Broken()), 0)  # type: ignore[arg-type]
+    server = make_server(Loading.of(Broken()), 0, TOKEN)  # type: ignore[arg-type]
     thread = threading.Thread(target=asyncio.run, args=(server.run(),))
     thread.start()
     try:
@@ -281,7 +303,7 @@ def test_half_sent_requests_are_bounded_and_time_out(
             if closed(trickling, 0.1):
                 break
         assert 1.5 < time.monotonic() - started < 3.5  # the deadline is for the whole request, not for each read
-        assert call(f"http://{HOST}:{server.port}", "/health", timeout=1)["status"] == "ok"
+        assert Connection(f"http://{HOST}:{server.port}", TOKEN).call("/health", timeout=1)["status"] == "ok"
         assert all(ended(connection, 3) is not None for connection in stalled[32:])  # time up, or crowded out
         for connection in [*stalled, trickling]:
             connection.close()
@@ -292,13 +314,13 @@ def test_floods_of_slow_and_idle_connections_leave_questions_answered(api: Serve
     """64 clients sending a request a byte at a time and 1 000 connections opened at once and left idle: a
     question asked all the while, past the request deadline, is answered within 2 s each time."""
     with flooded(api.port):
-        took = asked(api.port, QUESTION, server_module.REQUEST_SECONDS + 3)
+        took = asked(api.port, api.token, QUESTION, server_module.REQUEST_SECONDS + 3)
     assert len(took) > 20 and all(seconds is not None and seconds < 2.0 for seconds in took), took
 
 
 def test_a_thousand_requests_at_once_are_all_answered(api: Served) -> None:
-    assert burst(api.port, "/health", 1000, QUESTION) == {200: 1000}
-    assert burst(api.port, "/ask", 200, QUESTION) == {200: 200}
+    assert burst(api.port, api.token, "/health", 1000, QUESTION) == {200: 1000}
+    assert burst(api.port, api.token, "/ask", 200, QUESTION) == {200: 200}
 
 
 def test_the_record_of_a_dead_server_is_removed(tmp_path: Path) -> None:
@@ -306,7 +328,8 @@ def test_the_record_of_a_dead_server_is_removed(tmp_path: Path) -> None:
     gone = subprocess.Popen(["sleep", "0"])
     gone.wait()
     for pid, kept in ((os.getpid(), True), (gone.pid, False)):  # a live pid's record stays: its server may be busy
-        write_address(index / ADDRESS_FILE, {"url": f"http://{HOST}:9", "pid": pid, "notes": str(notes.resolve())})
+        record = records.Record(f"http://{HOST}:9", pid, Library.of(notes).identity(), str(index), TOKEN, 0)
+        records.write(index / ADDRESS_FILE, record)
         assert ask_server(index, notes, "ask", {"question": QUESTION}) is None
         assert (index / ADDRESS_FILE).exists() is kept
 

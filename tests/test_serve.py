@@ -15,7 +15,7 @@ import pytest
 from helpers import Hammer, cli, serving, wait_for
 
 from retriever import Retriever, RetrieverError
-from retriever.client import ADDRESS_FILE, call
+from retriever.records import ADDRESS_FILE
 from retriever.service import Service
 
 QUESTION = "배치 사이즈는 얼마나 크게?"
@@ -24,12 +24,12 @@ QUESTION = "배치 사이즈는 얼마나 크게?"
 @pytest.fixture
 def server(small: tuple[Path, Path]) -> Iterator[tuple[Path, Path, str, subprocess.Popen[str]]]:
     notes, index = small
-    with serving(notes, index, "--watch") as (url, process):
-        yield notes, index, url, process
+    with serving(notes, index, "--watch") as (connection, process):
+        yield notes, index, connection, process
 
 
 def test_ask_goes_through_the_server_and_answers_as_in_process(server) -> None:
-    notes, index, url, process = server
+    notes, index, connection, process = server
     where = ["--notes", str(notes), "--index", str(index), "--json"]
     served = cli("ask", QUESTION, *where, "--timings")
     local = cli("ask", QUESTION, *where, "--no-server")
@@ -47,14 +47,14 @@ def test_ask_goes_through_the_server_and_answers_as_in_process(server) -> None:
     unmatched = cli("ask", QUESTION, *where, "--path", "c*.md")
     assert unmatched.returncode == 1 and "matches no indexed note" in unmatched.stderr
     with pytest.raises(RetrieverError, match="unknown field 'colour'"):
-        call(url, "/ask", {"question": QUESTION, "colour": "red"})
+        connection.call("/ask", {"question": QUESTION, "colour": "red"})
     empty = cli("ask", " ", *where)  # the server's error reaches the user as one line
     assert empty.returncode == 1 and empty.stderr.count("\n") == 1 and "empty" in empty.stderr
     garbled = cli("ask", "\udcb9\udce8", *where)  # cp949 bytes on the command line: checked before the server is asked
     assert garbled.returncode == 1 and garbled.stderr.count("\n") == 1 and "not valid Unicode" in garbled.stderr
-    status = call(url, "/status")
+    status = connection.call("/status")
     assert status is not None and status["chunks"] == 2 and status["watching"] is True
-    passage = call(url, "/get?" + urlencode({"id": ours[0]["id"]}))
+    passage = connection.call("/get?" + urlencode({"id": ours[0]["id"]}))
     assert passage is not None and passage["text"] == ours[0]["text"]
 
     process.terminate()
@@ -65,12 +65,12 @@ def test_ask_goes_through_the_server_and_answers_as_in_process(server) -> None:
 
 
 def test_a_watched_note_edit_becomes_searchable(server) -> None:
-    notes, _, url, _ = server
+    notes, _, connection, _ = server
     (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작해서 과적합이면 올린다\n", encoding="utf-8")
     saved = time.monotonic()
 
     def top() -> str | None:
-        answer = call(url, "/ask", {"question": "dropout 은 얼마로?", "k": 1})
+        answer = connection.call("/ask", {"question": "dropout 은 얼마로?", "k": 1})
         return answer and answer["results"][0]["heading"] == "드롭아웃 비율" and time.monotonic()
 
     assert wait_for(top, 60) - saved < 30

@@ -21,7 +21,9 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from retriever.client import ADDRESS_FILE, call, recorded
+from retriever import records
+from retriever.client import Connection
+from retriever.records import ADDRESS_FILE
 
 QUESTION = "배치 사이즈는 얼마나 크게?"
 
@@ -118,13 +120,19 @@ def test_a_failed_load_is_each_tools_one_line_error(tmp_path: Path) -> None:
         assert result.is_error and "missing" in text(result) and "\n" not in text(result)
 
 
+def recorded(index: Path) -> records.Record | None:
+    return records.read(index / ADDRESS_FILE)
+
+
 @contextmanager
-def recorded_server(notes: Path, index: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def recorded_server(
+    notes: Path, index: Path, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[str], Connection]]:
     command = [sys.executable, "-m", "retriever", "serve", "--notes", str(notes), "--index", str(index), "--port", "0"]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
         found = wait_for(lambda: recorded(index) if process.poll() is None else pytest.fail(process.stderr.read()))
-        yield process, found[0]
+        yield process, Connection(found.url, found.token)
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -133,13 +141,13 @@ def recorded_server(notes: Path, index: Path, env: dict[str, str]) -> Iterator[t
 def test_serve_records_its_address_and_says_loading_before_the_load(small: tuple[Path, Path], tmp_path: Path) -> None:
     notes, index = small
     env, release = held(tmp_path)
-    with recorded_server(notes, index, env) as (_, url):
-        assert call(url, "/health")["status"] == call(url, "/status")["status"] == "loading"
+    with recorded_server(notes, index, env) as (_, server):
+        assert server.call("/health")["status"] == server.call("/status")["status"] == "loading"
         release.touch()  # an ask that finds the server loading waits for it, then is answered by it
         asked = cli("ask", QUESTION, "--notes", str(notes), "--index", str(index), "--json", "--timings")
         assert asked.returncode == 0, asked.stderr
         assert "model load" not in asked.stderr and json.loads(asked.stdout)["results"][0]["heading"] == "배치사이즈"
-        assert call(url, "/health")["status"] == "ok" and call(url, "/status")["chunks"] == 2
+        assert server.call("/health")["status"] == "ok" and server.call("/status")["chunks"] == 2
 
 
 def test_serve_whose_load_fails_exits_with_one_line_and_no_address(tmp_path: Path) -> None:
@@ -171,8 +179,8 @@ def test_a_cold_ask_leaves_a_warm_server_that_the_next_ask_uses_then_exits_when_
     found = recorded(index)
     try:
         assert first.returncode == 0, first.stderr
-        assert found is not None and found[0].startswith("http://127.0.0.1:")
-        pid = found[2]
+        assert found is not None and found.url.startswith("http://127.0.0.1:")
+        pid = found.pid
         assert os.getsid(pid) == pid != os.getsid(0)  # detached: a session of its own
         assert "serving" in (index / "daemon.log").read_text()
 
@@ -184,8 +192,8 @@ def test_a_cold_ask_leaves_a_warm_server_that_the_next_ask_uses_then_exits_when_
         wait_for(lambda: gone(pid), 60)  # idle for 10 s: it ends and takes its address with it
         assert not (index / ADDRESS_FILE).exists()
     finally:
-        if found is not None and not gone(found[2]):
-            os.kill(found[2], signal.SIGKILL)
+        if found is not None and not gone(found.pid):
+            os.kill(found.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("opt_out", ["RETRIEVER_NO_DAEMON=1", "--no-daemon", "--no-server"])

@@ -18,6 +18,7 @@ import pytest
 from helpers import make_notes, serving, wait_for
 
 from retriever import Retriever
+from retriever.client import Connection
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = shutil.which("chromium")
@@ -51,14 +52,14 @@ QUESTION = "드롭아웃은 얼마로 하나요?"
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+def served(tmp_path: Path) -> Iterator[Connection]:
     notes = make_notes(tmp_path / "notes")
     (notes / "guide").mkdir()
     (notes / "guide" / "train.md").write_text(GUIDE, encoding="utf-8")
     index = tmp_path / "index"
     Retriever(notes, index, models=["e5"]).index()
-    with serving(notes, index) as (url, _):
-        yield url
+    with serving(notes, index) as (server, _):
+        yield server
 
 
 @pytest.fixture
@@ -77,9 +78,9 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[webdriv
 
 
 def test_a_korean_question_finds_its_passage_and_opens_its_note(served, browser, tmp_path: Path) -> None:
-    url = served
-    browser.get(url + "/")
+    browser.get(f"{served.url}/#token={served.token}")  # as `serve` prints it
     wait_for(lambda: "3 notes" in browser.find_element(By.ID, "status").text, 10)
+    assert browser.current_url == served.url + "/"  # the secret is kept for the tab, out of the address bar
     assert not browser.find_element(By.ID, "collection-control").is_displayed()  # no collections: one folder
 
     box = browser.find_element(By.ID, "question")
@@ -137,8 +138,7 @@ def test_a_korean_question_finds_its_passage_and_opens_its_note(served, browser,
 
 
 def test_the_request_carries_only_the_controls_filled_in(served, browser) -> None:
-    url = served
-    browser.get(url + "/")
+    browser.get(f"{served.url}/#token={served.token}")
     browser.find_element(By.ID, "question").send_keys(QUESTION)
     assert browser.execute_script("return request()") == {"question": QUESTION}
     browser.find_element(By.CSS_SELECTOR, ".filters summary").click()
@@ -168,7 +168,7 @@ def test_the_request_carries_only_the_controls_filled_in(served, browser) -> Non
 
 
 def test_the_page_is_refused_to_foreign_hosts_and_origins_and_sent_with_a_strict_policy(served) -> None:
-    url = served
+    url = served.url
     port = urlsplit(url).port
 
     def get(path: str, **headers: str) -> tuple[http.client.HTTPResponse, bytes]:
@@ -189,3 +189,9 @@ def test_the_page_is_refused_to_foreign_hosts_and_origins_and_sent_with_a_strict
     assert reply.getheader("X-Content-Type-Options") == "nosniff"
     reply, _ = get("/app.js", Origin=url)
     assert reply.status == 200 and reply.getheader("Content-Type").startswith("text/javascript")
+    secret = f"Bearer {served.token}"
+    for origin, status in ((url, 200), (url.replace("127.0.0.1", "localhost"), 200), ("http://localhost:1", 403)):
+        reply, body = get("/status", Origin=origin, Authorization=secret)  # only the page's own origin may call
+        assert reply.status == status, body
+    reply, body = get("/status")  # the page itself needs no secret; what it asks does
+    assert reply.status == 401 and list(json.loads(body)) == ["error"]

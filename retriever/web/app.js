@@ -8,6 +8,19 @@ let composing = false; // a Korean (or any) IME is building a syllable: Enter th
 let searches = 0; // answers to an older search or note that arrive late are dropped
 let opens = 0;
 
+// The server answers only requests that carry its secret, which `retriever serve` prints in the page's URL
+// (#token=…, a fragment: never sent to the server, never in its logs). The page keeps it for this tab and takes
+// it out of the address bar, so it is neither bookmarked nor shown.
+function token() {
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (given) {
+    sessionStorage.setItem("token", given);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("token") || "";
+}
+const secret = token();
+
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -16,10 +29,11 @@ function el(tag, className, text) {
 }
 
 async function call(path, body) {
+  const headers = { Authorization: `Bearer ${secret}` };
   const init =
     body === undefined
-      ? {}
-      : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+      ? { headers }
+      : { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) };
   let reply;
   try {
     reply = await fetch(path, init);
@@ -32,6 +46,7 @@ async function call(path, body) {
   } catch {
     throw new Error(`the server answered ${reply.status} without JSON`);
   }
+  if (reply.status === 401) throw new Error("open the page by the address `retriever serve` printed, with its #token=");
   if (data && typeof data.error === "string") throw new Error(data.error);
   if (!reply.ok) throw new Error(`the server answered ${reply.status}`);
   return data;
