@@ -72,7 +72,8 @@ class Hit:
 
     def well_typed(self) -> bool:
         explain = self.explain
-        if explain is not None and not (isinstance(explain, dict) and all(isinstance(c, dict) for c in explain.values())):
+        shaped = explain is None or isinstance(explain, dict) and all(isinstance(c, dict) for c in explain.values())
+        if not shaped:
             return False
         numbers = (self.score, *(value for channel in (explain or {}).values() for value in channel.values()))
         texts = (self.path, self.heading, self.text, *self.tags, *self.headings, getattr(self, "question", ""))

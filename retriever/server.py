@@ -65,7 +65,7 @@ BUSY = "busy: too many requests at once; ask again"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 LOOPBACK_HOST = re.compile(r"(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?", re.IGNORECASE)
 NONCE = re.compile(r"[A-Za-z0-9_-]{16,128}")
-UNAUTHORIZED = "this server answers only the user who started it: send its token (in server.json) as Authorization: Bearer"
+UNAUTHORIZED = "this server answers only its own user: send the token in its server.json as Authorization: Bearer"
 
 
 class Rejected(Exception):

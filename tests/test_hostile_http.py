@@ -167,7 +167,8 @@ def test_a_foreign_host_or_origin_is_refused(api: Served, headers: dict[str, str
     ],
 )
 def test_loopback_names_are_served(api: Served, headers: dict[str, str]) -> None:
-    status, payload = get(api.port, token=api.token, **{name: value.format(port=api.port) for name, value in headers.items()})
+    forged = {name: value.format(port=api.port) for name, value in headers.items()}
+    status, payload = get(api.port, token=api.token, **forged)
     assert status == 200 and payload["chunks"] == 2
 
 
@@ -191,7 +192,8 @@ def test_a_post_must_be_json(api: Served, content_type: str | None) -> None:
     [("-1", 400), ("abc", 400), ("+5", 400), ("1_0", 400), ("", 400), (None, 411), (str(MAX_BODY + 1), 413)],
 )
 def test_a_forged_length_is_refused_before_the_body_is_read(api: Served, length: str | None, status: int) -> None:
-    assert refused(post(api.port, b"", token=api.token, Content_Length=length), status)  # no body: the server must not wait for one
+    # no body: the server must not wait for one
+    assert refused(post(api.port, b"", token=api.token, Content_Length=length), status)
 
 
 @pytest.mark.parametrize(
