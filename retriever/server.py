@@ -371,9 +371,7 @@ class Server:
         return {"status": self.loading.state, **told}
 
 
-def make_server(
-    loading: Loading[Service], port: int, token: str | None = None, feed: Feed | None = None
-) -> Server:
+def make_server(loading: Loading[Service], port: int, token: str | None = None, feed: Feed | None = None) -> Server:
     """Bound to the port but not yet serving, so a test can serve it in a thread over a stand-in service. The
     token is a new secret unless given."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

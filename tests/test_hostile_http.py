@@ -29,8 +29,8 @@ from test_serve import QUESTION
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from flood import asked, burst, flooded
 
-from retriever import server as server_module
 from retriever import Library, records
+from retriever import server as server_module
 from retriever.client import Connection, ask_server, connect, ready
 from retriever.loading import Loading
 from retriever.records import ADDRESS_FILE

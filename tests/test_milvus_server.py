@@ -208,7 +208,8 @@ import json, sys, urllib.request
 asked = failed = 0
 try:
     while True:
-        request = urllib.request.Request(sys.argv[1] + "/ask", json.dumps({"question": "배치", "k": 3, "mode": "dense"}).encode(), {"Content-Type": "application/json"})
+        base, _, token = sys.argv[1].partition("/#token=")
+        request = urllib.request.Request(base + "/ask", json.dumps({"question": "배치", "k": 3, "mode": "dense"}).encode(), {"Content-Type": "application/json", "Authorization": "Bearer " + token})
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
                 failed += not json.load(answer).get("results")
@@ -239,7 +240,7 @@ def served_url(process: subprocess.Popen[str]) -> str:
     assert process.stderr is not None
     for line in process.stderr:
         if "serving" in line:
-            return line.split(" on ")[1].split()[0]
+            return line.split(" on ")[1].split()[0]  # with its /#token=, which the scripts send
     raise AssertionError("serve did not start")
 
 
@@ -249,7 +250,9 @@ def fetch(pid: int, url: str, route: str) -> dict:
 import json, sys, urllib.request, urllib.error
 route = {route!r}
 data = json.dumps({{"question": "배치", "k": 3, "mode": "dense"}}).encode() if route == "ask" else None
-request = urllib.request.Request({url!r} + "/" + route, data, {{"Content-Type": "application/json"}})
+base, _, token = {url!r}.partition("/#token=")
+headers = {{"Content-Type": "application/json", "Authorization": "Bearer " + token}}
+request = urllib.request.Request(base + "/" + route, data, headers)
 try:
     with urllib.request.urlopen(request, timeout=120) as answer:
         print(answer.read().decode())
