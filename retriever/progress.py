@@ -86,14 +86,16 @@ class ConsoleReporter:
     def phase(self, message: str) -> AbstractContextManager[None]:
         return announced(self.note, message)
 
-    def progress(self, state: EmbedProgress) -> None:
+    def progress(self, state: EmbedProgress, elapsed: float | None = None) -> None:
+        """`elapsed`: seconds since the embedding began, when it ran elsewhere (a server) and this process only
+        hears of it now and then."""
         if self.quiet or state.total_texts == 0:
             return
         now = time.monotonic()
         if state.texts == 0 or not self.started:  # not started: the start was told to another terminal
             self.started = self.last_line = now
             self.console.print(f"[dim]embedding {state.total_texts} texts of {state.chunks} chunks[/dim]")
-        line = status(state, now - self.started)
+        line = status(state, now - self.started if elapsed is None else elapsed)
         finished = state.texts >= state.total_texts
         if self.console.is_terminal:
             self.draw(state, line, finished)
@@ -128,6 +130,7 @@ class Feed:
         self.log = log
         self.events: list[tuple[int, dict[str, Any]]] = []
         self.next = 0
+        self.started = 0.0  # when the embedding under way began
         self.lock = threading.Lock()
 
     def note(self, message: str) -> None:
@@ -138,7 +141,11 @@ class Feed:
         return announced(self.note, message)
 
     def progress(self, state: EmbedProgress) -> None:
-        self.add({"progress": asdict(state)}, replaceable=0 < state.texts < state.total_texts)
+        now = time.monotonic()
+        if state.texts == 0 or not self.started:
+            self.started = now
+        event = {"progress": asdict(state), "seconds": now - self.started}
+        self.add(event, replaceable=0 < state.texts < state.total_texts)
         self.log.progress(state)
 
     def add(self, event: dict[str, Any], replaceable: bool) -> None:
@@ -167,5 +174,7 @@ def replay(event: object, reporter: ConsoleReporter) -> None:
         reporter.note(event["note"])
         return
     counts = event.get("progress")
+    seconds = event.get("seconds")
     if isinstance(counts, dict) and all(type(counts.get(name)) is int for name in EMBED_FIELDS):
-        reporter.progress(EmbedProgress(**{name: counts[name] for name in EMBED_FIELDS}))
+        elapsed = float(seconds) if type(seconds) in (int, float) else None
+        reporter.progress(EmbedProgress(**{name: counts[name] for name in EMBED_FIELDS}), elapsed)
