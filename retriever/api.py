@@ -496,8 +496,10 @@ class Retriever:
             )
 
     def get(self, ref: str) -> dict[str, Any]:
-        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""
-        manifest = self._settled(self.loaded).manifest
+        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index. Builds
+        no index: what is not indexed has no id to ask for, and a missing index is named with the command that
+        builds it (not the notes folder a build would have read)."""
+        manifest = self._settled(self.manifest)
         wanted, line = split_id(valid_text(ref, "the id").strip())
         path = note_named(manifest, wanted)
         if path is None:
