@@ -495,7 +495,9 @@ class Retriever:
             if asks_questions(query.index, query.allowed):
                 ranked = rank_questions(query, settings, explain)
                 hits = hits_of(ranked, manifest.chunks, k, ranked.passages)
-                found = [QuestionHit.asking(h, manifest.questions[int(row)].heading) for h, row in zip(hits, ranked.rows)]
+                found = [
+                    QuestionHit.asking(h, manifest.questions[int(row)].heading) for h, row in zip(hits, ranked.rows)
+                ]
             if len(found) < k:
                 found = closest_sections(rank(query, settings, explain), manifest.chunks, k, found)
             return lit(found, query, settings)

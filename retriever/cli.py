@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
 from rich.text import Text
+from typer.core import TyperGroup
 
 from . import timings, version
 from .errors import RetrieverError

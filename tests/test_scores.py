@@ -32,7 +32,7 @@ def journal(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Retr
 
 def test_one_asking_heading_does_not_make_a_journal_q_and_a(journal: Retriever) -> None:
     hits = journal.similar(QUESTION, k=2)
-    assert [(h.path, h.question) for h in hits][0] == ("2024-03-02.md", "3월 2일 > 등산")
+    assert (hits[0].path, hits[0].question) == ("2024-03-02.md", "3월 2일 > 등산")
     assert len(hits) == 2 and all(hit.score != 0 for hit in hits)
     assert hits[0].score > hits[1].score
 
