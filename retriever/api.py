@@ -25,7 +25,7 @@ from .manifest import Manifest
 from .notes import Library, NoteScan, normalise, notes_changed, read_note, scan_notes
 from .progress import EmbedProgress
 from .question import clip_for, read_question, valid_k, valid_text
-from .ranking import MODES, Mode, Query, Ranked, RankSettings, rank, rank_questions
+from .ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
 from .results import Hit, QuestionHit
 from .store import IndexNotWritable, OlderFormat
 from .stores import open_store
@@ -65,20 +65,26 @@ def lit(hits: list[H], query: Query, settings: RankSettings) -> list[H]:
     return [replace(hit, highlights=highlights(hit.text, wanted)) for hit in hits]
 
 
-def closest_sections(ranked: Ranked, chunks: list[Chunk], k: int) -> list[QuestionHit]:
-    """`similar` where no note asks questions (journals, documentation, laws): the sections closest by heading and
-    passage, which is what `ask` ranks, each once at its best chunk and named by its heading path (else its note),
-    in place of the question a Q&A note would have."""
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    found: list[QuestionHit] = []
+def closest_sections(
+    ranked: Ranked, chunks: list[Chunk], k: int, above: Sequence[QuestionHit] = ()
+) -> list[QuestionHit]:
+    """`similar` where the notes ask no questions (journals, documentation, laws): the sections closest by heading
+    and passage, which is what `ask` ranks, each once at its best chunk and named by its heading path (else its
+    note), in place of the question a Q&A note would have. After the questions `above` (fewer than k), the other
+    sections fill the k places, scored below the last of them."""
+    seen = {(hit.path, hit.headings) for hit in above}
+    found: list[QuestionHit] = list(above)
     for hit in hits_of(ranked, chunks, len(ranked.rows)):
+        if len(found) == k:
+            break
         section = (hit.path, hit.headings)
         if section not in seen:
             seen.add(section)
             title = " > ".join(h for h in hit.headings if h) or hit.path
             found.append(QuestionHit.asking(replace(hit, rank=len(found) + 1), title))
-            if len(found) == k:
-                break
+    if above and len(found) > len(above):  # each keeps its distance from the next, all below the questions
+        shift = above[-1].score - found[len(above)].score - 1e-3
+        found[len(above) :] = [replace(hit, score=round(hit.score + shift, 4)) for hit in found[len(above) :]]
     return found
 
 
@@ -485,19 +491,22 @@ class Retriever:
         query = self._prepare(question, k, settings, filters)
         manifest = query.index.manifest
         with phase("rank"):
-            if not manifest.questions:
-                return lit(closest_sections(rank(query, settings, explain), manifest.chunks, k), query, settings)
-            ranked = rank_questions(query, settings, explain)
-            hits = hits_of(ranked, manifest.chunks, k, ranked.passages)
-            return lit(
-                [QuestionHit.asking(hit, manifest.questions[int(row)].heading) for hit, row in zip(hits, ranked.rows)],
-                query,
-                settings,
-            )
+            found: list[QuestionHit] = []
+            if asks_questions(query.index, query.allowed):
+                ranked = rank_questions(query, settings, explain)
+                hits = hits_of(ranked, manifest.chunks, k, ranked.passages)
+                found = [
+                    QuestionHit.asking(h, manifest.questions[int(row)].heading) for h, row in zip(hits, ranked.rows)
+                ]
+            if len(found) < k:
+                found = closest_sections(rank(query, settings, explain), manifest.chunks, k, found)
+            return lit(found, query, settings)
 
     def get(self, ref: str) -> dict[str, Any]:
-        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""
-        manifest = self._settled(self.loaded).manifest
+        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index. Builds
+        no index: what is not indexed has no id to ask for, and a missing index is named with the command that
+        builds it (not the notes folder a build would have read)."""
+        manifest = self._settled(self.manifest)
         wanted, line = split_id(valid_text(ref, "the id").strip())
         path = note_named(manifest, wanted)
         if path is None:

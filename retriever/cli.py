@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,10 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
 
 from . import timings, version
 from .errors import RetrieverError
 from .progress import ConsoleReporter, Feed, safe
+from .render import hit_lines, located, plain
 from .results import Hit, QuestionHit
 
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
@@ -25,7 +29,29 @@ if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the comm
     from .records import Record
     from .service import Service
 
+# typer's usage error (click's, vendored or not): what BadParameter and "No such command" are
+UsageError = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
+
+
+def as_typed(word: str) -> str:
+    """A word as one shell argument, in double quotes where they keep it whole and literal."""
+    return f'"{word}"' if not set(word) & set('"$`\\!') else shlex.quote(word)
+
+
+class Commands(TyperGroup):
+    """The commands; a question typed without `ask` (`retriever "배치 사이즈는?"`) is told how to ask it."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            if args and "Did you mean" not in exc.message:  # not a near miss of a command's name
+                exc.message = f"{exc.message.rstrip('.')}; did you mean: retriever ask {as_typed(args[0])}"
+            raise
+
+
 app = typer.Typer(
+    cls=Commands,
     help="Ask questions of your notes, in Korean or English, offline.",
     no_args_is_help=True,
     add_completion=False,
@@ -164,7 +190,8 @@ def setup(
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Every failure ends as one line on stderr and exit 1; RETRIEVER_DEBUG=1 shows the traceback instead."""
+    """Every failure ends as one line on stderr and exit 1; RETRIEVER_DEBUG=1 shows the traceback instead. A usage
+    error found while running (no question given, nor piped) is left to typer, which reports it as any other: exit 2."""
     try:
         yield
     except RetrieverError as exc:
@@ -173,7 +200,7 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
-    except (typer.Exit, typer.Abort):
+    except (typer.Exit, typer.Abort, UsageError):
         raise
     except Exception as exc:
         if os.environ.get("RETRIEVER_DEBUG"):
@@ -223,31 +250,8 @@ def print_json(payload: dict[str, Any]) -> None:
 
 def print_hits(hits: Sequence[Hit]) -> None:
     for hit in hits:
-        out.print(
-            f"[bold]{hit.rank}[/bold]  [green]{hit.score:.3f}[/green]  {located(hit)}"
-            + (f"  [dim]{safe(', '.join(hit.tags))}[/dim]" if hit.tags else "")
-        )
-        for line in marked(hit.text, hit.highlights).splitlines():
-            out.print(f"   {line}")
-        for channel, values in (hit.explain or {}).items():
-            detail = "  ".join(f"{k} {v:+.3f}" for k, v in values.items())
-            out.print(f"   [dim]{safe(channel)}: {detail}[/dim]")
-        out.print()
-
-
-def located(hit: Hit) -> str:
-    """Where a passage is, as markup: its note and line, then its heading path."""
-    headings = " > ".join(h for h in hit.headings if h) or hit.heading
-    return f"[cyan]{safe(hit.path)}:{hit.start_line}[/cyan]  [bold]{safe(headings)}[/bold]"
-
-
-def marked(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """The text as safe markup, with the question's words in bold yellow (no colour: bold alone)."""
-    pieces, at = [], 0
-    for start, end in spans:
-        pieces += [safe(text[at:start]), f"[bold yellow]{safe(text[start:end])}[/bold yellow]"]
-        at = end
-    return "".join([*pieces, safe(text[at:])])
+        for line in hit_lines(hit):
+            out.print(line)
 
 
 def show(question: str, hits: Sequence[Hit], as_json: bool) -> None:
@@ -666,11 +670,11 @@ def get(
     if as_json:
         print_json(found)
     elif found["kind"] == "note":
-        out.print(safe(found["text"]))
+        out.print(Text(plain(found["text"])))
     else:
         hit = Hit.from_json(found)
         out.print(located(hit))
-        out.print(safe(hit.text))
+        out.print(Text(plain(hit.text)))
 
 
 def main() -> None:

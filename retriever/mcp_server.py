@@ -10,6 +10,7 @@ up on a server that took 7-70 s to say hello).
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import re
@@ -76,19 +77,38 @@ def searcher(loading: Loading[Service], method: str) -> Callable[..., dict[str, 
     return search
 
 
+class Tools(MCPServer):
+    """The SDK's server, refusing a call with an argument its tool does not take, as HTTP refuses an unknown field:
+    the SDK drops it silently, and a misspelt filter (`tags` for `tag`) dropped so would widen the search unseen."""
+
+    def __init__(self) -> None:
+        super().__init__("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
+        self.arguments: dict[str, list[str]] = {}
+
+    def add(self, fn: Callable[..., dict[str, Any]], name: str | None = None, description: str | None = None) -> None:
+        name = name or fn.__name__
+        self.arguments[name] = list(inspect.signature(fn).parameters)
+        self.tool(name=name, description=description)(fn)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        known = self.arguments.get(name)  # an unknown tool is the SDK's to refuse
+        unknown = [argument for argument in arguments if known is not None and argument not in known]
+        if known is not None and unknown:
+            raise ToolError(f"unknown argument {str(unknown[0])[:100]!r}; {name} takes {', '.join(known) or 'none'}")
+        return await super().call_tool(name, arguments, context)
+
+
 def build(loading: Loading[Service]) -> MCPServer:
     """The tools; each one (but `status`, which says "loading") waits for the load, or fails with its error."""
-    server = MCPServer("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
+    server = Tools()
     for method, description in SEARCHES.items():
-        server.tool(name=method, description=description + FILTERS_HELP)(searcher(loading, method))
+        server.add(searcher(loading, method), method, description + FILTERS_HELP)
 
-    @server.tool()
     def get(id: str) -> dict[str, Any]:
         """A passage by the id a result carries (path#line), or a whole note by its path."""
         with as_tool_errors():
             return loading.wait().get(id)
 
-    @server.tool()
     def status() -> dict[str, Any]:
         """What is indexed: notes, chunks, models, when it was built, and whether the notes changed since (while
         the models load: {"status": "loading"})."""
@@ -98,6 +118,8 @@ def build(loading: Loading[Service]) -> MCPServer:
             ready = loading.ready
             return loading.health() if ready is None else ready.status()
 
+    server.add(get)
+    server.add(status)
     return server
 
 

@@ -8,7 +8,7 @@ an English question over Korean notes, which matches nothing lexically, is not d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -19,6 +19,7 @@ from .vectorstore import IndexView, LexicalRanking
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 CLIP = 3.0  # z-scores beyond this many deviations count as this many
+QA_SHARE = 0.5  # of the chunks in play that answer a question, for `similar` to rank questions rather than sections
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,40 @@ class Ranked:
     passages: np.ndarray | None = None  # for questions: the chunk row of each one's best passage
 
 
-def zscore(values: np.ndarray) -> np.ndarray:
-    spread = float(values.std())
-    return (values - values.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
+def zscore(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """values standardised by the mean and spread of the reference population (by default, their own)."""
+    basis = values if reference is None else reference
+    spread = float(basis.std())
+    return (values - basis.mean()) / spread if spread > 1e-9 else np.zeros_like(values)
 
 
-def winsorised(values: np.ndarray) -> np.ndarray:
+def winsorised(values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
     """z-scores held within ±CLIP, for the sparse channel: BM25 scores a few chunks and leaves most at zero, so its
     few matches get z of 5-10, which outvoted every dense channel even at a small weight (hecto's English questions:
     R@1 0.42 with e5+use, 0.19 with BM25 added). Dense channels keep plain z: their best candidates are outliers by
     nature, and clipping them too tied the top (dense mode on kobill 0.49 → 0.44, undici 0.61 → 0.58). Rank fusion (RRF) fixed
     hecto as well but cost elsewhere (see README)."""
-    return np.clip(zscore(values), -CLIP, CLIP)
+    return np.clip(zscore(values, reference), -CLIP, CLIP)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The rows a question scores: those it ranks (`shown`) and those its channels are normalised over (`basis`),
+    as positions in `rows`. Under a filter the basis is what the question would rank unfiltered, so a filter
+    changes which chunks are ranked, never how they score: standardised over the one or two chunks a filter lets
+    through, every score was 0 or ±1."""
+
+    rows: np.ndarray
+    shown: np.ndarray
+    basis: np.ndarray
+
+    @classmethod
+    def of(cls, ranked: np.ndarray, reference: np.ndarray | None) -> Pool:
+        if reference is None:
+            every = np.arange(len(ranked))
+            return cls(ranked, every, every)
+        rows = np.union1d(ranked, reference)  # both sorted and unique, as candidates() returns them
+        return cls(rows, np.searchsorted(rows, ranked), np.searchsorted(rows, reference))
 
 
 def candidates(
@@ -147,12 +170,20 @@ def late_interaction(index: IndexView, query_tokens: np.ndarray, rows: np.ndarra
     return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
 
 
+def top(scores: np.ndarray, among: np.ndarray, n: int) -> np.ndarray:
+    """The n positions of among with the highest scores, best first (ties in order)."""
+    return among[np.argsort(-scores[among], kind="stable")[:n]]
+
+
 def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
     """All candidate chunks, best first, with the channel contributions when explain is set."""
     index, queries, lexical, query_tokens = query.index, query.vectors, query.lexical, query.tokens
-    rows = candidates(index, queries, lexical, settings.candidates, query.allowed)
-    if not len(rows):  # filters that let nothing through
-        return Ranked(rows, np.zeros(0, dtype=np.float32))
+    ranked = candidates(index, queries, lexical, settings.candidates, query.allowed)
+    if not len(ranked):  # filters that let nothing through
+        return Ranked(ranked, np.zeros(0, dtype=np.float32))
+    unfiltered = None if query.allowed is None else candidates(index, queries, lexical, settings.candidates)
+    pool = Pool.of(ranked, unfiltered)
+    rows, shown, basis = pool.rows, pool.shown, pool.basis
     parts: dict[str, np.ndarray] = {}
     details: dict[str, dict[str, np.ndarray]] = {}
     if settings.mode != "lexical":
@@ -165,40 +196,60 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
             )
             name = index.manifest.models[model].name
             details[name] = {**views, "score": dense}
-            parts[name] = dense if settings.mode == "dense" and len(queries) == 1 else zscore(dense) / len(queries)
+            single = settings.mode == "dense" and len(queries) == 1
+            parts[name] = dense if single else zscore(dense, dense[basis]) / len(queries)
     if settings.mode != "dense" and lexical is not None:
         bm25 = lexical.of(rows)
         weight = 1.0 if settings.mode == "lexical" else settings.lexical * lexical.coverage
-        parts["bm25"] = weight * (bm25 if settings.mode == "lexical" else winsorised(bm25))
+        parts["bm25"] = weight * (bm25 if settings.mode == "lexical" else winsorised(bm25, bm25[basis]))
         details["bm25"] = {"score": bm25, "coverage": np.full(len(rows), lexical.coverage)}
     fused = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(rows))
-    head = np.argsort(-fused, kind="stable")[: settings.rerank]
-    if query_tokens is not None and len(query_tokens) and index.has_tokens and len(head) > 1:
+    head, reference_head = top(fused, shown, settings.rerank), top(fused, basis, settings.rerank)
+    if query_tokens is not None and len(query_tokens) and index.has_tokens and len(reference_head) > 1:
+        scored = np.union1d(head, reference_head)
         maxsim = np.zeros(len(rows), dtype=np.float32)
-        maxsim[head] = late_interaction(index, query_tokens, rows[head])
-        first, second = zscore(fused[head]), zscore(maxsim[head])
+        maxsim[scored] = late_interaction(index, query_tokens, rows[scored])
+        first = zscore(fused[head], fused[reference_head])
+        second = zscore(maxsim[head], maxsim[reference_head])
         details["late"] = {"maxsim": maxsim}
         parts["late"] = np.zeros(len(rows))
         parts["late"][head] = 0.5 * second + 0.5 * first - fused[head]  # the head's share, so shares still add up
-        rest = np.setdiff1d(np.arange(len(rows)), head)
+        rest = np.setdiff1d(shown, head)
         if len(rest):  # everything below the re-ranked head stays below it, in its first-stage order
             shift = (0.5 * first + 0.5 * second).min() - fused[rest].max() - 1e-3
             parts["late"][rest] = shift
         fused = fused + parts["late"]
-    order = np.argsort(-fused, kind="stable")
+    order = shown[np.argsort(-fused[shown], kind="stable")]
     if settings.mode == "lexical" and lexical is not None:  # a passage that shares no word is no lexical answer
         order = order[details["bm25"]["score"][order] > 0]
-    ranked = Ranked(rows[order], fused[order].astype(np.float32))
+    result = Ranked(rows[order], fused[order].astype(np.float32))
     if explain:
         for i in order:
-            ranked.explain.append(
+            result.explain.append(
                 {
                     channel: {k: round(float(v[i]), 4) for k, v in values.items()}
                     | {"contribution": round(float(parts[channel][i]), 4)}
                     for channel, values in details.items()
                 }
             )
-    return ranked
+    return result
+
+
+def best_passages(chunks: Ranked, owner: np.ndarray) -> dict[int, tuple[float, int]]:
+    """Each question in a ranking, by its best chunk's (score, row); rows come best first."""
+    answer: dict[int, tuple[float, int]] = {}
+    for row, score in zip(chunks.rows, chunks.scores):
+        question = int(owner[row])
+        if question >= 0 and question not in answer:
+            answer[question] = (float(score), int(row))
+    return answer
+
+
+def asks_questions(index: IndexView, allowed: np.ndarray | None) -> bool:
+    """Whether the notes in play are Q&A notes: at least QA_SHARE of their chunks answer a question. One note that
+    asks something in a folder of journals or documentation does not make the folder a Q&A folder."""
+    owners = index.chunk_questions if allowed is None else index.chunk_questions[allowed]
+    return len(owners) > 0 and float(np.mean(owners >= 0)) >= QA_SHARE
 
 
 def rank_questions(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
@@ -206,25 +257,27 @@ def rank_questions(query: Query, settings: RankSettings, explain: bool = False) 
     each with its best passage, which is what is shown: a long section's whole body is no answer to read.
 
     A heading alone is short and often elliptic ("배치사이즈"), and an answer alone may fit a different question,
-    so both count equally, each z-normalised over the sections in play.
+    so both count equally, each standardised over the questions the unfiltered question has in play (as rank()
+    does its channels: a filter leaving one question scored it 0).
     """
-    chunks = rank(query, settings)
-    index = query.index
-    owner = index.chunk_questions
-    answer: dict[int, tuple[float, int]] = {}  # question → its best chunk's (score, row)
-    for row, score in zip(chunks.rows, chunks.scores):
-        question = int(owner[row])
-        if question >= 0 and question not in answer:
-            answer[question] = (float(score), int(row))  # rows come best first
-    rows = np.array(sorted(answer), dtype=np.int64)
-    if len(rows) == 0:
-        return Ranked(rows, np.zeros(0, dtype=np.float32))
-    heading = np.zeros(len(rows))
+    owner = query.index.chunk_questions
+    answer = best_passages(rank(query, settings), owner)
+    if not answer:
+        return Ranked(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    known = answer if query.allowed is None else best_passages(rank(replace(query, allowed=None), settings), owner)
+    pool = Pool.of(np.array(sorted(answer), dtype=np.int64), None if known is answer else np.array(sorted(known)))
+    rows = pool.rows[pool.shown]
+    heading = np.zeros(len(pool.rows))
     if settings.mode != "lexical":
         for model, vector in query.vectors.items():
-            heading += zscore(index.scores(matrix_name(model, "questions"), vector[0], rows)) / len(query.vectors)
+            cosine = query.index.scores(matrix_name(model, "questions"), vector[0], pool.rows)
+            heading += zscore(cosine, cosine[pool.basis]) / len(query.vectors)
     scores = np.array([answer[int(r)][0] for r in rows])
-    shares = {"question": 0.5 * zscore(heading), "answer": 0.5 * zscore(scores)}
+    reference = np.array([known[int(r)][0] for r in pool.rows[pool.basis]])
+    shares = {
+        "question": 0.5 * zscore(heading[pool.shown], heading[pool.basis]),
+        "answer": 0.5 * zscore(scores, reference),
+    }
     fused = shares["question"] + shares["answer"]
     order = np.argsort(-fused, kind="stable")
     best = np.array([answer[int(r)][1] for r in rows[order]], dtype=np.int64)

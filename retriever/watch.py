@@ -21,10 +21,11 @@ READY_MS = 200  # the watcher yields an empty batch after this long without chan
 READY_WAIT_S = 30  # how long start-up waits for that sign before going on regardless
 
 
-def note_filter(folders: list[Path]) -> Callable[[object, str], bool]:
+def note_filter(bases: list[Path]) -> Callable[[object, str], bool]:
     """Changes to note files only, as the scanner sees them: hidden files and folders inside the notes don't count.
-    (What excludes leave out still wakes a rebuild, which then finds nothing changed and writes nothing.)"""
-    bases = [folder.resolve() for folder in folders]
+    (What excludes leave out still wakes a rebuild, which then finds nothing changed and writes nothing.) bases are
+    the folders exactly as watched: a change is reported under the path its watch was given, so any other spelling
+    of them (`cfg/../vault`, a link) would match no change at all."""
 
     def is_note(change: object, path: str) -> bool:
         name = Path(path)
@@ -38,7 +39,7 @@ def note_filter(folders: list[Path]) -> Callable[[object, str], bool]:
 def watch_notes(service: Service, stop: threading.Event, ready: threading.Event, say: Callable[[str], None]) -> None:
     """Runs until stop is set; a failed rebuild is reported and the last good index keeps answering. ready is set
     once the folder is being watched: the first (empty) yield comes after the watches are in place."""
-    folders = [folder.root for folder in service.retriever.notes.folders]
+    folders = [folder.root.resolve() for folder in service.retriever.notes.folders]  # one spelling for both
     for changes in watch(
         *folders,
         watch_filter=note_filter(folders),

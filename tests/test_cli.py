@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -204,3 +205,36 @@ def test_an_index_with_nothing_to_do_loads_no_model(runner: CliRunner, built: Pa
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd())
     assert "index is up to date: 2 notes, 16 chunks; nothing to embed, no model loaded" in done.stdout
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_no_question_on_a_terminal_is_a_usage_error(tmp_path: Path) -> None:
+    """Nothing to read on stdin when it is a terminal: typer's usage error, exit 2, not an `unexpected` error."""
+    import pty
+
+    parent, child = pty.openpty()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "retriever", "ask", "--index", str(tmp_path / "index")],
+            stdin=child,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(parent)
+        os.close(child)
+    assert run.returncode == 2 and "give a QUESTION or pipe one on stdin" in run.stderr
+    assert "unexpected" not in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_question_without_ask_is_told_how_to_ask_it() -> None:
+    run = cli("배치 사이즈는?")
+    assert run.returncode == 2 and "No such command" in run.stderr
+    assert 'did you mean: retriever ask "배치 사이즈는?"' in " ".join(re.sub(r"[│╭╮╰╯─]", " ", run.stderr).split())
+    assert "Did you mean 'index'?" in cli("indx").stderr  # a near miss of a command still names the command
+
+
+def test_get_without_an_index_says_how_to_build_one(runner: CliRunner, tmp_path: Path) -> None:
+    line = one_line_error(runner.invoke(app, ["get", "a.md#1", "--index", str(tmp_path / "none")]))
+    assert "no index at" in line and "retriever index" in line

@@ -44,6 +44,7 @@ async def session_calls(notes: Path, index: Path) -> dict[str, Any]:
             "status": await session.call_tool("status", {}),
             "filtered": await session.call_tool("ask", {"question": "배치 사이즈", "k": 5, "path": ["b.md"]}),
             "dated": await session.call_tool("ask", {"question": "배치", "since": "2024-02-30"}),
+            "misspelt": await session.call_tool("ask", {"question": "배치", "tags": ["ml"]}),
         }
 
 
@@ -63,10 +64,11 @@ def test_mcp_tools_are_listed_and_answer_over_stdio(small: tuple[Path, Path]) ->
 
     assert [r["path"] for r in calls["filtered"].structured_content["results"]] == ["b.md"]
     failures = (calls["missing"], "no note"), (calls["empty"], "empty"), (calls["huge"], "from 1 to 100")
-    for failed, words in (*failures, (calls["dated"], "YYYY-MM-DD")):
+    refused = (calls["dated"], "YYYY-MM-DD"), (calls["misspelt"], "unknown argument 'tags'; ask takes question, k")
+    for failed, words in (*failures, *refused):
         assert failed.is_error
         text = " ".join(c.text for c in failed.content if isinstance(c, TextContent))
-        assert words in text
+        assert words in text and "\n" not in text
 
 
 def test_a_taken_port_is_one_line_and_exit_1(small: tuple[Path, Path]) -> None:

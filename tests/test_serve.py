@@ -12,11 +12,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from helpers import Hammer, cli, serving, wait_for
+from helpers import Hammer, cli, make_notes, serving, wait_for
 
 from retriever import Retriever, RetrieverError
+from retriever.config import settings
 from retriever.records import ADDRESS_FILE
 from retriever.service import Service
+from retriever.watch import start_watching
 
 QUESTION = "배치 사이즈는 얼마나 크게?"
 
@@ -109,3 +111,23 @@ def test_help_info_and_errors_import_no_torch(small: tuple[Path, Path], command:
     assert run.returncode == code, run.stderr[-500:]
     assert "retriever.cli" in run.stderr  # the import log is there to be read
     assert not re.search(r"\|\s+(torch|sentence_transformers|transformers)(\.\S+)?$", run.stderr, re.MULTILINE)
+
+
+def test_a_folder_named_relative_to_the_config_is_watched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`folder = "../vault/journal"` reaches the watcher as `cfg/../vault/journal`, under which it reports changes."""
+    (tmp_path / "vault").mkdir()
+    journal = make_notes(tmp_path / "vault" / "journal")
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "retriever.toml").write_text('[collections.journal]\nfolder = "../vault/journal"\n')
+    monkeypatch.setenv("RETRIEVER_CONFIG", str(tmp_path / "cfg" / "retriever.toml"))
+    chosen = settings(None, tmp_path / "index", None, None)
+    service = Service(Retriever(chosen.notes, chosen.index, models=["e5"]))
+    service.retriever.ensure_index()
+    said: list[str] = []
+    stop = start_watching(service, said.append)
+    try:
+        (journal / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작한다\n", encoding="utf-8")
+        wait_for(lambda: any(message.startswith("re-indexed: 1 added") for message in said), 60)
+    finally:
+        stop.set()
+    assert service.status()["stale"] is None
