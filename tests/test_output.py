@@ -134,7 +134,8 @@ def asked(api: Retriever, question: str) -> list[Hit] | str:
 
 def test_a_highlight_across_a_line_break_is_shown_as_written(library: tuple[Path, Path, Connection]) -> None:
     notes, index, _ = library
-    run = cli("ask", "배치사이즈", "--notes", str(notes), "--index", str(index), "--no-server", "-k", "1")
+    where = ["--notes", str(notes), "--index", str(index), "--path", "batch.md"]  # drawn notes may say 배치사이즈 too
+    run = cli("ask", "배치사이즈", *where, "--no-server", "-k", "1")
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[1:3] == [f"{INDENT}이번 실험의 배치", f"{INDENT}사이즈는 32로 했다."]
 
