@@ -18,16 +18,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import xxhash
 
 from retriever.api import default_cache_dir
 from retriever.encoders import DEFAULT_MODEL, USE_MODEL, load_encoder
-from retriever.encoders.cache import BLOCK, SEAL
+from retriever.encoders.cache import SEAL, Hasher, digest
 
-HASHES: dict[str, Callable[[], object]] = {
+HASHES: dict[str, Callable[[], Hasher]] = {
     "sha256": hashlib.sha256,
     "blake2b": hashlib.blake2b,
     "xxh3_128": xxhash.xxh3_128,
@@ -41,7 +40,8 @@ TIMED_LOAD = """
 import json, sys, time
 started = time.perf_counter()
 from pathlib import Path
-from retriever.encoders import DEFAULT_MODEL, USE_MODEL, cache as sealed, load_encoder, load_query_encoder
+import retriever.encoders.cache as sealed
+from retriever.encoders import DEFAULT_MODEL, USE_MODEL, load_encoder, load_query_encoder
 
 checking = [0.0]
 unchecked = sealed.damage
@@ -60,15 +60,12 @@ print(json.dumps({{"load": time.perf_counter() - started, "check": checking[0]}}
 """
 
 
-def hash_time(path: Path, make: Callable[[], object], runs: int) -> float:
-    """Median seconds to hash the file as the cache check reads it, in blocks."""
+def hash_time(path: Path, hasher: Callable[[], Hasher], runs: int) -> float:
+    """Median seconds to hash the file as the cache check reads it."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        hasher = make()
-        with path.open("rb") as handle:
-            for block in iter(partial(handle.read, BLOCK), b""):
-                hasher.update(block)  # type: ignore[attr-defined]
+        digest(path, hasher)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -81,9 +78,11 @@ def load_time(cache: Path, load: str, runs: int) -> tuple[float, float]:
             [sys.executable, "-c", TIMED_LOAD.format(load=load), str(cache)],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
             env={**os.environ, "RETRIEVER_QUERY_ENGINE": "numpy"},
         )
+        if done.returncode:
+            sys.exit(f"{load} failed:\n{done.stderr}")
         runs_seen.append(json.loads(done.stdout.splitlines()[-1]))
     return statistics.median(r["load"] for r in runs_seen), statistics.median(r["check"] for r in runs_seen)
 
@@ -101,6 +100,7 @@ def main() -> None:
     load_encoder(USE_MODEL, args.cache)
     folders = [f for f in sorted((args.cache / "models").iterdir()) if (f / SEAL).is_file()]
     per_kind: dict[str, dict[str, float]] = {kind(f): dict.fromkeys(HASHES, 0.0) for f in folders}
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; read the shares rather than the times")
     print(f"hashing each cached file, median of {args.runs} (page cache warm)")
     print(f"{'file':>40} {'MB':>7} " + " ".join(f"{name + ' ms':>12}" for name in HASHES))
     for folder in folders:
