@@ -5,10 +5,10 @@ renamed into place under a file lock, so a killed build is never mistaken for a 
 never build at once. The build records the xxh3-128 digest and size of every file in SEAL.json, and every load
 hashes every file again before anything reads it: a file's stat stamp (size, mtime, inode) can stay the same while
 its bytes change in place, so only the bytes tell. xxh3 over a memory map hashes at memory speed: the check is
-2-3 % of each model's load (bench/model_seal.py: 75 ms of a 3.3 s e5 load on a busy machine), where SHA-256 would
-be 20-32 %. The seal sits beside the files it vouches for, so a cryptographic hash would guard against nothing more. A folder that does not match its
-seal, or has none, is rebuilt from its package with a one-line note on stderr; one that cannot be rebuilt is one
-line naming what to delete.
+1.5-3 % of each model's load (bench/model_seal.py: ~70 ms of a 3.3 s e5 load on a busy machine), where SHA-256
+would be 10-32 %. The seal sits beside the files it vouches for, so a cryptographic hash would guard against
+nothing more. A folder that does not match its seal, or has none, is rebuilt from its package with a one-line note
+on stderr; one that cannot be rebuilt is one line naming what to delete.
 """
 
 from __future__ import annotations
