@@ -76,9 +76,10 @@ def searcher(loading: Loading[Service], method: str) -> Callable[..., dict[str, 
     return search
 
 
-def build(loading: Loading[Service]) -> MCPServer:
-    """The tools; each one (but `status`, which says "loading") waits for the load, or fails with its error."""
-    server = MCPServer("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
+def build(loading: Loading[Service], **options: Any) -> MCPServer:
+    """The tools; each one (but `status`, which says "loading") waits for the load, or fails with its error.
+    `options` go to the SDK's server: over HTTP, how it authenticates a request (mcp_http.py)."""
+    server = MCPServer("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING", **options)
     for method, description in SEARCHES.items():
         server.tool(name=method, description=description + FILTERS_HELP)(searcher(loading, method))
 
@@ -101,19 +102,10 @@ def build(loading: Loading[Service]) -> MCPServer:
     return server
 
 
-def run(load: Callable[[], Service], http: bool, port: int, on_ready: Callable[[str], None]) -> None:
-    """Start the load in the background, then serve the protocol at once."""
+def run(load: Callable[[], Service], on_ready: Callable[[str], None]) -> None:
+    """Start the load in the background, then serve the protocol over stdio at once (HTTP: mcp_http.py)."""
     loading = Loading(load)
     server = build(loading)
-    if http:
-        from .server import HOST, require_free_port  # numpy, through the filters: not before stdio's hello
-
-        require_free_port(port)
-        url = f"http://{HOST}:{port}/mcp"
-        on_ready(f"MCP over streamable HTTP on {url}")
-        loading.start()
-        server.run("streamable-http", host=HOST, port=port)
-        return
     on_ready("MCP over stdio")
     loading.start()
     # stdout is the protocol: anything a library prints must reach stderr at once, not sit in a buffer that is
