@@ -603,8 +603,17 @@ def mcp(
     notes: NotesOpt = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on 127.0.0.1 instead of stdio.")] = False,
-    port: Annotated[int, typer.Option("--port", envvar="RETRIEVER_MCP_PORT", help="Port for --http.")] = 8766,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http",
+            help="Streamable HTTP on 127.0.0.1 instead of stdio, for your user alone: every request must carry the "
+            "token it prints (or RETRIEVER_MCP_TOKEN's) as Authorization: Bearer.",
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", envvar="RETRIEVER_MCP_PORT", help="Port for --http; 0 picks a free one.")
+    ] = 8766,
     watch: WatchOpt = False,
     store: StoreOpt = None,
 ) -> None:
