@@ -543,7 +543,8 @@ def announcement(record: Record, chosen: Settings) -> str:
 
 @app.command()
 def status(as_json: JsonOpt = False) -> None:
-    """List your running servers (background ones that `ask` started, and `serve`): index, pid, memory, idle time."""
+    """List your running servers (background ones that `ask` started, `serve`, `mcp --http`): index, pid, memory,
+    idle time."""
     from rich.table import Table
 
     from .control import servers
@@ -557,11 +558,12 @@ def status(as_json: JsonOpt = False) -> None:
     if not seen:
         out.print("no retriever server is running")
         return
-    table = Table("pid", "memory", "idle", "state", "index", "exits", box=None)
+    table = Table("pid", "kind", "memory", "idle", "state", "index", "exits", box=None)
     for server in seen:
         record = server.record
         table.add_row(
             str(record.pid),
+            record.kind,
             "?" if server.rss_bytes is None else f"{server.rss_bytes / (1 << 20):.0f} MiB",
             "?" if server.idle_seconds is None else duration(server.idle_seconds),
             server.state,
@@ -583,7 +585,7 @@ def stop(
     ] = None,
     every: Annotated[bool, typer.Option("--all", help="Stop every server of yours, of any index.")] = False,
 ) -> None:
-    """Stop the server of an index (the background one `ask` started, or `serve`), or --all of them."""
+    """Stop the servers of an index (the background one `ask` started, `serve`, `mcp --http`), or --all of them."""
     from . import records
     from .control import same_index
     from .control import stop as stop_server
@@ -605,22 +607,49 @@ def mcp(
     notes: NotesOpt = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
-    http: Annotated[bool, typer.Option("--http", help="Streamable HTTP on 127.0.0.1 instead of stdio.")] = False,
-    port: Annotated[int, typer.Option("--port", envvar="RETRIEVER_MCP_PORT", help="Port for --http.")] = 8766,
+    http: Annotated[
+        bool,
+        typer.Option(
+            "--http",
+            help="Streamable HTTP on 127.0.0.1 instead of stdio, for your user alone: every request must carry the "
+            "token it prints (or RETRIEVER_MCP_TOKEN's) as Authorization: Bearer.",
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option("--port", envvar="RETRIEVER_MCP_PORT", help="Port for --http; 0 picks a free one.")
+    ] = 8766,
     watch: WatchOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Serve the notes to AI assistants over MCP: tools ask, similar, get and status."""
-    from .mcp_server import run
-
     with user_errors():
         chosen = setup(notes, index, model)
-        run(
-            lambda: start_service(chosen, watch, store),
-            http,
-            port,
-            lambda message: err.print(f"[dim]{safe(message)}[/dim]"),
-        )
+        if http:
+            from .mcp_http import serve as serve_mcp
+
+            serve_mcp(
+                lambda: start_service(chosen, watch, store),
+                chosen.index,
+                chosen.notes,
+                port,
+                lambda record, new: err.print(mcp_announcement(record, new)),
+            )
+            return
+        from .mcp_server import run
+
+        run(lambda: start_service(chosen, watch, store), lambda message: err.print(f"[dim]{safe(message)}[/dim]"))
+
+
+def mcp_announcement(record: Record, new: bool) -> str:
+    """mcp --http's first line: where clients connect, the header they must send (a new token is shown this once;
+    the user's own from RETRIEVER_MCP_TOKEN never), and what ends it."""
+    from .mcp_http import ENDPOINT, TOKEN_ENV
+
+    token = record.token if new else f"<{TOKEN_ENV}>"
+    return (
+        f"MCP over streamable HTTP on {record.url}{ENDPOINT} for your user alone: send the header "
+        f"Authorization: Bearer {token} (pid {record.pid}; Ctrl-C or `retriever stop {safe(record.index)}` stops it)"
+    )
 
 
 @app.command()

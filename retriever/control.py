@@ -32,6 +32,7 @@ class Seen:
         record = self.record
         return {
             "pid": record.pid,
+            "kind": record.kind,
             "index": record.index,
             "notes": record.notes,
             "url": record.url,
@@ -82,7 +83,7 @@ def stop(record: records.Record) -> bool:
         records.leave(record.pid)
         return True
     if not (proven and connection.call("/stop", {}, timeout=HEALTH_SECONDS)):
-        if not serving(record.pid):
+        if not serving(record):
             return False  # not a retriever server any more, as far as can be told: not ours to signal
         try:
             os.kill(record.pid, signal.SIGTERM)
@@ -96,11 +97,11 @@ def stop(record: records.Record) -> bool:
     return False
 
 
-def serving(pid: int) -> bool:
-    """Whether the process is a `retriever serve`, by its command line (Linux): a silent entry's pid may have been
-    given to another program since its server was killed."""
+def serving(record: records.Record) -> bool:
+    """Whether the process is the retriever server the entry names (`serve`, `mcp`), by its command line (Linux):
+    a silent entry's pid may have been given to another program since its server was killed."""
     try:
-        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        words = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"serve" in words and any(word.endswith(b"retriever") for word in words)
+    return record.kind.encode() in words and any(word.endswith(b"retriever") for word in words)

@@ -81,8 +81,8 @@ class Tools(MCPServer):
     """The SDK's server, refusing a call with an argument its tool does not take, as HTTP refuses an unknown field:
     the SDK drops it silently, and a misspelt filter (`tags` for `tag`) dropped so would widen the search unseen."""
 
-    def __init__(self) -> None:
-        super().__init__("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING")
+    def __init__(self, **options: Any) -> None:
+        super().__init__("retriever", version=version(), instructions=INSTRUCTIONS, log_level="WARNING", **options)
         self.arguments: dict[str, list[str]] = {}
 
     def add(self, fn: Callable[..., dict[str, Any]], name: str | None = None, description: str | None = None) -> None:
@@ -98,9 +98,10 @@ class Tools(MCPServer):
         return await super().call_tool(name, arguments, context)
 
 
-def build(loading: Loading[Service]) -> MCPServer:
-    """The tools; each one (but `status`, which says "loading") waits for the load, or fails with its error."""
-    server = Tools()
+def build(loading: Loading[Service], **options: Any) -> MCPServer:
+    """The tools; each one (but `status`, which says "loading") waits for the load, or fails with its error.
+    `options` go to the SDK's server: over HTTP, how it authenticates a request (mcp_http.py)."""
+    server = Tools(**options)
     for method, description in SEARCHES.items():
         server.add(searcher(loading, method), method, description + FILTERS_HELP)
 
@@ -123,19 +124,10 @@ def build(loading: Loading[Service]) -> MCPServer:
     return server
 
 
-def run(load: Callable[[], Service], http: bool, port: int, on_ready: Callable[[str], None]) -> None:
-    """Start the load in the background, then serve the protocol at once."""
+def run(load: Callable[[], Service], on_ready: Callable[[str], None]) -> None:
+    """Start the load in the background, then serve the protocol over stdio at once (HTTP: mcp_http.py)."""
     loading = Loading(load)
     server = build(loading)
-    if http:
-        from .server import HOST, require_free_port  # numpy, through the filters: not before stdio's hello
-
-        require_free_port(port)
-        url = f"http://{HOST}:{port}/mcp"
-        on_ready(f"MCP over streamable HTTP on {url}")
-        loading.start()
-        server.run("streamable-http", host=HOST, port=port)
-        return
     on_ready("MCP over stdio")
     loading.start()
     # stdout is the protocol: anything a library prints must reach stderr at once, not sit in a buffer that is

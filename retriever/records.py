@@ -1,5 +1,6 @@
-"""Where a running `retriever serve` is written down: `server.json` in its index folder, which `ask` finds it by,
-and one entry in the user's registry of servers, which `retriever status` lists and `retriever stop` ends.
+"""Where a running server is written down: for `retriever serve`, `server.json` in its index folder, which `ask`
+finds it by; for it and `retriever mcp --http`, one entry in the user's registry of servers, which `retriever
+status` lists and `retriever stop` ends.
 
 Both hold the server's secret, so both belong to the user alone: each file is created with mode 0600 under a
 temporary name and renamed into place (no moment where it is whole but readable by others, or readable but half
@@ -20,6 +21,7 @@ from typing import Any
 
 ADDRESS_FILE = "server.json"  # under the index folder
 PRIVATE = 0o600
+KINDS = ("serve", "mcp")  # the command that runs the server: the routes its record's url answers
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,7 @@ class Record:
     index: str  # the index folder, resolved
     token: str  # the secret every request carries, and the proof of the server's identity is keyed with
     idle: float  # seconds without a request before it exits; 0: never
+    kind: str = "serve"  # one of KINDS
 
     @classmethod
     def of(cls, data: Any) -> Record:
@@ -42,10 +45,11 @@ class Record:
                 str(data["index"]),
                 str(data["token"]),
                 float(data["idle"]),
+                str(data["kind"]),
             )
         except (KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"not a record: {exc}") from None
-        if not record.url.startswith("http://127.0.0.1:") or not record.token:
+        if not record.url.startswith("http://127.0.0.1:") or not record.token or record.kind not in KINDS:
             raise ValueError("not a loopback server's record")
         return record
 

@@ -325,7 +325,7 @@ class Server:
         itself is answered here at once, beside a load, and is not a request that keeps it from idling."""
         url = urlsplit(request.target)
         if request.method == "GET" and url.path == "/proof":
-            return response(*self.proof(url.query))
+            return response(*prove(self.token, url.query))
         if request.method == "GET" and (found := webpage.asset(url.path)) is not None:
             return page(found)
         if not self.authorized(request):
@@ -348,14 +348,6 @@ class Server:
             self.open -= 1
             self.active = time.monotonic()
 
-    def proof(self, query: str) -> tuple[HTTPStatus, dict[str, Any]]:
-        """HMAC(secret, nonce): how a client learns that this port is its server's before it sends the secret.
-        It tells nothing of the secret, and a stranger replaying one cannot answer the client's next nonce."""
-        nonce = parse_qs(query).get("nonce", [""])[0]
-        if not NONCE.fullmatch(nonce):
-            return HTTPStatus.BAD_REQUEST, {"error": "bad request: /proof?nonce= takes 16-128 letters, digits, - or _"}
-        return HTTPStatus.OK, {"proof": proof(self.token, nonce)}
-
     def authorized(self, request: Request) -> bool:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
@@ -374,15 +366,30 @@ class Server:
 def make_server(loading: Loading[Service], port: int, token: str | None = None, feed: Feed | None = None) -> Server:
     """Bound to the port but not yet serving, so a test can serve it in a thread over a stand-in service. The
     token is a new secret unless given."""
+    return Server(loading, listen(port), token or secrets.token_urlsafe(32), feed)
+
+
+def listen(port: int) -> socket.socket:
+    """A socket bound to the port on loopback (0: any free one) and listening: connections queue from here, before
+    any loop runs, and the port is known before the server announces itself."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((HOST, port))
-        listener.listen(BACKLOG)  # connections queue from here, before the loop runs
+        listener.listen(BACKLOG)
     except OSError as exc:
         listener.close()
         raise port_taken(port, exc) from exc
-    return Server(loading, listener, token or secrets.token_urlsafe(32), feed)
+    return listener
+
+
+def prove(token: str, query: str) -> tuple[HTTPStatus, dict[str, Any]]:
+    """/proof: HMAC(secret, nonce), how a client learns that this port is its server's before it sends the secret.
+    It tells nothing of the secret, and a stranger replaying one cannot answer the client's next nonce."""
+    nonce = parse_qs(query).get("nonce", [""])[0]
+    if not NONCE.fullmatch(nonce):
+        return HTTPStatus.BAD_REQUEST, {"error": "bad request: /proof?nonce= takes 16-128 letters, digits, - or _"}
+    return HTTPStatus.OK, {"proof": proof(token, nonce)}
 
 
 def serve(
@@ -436,12 +443,3 @@ def allow_open_files(wanted: int) -> None:
 
 def port_taken(port: int, exc: OSError) -> RetrieverError:
     return RetrieverError(f"cannot listen on {HOST}:{port} ({exc.strerror}); pick another --port")
-
-
-def require_free_port(port: int) -> None:
-    """For servers whose framework reports a taken port in its own words: ours, before it tries."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((HOST, port))
-        except OSError as exc:
-            raise port_taken(port, exc) from exc

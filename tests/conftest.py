@@ -23,7 +23,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
     monkeypatch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     names = ("NOTES", "INDEX", "ENCODERS", "MODE", "DEBUG", "NO_SERVER", "PORT", "STORE", "MILVUS_TOKEN", "CONFIG")
-    for name in (*names, "COLLECTION"):
+    for name in (*names, "COLLECTION", "MCP_TOKEN", "MCP_PORT"):
         monkeypatch.delenv(f"RETRIEVER_{name}", raising=False)
     monkeypatch.setenv("RETRIEVER_NO_DAEMON", "1")  # no test leaves a background server behind; its own tests opt in
     monkeypatch.setenv("RETRIEVER_RUN_DIR", str(tmp_path / "run"))  # the registry of servers: the test's own

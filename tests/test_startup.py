@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import anyio
+import httpx2
 import pytest
 from helpers import NOTES, cli, make_notes, serving, wait_for
 from mcp import ClientSession, StdioServerParameters, stdio_client
@@ -95,13 +96,15 @@ def test_mcp_over_http_answers_before_the_load(small: tuple[Path, Path], tmp_pat
     env, release = held(tmp_path)
     port = free_port()
     command = [sys.executable, *mcp_command(notes, index, "--http", "--port", str(port))]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    token = "a-token-the-client-is-configured-with"
+    process = subprocess.Popen(command, env={**env, "RETRIEVER_MCP_TOKEN": token}, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: process.poll() is None and listening(port))
 
         async def session() -> dict[str, Any]:
             async with (
-                streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write, *_),
+                httpx2.AsyncClient(headers=bearer(token), timeout=httpx2.Timeout(30, read=300)) as http,
+                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http) as (read, write, *_),
                 ClientSession(read, write) as client,
             ):
                 return await held_session(client, release)
