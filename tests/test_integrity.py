@@ -4,11 +4,16 @@ be read, embedding work that survives an interrupted build, and reads that never
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pytest
 from helpers import cli
 
 from retriever import Retriever
+from retriever.encoders import ModelSpec
+from retriever.errors import RetrieverError
+from retriever.generation import Generation, StoredIndex
 
 QUESTION = "배치 사이즈는 어떻게 정하나요?"
 
@@ -24,3 +29,80 @@ def test_the_process_that_built_answers_with_the_scores_of_a_fresh_one(repo_note
     assert result.returncode == 0, result.stderr
     fresh = json.loads(result.stdout)["results"]
     assert [(h["id"], h["score"], h["explain"]) for h in here] == [(h["id"], h["score"], h["explain"]) for h in fresh]
+
+
+def write_coded_notes(folder: Path) -> Path:
+    """Enough text for MIN_TRAIN pooled token vectors, so the index keeps its tokens as codes under a codebook."""
+    folder.mkdir()
+    for n in range(60):
+        (folder / f"n{n}.md").write_text(
+            f"# 메모 {n}\n\n## 질문 {n}은 무엇인가요?\n"
+            + "".join(f"- {n}번째 메모의 {i}번째 답변: 배치 크기와 학습률 {n * i}를 함께 정합니다.\n" for i in range(6)),
+            encoding="utf-8",
+        )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def coded_build(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+    """Notes and their index with token codes, built once for the module; tests take copies."""
+    root = tmp_path_factory.mktemp("coded")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        Retriever(write_coded_notes(root / "notes"), root / "index", models=["e5"]).index()
+    return root
+
+
+@pytest.fixture
+def coded(coded_build: Path, tmp_path: Path) -> tuple[Path, Path]:
+    notes = Path(shutil.copytree(coded_build / "notes", tmp_path / "notes"))
+    index = Path(shutil.copytree(coded_build / "index", tmp_path / "index"))
+    assert Retriever(notes, index).store.load().codebook is not None
+    return notes, index
+
+
+def answers_afresh(notes: Path, index: Path) -> str:
+    """The top path of a question from a new process's view of the index, which must not rebuild it."""
+    return Retriever(notes, index, auto_update=False).ask("12번째 메모의 3번째 답변", k=1)[0].path
+
+
+@pytest.mark.parametrize("change", ["delete", "rename", "copy"])
+def test_a_build_that_embeds_nothing_new_keeps_the_codebook_of_its_codes(coded: tuple[Path, Path], change: str) -> None:
+    notes, index = coded
+    note = notes / "n5.md"
+    if change == "delete":
+        note.unlink()
+    elif change == "rename":
+        note.rename(notes / "renamed.md")
+    else:
+        shutil.copy(note, notes / "copy.md")
+    report = Retriever(notes, index).index()
+    assert report.embedded == 0  # every passage's vectors and tokens came from the old index
+    loaded = Retriever(notes, index).store.load()
+    assert loaded.codebook is not None and loaded.manifest.codebook
+    assert answers_afresh(notes, index) == "n12.md"
+
+
+def test_a_generation_that_cannot_answer_is_never_made_live(
+    coded: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that loses the codebook (as one did) writes a generation whose codes nothing decodes: the check
+    before CURRENT moves rejects it, says why in one line, and the index as it was answers on."""
+    notes, index = coded
+    before = (index / "CURRENT").read_text()
+    encode = Generation.encode_segments
+
+    def losing_the_codebook(self: Generation, old: StoredIndex | None, spec: ModelSpec) -> None:
+        encode(self, old, spec)
+        self.codebook = ""
+
+    monkeypatch.setattr(Generation, "encode_segments", losing_the_codebook)
+    (notes / "n5.md").unlink()
+    with pytest.raises(RetrieverError) as failed:
+        Retriever(notes, index).index()
+    message = str(failed.value)
+    assert "failed its check and was not made live" in message and "codebook" in message and "\n" not in message
+    assert (index / "CURRENT").read_text() == before
+    assert not list(index.glob(".tmp-gen-*")) and len(list(index.glob("gen-*"))) == 1
+    assert answers_afresh(notes, index) == "n12.md"
