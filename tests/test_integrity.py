@@ -4,13 +4,18 @@ be read, embedding work that survives an interrupted build, and reads that never
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli
+from helpers import cli, wait_for
 
 from retriever import Retriever
+from retriever.checkpoint import STEP
 from retriever.encoders import ModelSpec
 from retriever.errors import RetrieverError
 from retriever.generation import Generation, StoredIndex
@@ -105,4 +110,31 @@ def test_a_generation_that_cannot_answer_is_never_made_live(
     assert "failed its check and was not made live" in message and "codebook" in message and "\n" not in message
     assert (index / "CURRENT").read_text() == before
     assert not list(index.glob(".tmp-gen-*")) and len(list(index.glob("gen-*"))) == 1
+    assert answers_afresh(notes, index) == "n12.md"
+
+
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGKILL", "SIGKILL, checkpoint altered"])
+def test_an_interrupted_first_build_keeps_what_it_embedded(tmp_path: Path, stop: str) -> None:
+    """Stopped once its first step of texts is kept (held there, then signalled, as Ctrl-C or the OOM killer
+    would), the build leaves no index, and the next embeds only the texts that step did not hold; a checkpoint
+    file that does not match its record is never used."""
+    notes, index = write_coded_notes(tmp_path / "notes"), tmp_path / "index"
+    where = ["--notes", str(notes), "--index", str(index), "--encoders", "e5", "--json", "-q"]
+    hold = {**os.environ, "RETRIEVER_HOLD": f"checkpoint:{tmp_path / 'never'}"}
+    build = subprocess.Popen([sys.executable, "-m", "retriever", "index", *where], env=hold, text=True)
+    kept = index / "checkpoint"
+    wait_for(lambda: list(kept.glob("*.json")) or build.poll() is not None)
+    build.send_signal(getattr(signal, stop.split(",")[0]))
+    assert build.wait(timeout=120) != 0
+    assert not (index / "CURRENT").exists()
+    if "altered" in stop:
+        whole = next(kept.glob("*.whole.npy"))
+        data = bytearray(whole.read_bytes())
+        data[-1] ^= 0xFF
+        whole.write_bytes(bytes(data))
+    result = cli("index", *where)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["embedded"] == report["chunks"] - (0 if "altered" in stop else STEP)
+    assert not kept.exists()  # its work is in the committed generation
     assert answers_afresh(notes, index) == "n12.md"
