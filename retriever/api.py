@@ -355,7 +355,9 @@ class Retriever:
                 self.reporter.note(f"{reason}, but {exc}; answering from the index as it was built")
             return None
 
-    def loaded(self) -> IndexView:
+    def loaded(self, update: bool = True) -> IndexView:
+        """The live index, loaded once per generation; brought up to date with the notes first where auto_update
+        and update hold (update=False: a read such as `get`, which must never write an index)."""
         built = self.built_models()
         missing = [m for m in self.requested_models or [] if built is not None and m not in built]
         if missing:
@@ -363,7 +365,7 @@ class Retriever:
                 f"index at {self.store.root} was built with model {', '.join(repr(b) for b in built or [])}, "
                 f"not {missing[0]!r}; rebuild it with `{self.store.index_command(full=True)} --encoders {','.join(missing)}`"
             )
-        if self.auto_update:
+        if self.auto_update and update:
             self.ensure_index()
         with self._loading:  # a question and the watcher that both meet a new generation load it once, not twice
             if self._loaded is None or self._loaded.generation != self.store.generation():
@@ -496,18 +498,33 @@ class Retriever:
             )
 
     def get(self, ref: str) -> dict[str, Any]:
-        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index."""
-        manifest = self._settled(self.loaded).manifest
+        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index as it
+        is: a read never writes an index, so a note added since the build is not there until the next build."""
+        manifest = self._settled(lambda: self.loaded(update=False)).manifest
         wanted, line = split_id(valid_text(ref, "the id").strip())
         path = note_named(manifest, wanted)
         if path is None:
-            raise RetrieverError(f"no note {wanted!r} in the index; give a path relative to {self.notes}")
+            raise RetrieverError(
+                f"no note {wanted!r} in the index; give a path relative to {self.notes}{self._behind()}"
+            )
         if line is None:
             return {"kind": "note", "id": path, "path": path, "text": read_note(self.notes, path)}
         for chunk in manifest.chunks:
             if chunk.path == path and chunk.start_line == line:
                 return Hit.of(1, 0.0, chunk, None).to_json() | {"kind": "passage"}
-        raise RetrieverError(f"no passage {ref!r} in the index; ids look like path#line, as results give them")
+        raise RetrieverError(
+            f"no passage {ref!r} in the index; ids look like path#line, as results give them{self._behind()}"
+        )
+
+    def _behind(self) -> str:
+        """What to add to a read that found nothing, when the index is behind the notes."""
+        try:
+            reason = self.staleness()
+        except RetrieverError:
+            return ""
+        if reason is None:
+            return ""
+        return f" ({reason} since the index was built: `{self.store.index_command()}` brings it up to date)"
 
     def info(self) -> dict[str, Any]:
         manifest = self.manifest()  # the loaded copy in a warm process: a large manifest takes ~0.3 s to parse

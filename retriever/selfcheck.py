@@ -48,7 +48,7 @@ def answers(index: LoadedIndex) -> None:
         model: np.asarray(index.vectors[matrix_name(model, "chunks")][:1], dtype=np.float32)
         for model in range(len(index.manifest.models))
     }
-    ranked = rank(Query(index, vectors, tokens, lexical), RankSettings(), explain=True)
+    ranked = rank(Query(index, vectors, tokens, lexical), RankSettings())
     if not len(ranked.rows) or not np.isfinite(ranked.scores).all():
         raise CheckFailed("a question made of the index's own first chunk found nothing, or scored it NaN")
 

@@ -138,3 +138,27 @@ def test_an_interrupted_first_build_keeps_what_it_embedded(tmp_path: Path, stop:
     assert report["embedded"] == report["chunks"] - (0 if "altered" in stop else STEP)
     assert not kept.exists()  # its work is in the committed generation
     assert answers_afresh(notes, index) == "n12.md"
+
+
+def snapshot(index: Path) -> dict[str, tuple[int, int, int]]:
+    """Every file and folder of the index with its mtime, size and inode: any write shows."""
+    stats = {p: p.stat() for p in index.rglob("*")}
+    return {str(p.relative_to(index)): (s.st_mtime_ns, s.st_size, s.st_ino) for p, s in stats.items()}
+
+
+def test_reads_never_write_the_index_even_when_the_notes_moved_on(small: tuple[Path, Path]) -> None:
+    """get, info and doctor read the index as it is; only index, ask and similar bring it up to date."""
+    notes, index = small
+    (notes / "c.md").write_text("## 드롭아웃은?\n- 0.1에서 시작합니다\n", encoding="utf-8")
+    before = snapshot(index)
+    where = ["--notes", str(notes), "--index", str(index)]
+    got = cli("get", "a.md", *where, "--json")
+    assert got.returncode == 0, got.stderr
+    assert "배치사이즈" in json.loads(got.stdout)["text"]
+    missing = cli("get", "c.md", *where)
+    assert missing.returncode == 1 and "notes changed since the index was built" in missing.stderr
+    assert "retriever index" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert cli("info", *where).returncode == 0
+    doctor = cli("doctor", *where)
+    assert "c.md" in doctor.stdout and "stale" in doctor.stdout
+    assert snapshot(index) == before
