@@ -362,6 +362,8 @@ class Retriever:
             return None
 
     def loaded(self) -> IndexView:
+        """The live index, loaded once per generation; brought up to date with the notes first where auto_update
+        holds (a read such as `get` takes the manifest instead, and never writes an index)."""
         built = self.built_models()
         missing = [m for m in self.requested_models or [] if built is not None and m not in built]
         if missing:
@@ -503,20 +505,34 @@ class Retriever:
             return lit(found, query, settings)
 
     def get(self, ref: str) -> dict[str, Any]:
-        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index. Builds
-        no index: what is not indexed has no id to ask for, and a missing index is named with the command that
-        builds it (not the notes folder a build would have read)."""
+        """A passage by the id results carry (`path#line`), or a whole note by its path, from the live index as it
+        is. A read never writes an index: a note added since the build is not there until the next build, and a
+        missing index is named with the command that builds it (not the notes folder a build would have read)."""
         manifest = self._settled(self.manifest)
         wanted, line = split_id(valid_text(ref, "the id").strip())
         path = note_named(manifest, wanted)
         if path is None:
-            raise RetrieverError(f"no note {wanted!r} in the index; give a path relative to {self.notes}")
+            raise RetrieverError(
+                f"no note {wanted!r} in the index; give a path relative to {self.notes}{self._behind()}"
+            )
         if line is None:
             return {"kind": "note", "id": path, "path": path, "text": read_note(self.notes, path)}
         for chunk in manifest.chunks:
             if chunk.path == path and chunk.start_line == line:
                 return Hit.of(1, 0.0, chunk, None).to_json() | {"kind": "passage"}
-        raise RetrieverError(f"no passage {ref!r} in the index; ids look like path#line, as results give them")
+        raise RetrieverError(
+            f"no passage {ref!r} in the index; ids look like path#line, as results give them{self._behind()}"
+        )
+
+    def _behind(self) -> str:
+        """What to add to a read that found nothing, when the index is behind the notes."""
+        try:
+            reason = self.staleness()
+        except RetrieverError:
+            return ""
+        if reason is None:
+            return ""
+        return f" ({reason} since the index was built: `{self.store.index_command()}` brings it up to date)"
 
     def info(self) -> dict[str, Any]:
         manifest = self.manifest()  # the loaded copy in a warm process: a large manifest takes ~0.3 s to parse

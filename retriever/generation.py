@@ -85,14 +85,16 @@ class Generation:
 
     def encode_segments(self, old: StoredIndex | None, spec: ModelSpec) -> None:
         """This build's int8 segments as codes: under the old index's codebook where it has one for the same model,
-        else one trained on them; left in int8 when they are too few to train on."""
+        else one trained on them; left in int8 when they are too few to train on. The old codebook comes along
+        whenever this generation holds any segment, also when all of them are linked from the old index (a build
+        after a note was deleted, renamed or copied embeds nothing): linked codes need it to decode."""
         own = [i for i, name in enumerate(self.segments) if f"{name}.npy" not in self.linked]
-        if not own:
-            return
-        if old is not None and old.manifest.codebook and old.manifest.models[0] == spec:
+        if old is not None and old.manifest.codebook and old.manifest.models[0] == spec and self.segments:
             self.link(old, old.manifest.codebook, segment=False)
             self.codebook = old.manifest.codebook
             codebook = Codebook.load(self.folder / f"{self.codebook}.npy")
+        elif not own:
+            return
         else:
             sample = np.concatenate([np.load(self.folder / f"{self.segments[i]}.npy") for i in own])
             trained = Codebook.train(token_floats(sample, None))

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
-from .encoders import Encoder, SpanEncoder, Spans, TokenEncoder, passes, span_encoder
+from .checkpoint import FOLDER as CHECKPOINT
+from .checkpoint import STEP, Checkpoint, Resumable
+from .encoders import Encoder, Spans, TokenEncoder, passes, span_encoder
 from .failpoints import failpoint
 from .generation import Generation, StoredIndex
 from .lexical import LexicalIndex
@@ -24,7 +26,7 @@ from .progress import EmbedProgress
 from .rowfile import RowReader, RowWriter, gather
 from .store import IndexStore
 from .timings import phase
-from .tokencodes import Codebook, int8_of, pool_tokens, token_floats
+from .tokencodes import Codebook, int8_of, token_floats
 
 Progress = Callable[[EmbedProgress], None]
 Advance = Callable[[int, int], None]  # (texts, characters) just embedded
@@ -155,7 +157,8 @@ class NoteRows:
 # Vectors are kept in float16: half the disk and page cache of float32, for scores that move by ~1e-4 (the IVF
 # indexes above 20 000 rows hold float16 codes anyway).
 STORED = np.float16
-WINDOW = 1024  # chunks embedded, and rows copied, per step: memory stays flat however many notes there are
+WINDOW = 1024  # rows copied per step: memory stays flat however many notes there are (texts are embedded in
+# checkpoint.STEP steps)
 
 
 @dataclass
@@ -231,16 +234,16 @@ class Layout:
 
 
 def embed(
-    encoder: SpanEncoder,
+    model: Resumable,
     plans: dict[str, Plan],
     layout: Layout,
     rows: list[int],
     generation: Generation,
     advance: Advance,
 ) -> tuple[Fresh, dict[str, Span]]:
-    """One pass per pending chunk: its vector, its parts' and its heading's into scratch files, and (when kept) its
-    parts' token vectors into a new segment of the generation. Returns each key's scratch row, and the token rows
-    of each fresh part in that segment."""
+    """One pass per pending chunk (or its results kept by an interrupted build): its vector, its parts' and its
+    heading's into scratch files, and (when kept) its parts' token vectors into a new segment of the generation.
+    Returns each key's scratch row, and the token rows of each fresh part in that segment."""
     dim = plans["chunks"].encoder.spec.dim
     writers = {c: RowWriter(generation.scratch / f"{plans[c].name}.npy", dim) for c in COLLECTIONS}
     keep_tokens = plans["parts"].tokens and bool(rows)
@@ -249,10 +252,10 @@ def embed(
     items, offsets, question_of = layout.items, layout.offsets, layout.question_of
     fresh: Fresh = {c: {} for c in COLLECTIONS}
     spans: dict[str, Span] = {}
-    for start in range(0, len(rows), WINDOW):
-        window = rows[start : start + WINDOW]
-        batch = [items[r] for r in window]
-        pooled = encoder.encode_spans(batch, counting(batch, advance), keep_tokens)
+    for start in range(0, len(rows), STEP):
+        window = rows[start : start + STEP]
+        parts = [int(offsets[r + 1] - offsets[r]) for r in window]
+        pooled = model.embed([items[r] for r in window], parts, lambda batch: counting(batch, advance))
         chunk_rows, part_rows, heading_rows = [], [], []
         for row, result in zip(window, pooled):
             fresh["chunks"][plans["chunks"].keys[row]] = writers["chunks"].rows + len(chunk_rows)
@@ -263,7 +266,7 @@ def embed(
                 fresh["parts"][key] = writers["parts"].rows + len(part_rows)
                 part_rows.append(result.spans[i])
                 if tokens is not None:
-                    kept = int8_of(pool_tokens(result.tokens[i]))
+                    kept = result.tokens[i]
                     spans[key] = (segment, tokens.rows, tokens.rows + len(kept))
                     tokens.append(kept)
             if row in question_of:
@@ -294,7 +297,7 @@ def copy_rows(out: RowWriter, readers: Mapping[int, RowReader], picks: Iterable[
     out.close()
 
 
-def counting(batch: list[Spans], advance: Advance) -> Callable[[int], None]:
+def counting(batch: Sequence[Spans], advance: Advance) -> Callable[[int], None]:
     """Progress for texts finished in the order of batch: how many, and their characters."""
     done = iter(batch)
 
@@ -420,11 +423,18 @@ def build(
     plans = [plans_of(encoder, m, keys, previous, old_keys, late and m == 0) for m, encoder in enumerate(encoders)]
     pending = [pending_chunks(corpus, each) for each in plans]
     layout = Layout.of(corpus)
+    checkpoint = Checkpoint(store.root / CHECKPOINT)
+    resumable = [Resumable(span_encoder(e), each["parts"].tokens, checkpoint) for e, each in zip(encoders, plans)]
+    if reuse:  # what an interrupted build embedded; --full embeds everything afresh
+        kept = checkpoint.kept({r.key(layout.items[row]) for r, rows in zip(resumable, pending) for row in rows})
+        for each_model in resumable:
+            each_model.done = kept
+    todo = [[row for row in rows if r.key(layout.items[row]) not in r.done] for r, rows in zip(resumable, pending)]
     state = EmbedProgress(
         0,
-        sum(len(rows) for rows in pending),
+        sum(len(rows) for rows in todo),
         0,
-        sum(len(corpus.chunks[r].embed_text) for rows in pending for r in rows),
+        sum(len(corpus.chunks[r].embed_text) for rows in todo for r in rows),
         len(corpus.chunks),
     )
 
@@ -438,9 +448,9 @@ def build(
     if progress:
         progress(state)
     with store.building() as generation:
-        for encoder, each, rows in zip(encoders, plans, pending):
+        for model, each, rows in zip(resumable, plans, pending):
             with phase("embed"):
-                fresh, spans = embed(span_encoder(encoder), each, layout, rows, generation, advance)
+                fresh, spans = embed(model, each, layout, rows, generation, advance)
             with phase("write vectors"):
                 for name, matrix in each.items():
                     assemble(matrix, generation, fresh[name], spans)
@@ -465,6 +475,7 @@ def build(
             lexical = LexicalIndex.build([c.embed_text for c in corpus.chunks], keys["chunks"], known)
         with phase("commit (ANN, checksums, manifest)"):
             store.commit(generation, manifest, lexical, previous)
+    checkpoint.clear()  # its work is in the committed generation
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
     new_keys = keys["chunks"]  # a chunk's content hash is that of its embedded text
     unchanged = sum(1 for key in new_keys if key in old_keys)
@@ -476,5 +487,5 @@ def build(
         removed=len(old_keys - set(new_keys)),
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,
-        embedded=sum(passes(e, layout.items[r]) for e, rows in zip(encoders, pending) for r in rows),
+        embedded=sum(passes(e, layout.items[r]) for e, rows in zip(encoders, todo) for r in rows),
     )

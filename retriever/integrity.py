@@ -38,6 +38,10 @@ def remember_verified(path: Path) -> None:
     _verified[path] = stat_key(path.stat())
 
 
+def forget_verified(path: Path) -> None:
+    _verified.pop(path, None)
+
+
 def intact(path: Path, checksum: str, size: int | None, full: bool) -> bool:
     """Whether a data file is what the manifest recorded. Every load checks every file's size (a truncated or
     replaced file fails at once); the hash is taken of files up to 32 MiB and of any file with no recorded size,

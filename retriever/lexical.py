@@ -131,7 +131,10 @@ class LexicalIndex:
         (folder / DOC_TOKENS).write_text(json.dumps(self.doc_tokens, ensure_ascii=False), encoding="utf-8")
 
     def score(self, question: str) -> LexicalScores:
-        ids, coverage = self.term_ids(question)
+        return self.scores_of(*self.term_ids(question))
+
+    def scores_of(self, ids: list[int], coverage: float) -> LexicalScores:
+        """The scores of a question already read into vocabulary ids."""
         if not ids:
             return LexicalScores(np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), 0.0)
         return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), coverage)

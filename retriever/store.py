@@ -26,10 +26,11 @@ import numpy as np
 from .errors import RetrieverError
 from .failpoints import failpoint
 from .generation import Generation, StoredIndex
-from .integrity import file_state, fsync_dir, intact, remember_verified, sha256_file, write_file
+from .integrity import file_state, forget_verified, fsync_dir, intact, remember_verified, sha256_file, write_file
 from .loaded import LoadedIndex, check_spans, mapped
 from .manifest import FORMAT, LEXICAL, MANIFEST, MANIFEST_SUM, SPANS, VERSION, Manifest, write_json
 from .rowfile import RowReader
+from .timings import phase
 from .tokencodes import Codebook
 
 CURRENT = "CURRENT"
@@ -154,10 +155,11 @@ class IndexStore:
             raise RetrieverError(f"index manifest at {gen} is inconsistent ({exc}); {self.rebuild_hint}") from exc
         return manifest
 
-    def verified(self, full: bool = False) -> StoredIndex:
-        """The live generation with every data file checked (see `intact`) and every matrix against its shape,
-        nothing loaded: what a build copies unchanged vectors from. full hashes every file, whatever its size."""
-        gen = self.live_generation()
+    def verified(self, full: bool = False, gen: Path | None = None) -> StoredIndex:
+        """The live generation (or gen) with every data file checked (see `intact`) and every matrix against its
+        shape, nothing loaded: what a build copies unchanged vectors from. full hashes every file, whatever its
+        size."""
+        gen = gen or self.live_generation()
         manifest = self._manifest(gen)
         for file, checksum in manifest.checksums.items():
             if not intact(gen / file, checksum, manifest.sizes.get(file), full):
@@ -177,11 +179,12 @@ class IndexStore:
                 )
         return StoredIndex(manifest, gen)
 
-    def load(self) -> LoadedIndex:
+    def load(self, gen: Path | None = None) -> LoadedIndex:
+        """The live generation (or gen) loaded for questions, every file checked first."""
         from .ann import load_index
         from .lexical import LexicalIndex
 
-        stored = self.verified()
+        stored = self.verified(gen=gen)
         manifest, gen = stored.manifest, stored.path
         vectors: dict[str, np.ndarray] = {}
         anns: dict[str, Any] = {}
@@ -258,11 +261,15 @@ class IndexStore:
             os.fsync(handle.fileno())
         write_file(tmp / MANIFEST_SUM, sha256_file(tmp / MANIFEST).encode("ascii"))
         fsync_dir(tmp)
+        for name in manifest.checksums:  # hashed just now, by this process: the check's load need not hash again
+            remember_verified(tmp / name)
+        read = self.answering(tmp)
         final = self.root / generation.name
         os.rename(tmp, final)
-        for name in manifest.checksums:  # hashed just now, by this process: a load here need not hash again
+        for name in manifest.checksums:  # the same files under their final names, for this process's next load
+            forget_verified(tmp / name)
             remember_verified(final / name)
-        self._last = (final, file_state(final / MANIFEST), manifest)
+        self._last = (final, file_state(final / MANIFEST), read)  # as parsed from disk: what any reader has
         failpoint("swap")
         pointer = self.root / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
         write_file(pointer, generation.name.encode())
@@ -270,6 +277,23 @@ class IndexStore:
         fsync_dir(self.root)
         self.sweep()
         return self.root / generation.name
+
+    def answering(self, gen: Path) -> Manifest:
+        """A written generation loaded as a reader loads it (manifest parsed from disk, files checked, FAISS, BM25,
+        token codes and codebook) and asked one question (see selfcheck); its manifest as read. Else the
+        generation is removed and a RetrieverError says why: CURRENT never names an index that cannot answer."""
+        from .selfcheck import answers
+
+        try:
+            with phase("check (load, one question)"):
+                loaded = self.load(gen)
+                answers(loaded)
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the old generation stays live
+            shutil.rmtree(gen, ignore_errors=True)
+            self._last = None
+            why = exc if isinstance(exc, RetrieverError) else f"{type(exc).__name__}: {exc}"
+            raise RetrieverError(f"the index just built failed its check and was not made live: {why}") from exc
+        return loaded.manifest
 
     def sweep(self) -> None:
         """Drop generations beyond the newest few and temp folders of interrupted builds.

@@ -24,7 +24,6 @@ TEXTS = [
 
 @pytest.fixture
 def engine(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NumpyBertQueryEncoder]:
-    """Forced: with torch imported by the test session, `auto` would pick torch."""
     monkeypatch.setenv("RETRIEVER_QUERY_ENGINE", "numpy")
     load_query_encoder.cache_clear()
     loaded = load_query_encoder(DEFAULT_MODEL, model_cache)
@@ -64,9 +63,9 @@ def test_int8_passage_encoder_stays_within_cosine_099_of_float32(float32_encoder
     assert [encoder.count_tokens(t) for t in TEXTS] == [float32_encoder.count_tokens(t) for t in TEXTS]
 
 
-def test_torch_engine_can_be_chosen(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_onnx_engine_can_be_chosen(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_query_encoder.cache_clear()
-    monkeypatch.setenv("RETRIEVER_QUERY_ENGINE", "torch")
+    monkeypatch.setenv("RETRIEVER_QUERY_ENGINE", "onnx")
     try:
         assert not isinstance(load_query_encoder(DEFAULT_MODEL, model_cache), NumpyBertQueryEncoder)
     finally:

