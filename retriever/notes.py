@@ -14,6 +14,7 @@ from typing import Any
 
 from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, Unreadable, read_document
 from .errors import RetrieverError
+from .globs import gitignore_spec
 
 NOTE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES
 # A note is prose someone wrote; a multi-megabyte file is a dump or an export, and chunking and embedding it would
@@ -192,7 +193,9 @@ def require_folder(root: Path) -> None:
         raise RetrieverError(f"notes folder not found: {root} (pass --notes DIR or set RETRIEVER_NOTES)")
 
 
-MAX_IGNORE_BYTES = 1 << 20  # a .gitignore is a few lines; more is read no further
+# A .gitignore is a few lines. A larger one is refused whole: cut short, its last line would be half a glob (a
+# line cut to `*` excludes every note), and which notes it was meant to leave out nobody could tell.
+MAX_IGNORE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ class Ignored:
 
     @classmethod
     def of(cls, patterns: Sequence[str]) -> Ignored:
-        return cls((("", gitignore(patterns)),)) if patterns else cls()
+        return cls((("", gitignore_spec(patterns, "exclude")),)) if patterns else cls()
 
     def reading(self, entries: list[os.DirEntry[str]], rel_folder: str) -> Ignored:
         """These specs and the folder's own .gitignore, if it has one."""
@@ -213,20 +216,18 @@ class Ignored:
             return self
         try:
             with open(found.path, "rb") as handle:
-                lines = handle.read(MAX_IGNORE_BYTES).decode("utf-8", "replace").splitlines()
+                data = handle.read(MAX_IGNORE_BYTES + 1)
         except OSError:
             return self
-        return Ignored((*self.specs, (rel_folder, gitignore(lines))))
+        where = printable(found.path)
+        if len(data) > MAX_IGNORE_BYTES:
+            raise RetrieverError(f"{where} is over {MAX_IGNORE_BYTES >> 20} MiB; a .gitignore is a few lines of globs")
+        lines = data.decode("utf-8", "replace").splitlines()
+        return Ignored((*self.specs, (rel_folder, gitignore_spec(lines, where))))
 
     def matches(self, rel: str) -> bool:
         """Whether rel (relative to the notes folder; a folder ends in /) is excluded."""
         return any(rel.startswith(base) and spec.match_file(rel[len(base) :]) for base, spec in self.specs)
-
-
-def gitignore(lines: Sequence[str]) -> Any:
-    from pathspec import GitIgnoreSpec
-
-    return GitIgnoreSpec.from_lines(lines)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,142 @@
+"""Every input costs bounded time and memory whatever its shape: globs of thousands of `*`, megabyte lines of every
+heading spelling, deep HTML, zip bombs, huge folders, deep TOML. Inputs that took hours are run in a process of
+their own with a generous timeout, so a return of the slow path fails the test instead of hanging the suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retriever.errors import RetrieverError
+from retriever.globs import MAX_GLOB_CHARS, gitignore_spec
+from retriever.notes import scan_notes
+
+M = 1 << 20
+BLANKS = " " * M
+HOURS = 600  # seconds a child may take: what once took hours fails, what now takes a second passes
+
+
+def child(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=HOURS, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+# `*` × n then `b` against a path without `b`: Python's re tried every way to cut the path in n (2 s at n = 8).
+STARS = "*" * 3000 + "b"
+
+
+def test_a_glob_of_thousands_of_stars_matches_at_once() -> None:
+    found = child(
+        "import sys; from retriever.globs import gitignore_spec\n"
+        "spec = gitignore_spec([sys.argv[1]], 'path')\n"
+        "print(spec.match_file('journal/2024/some-long-note-name-aaaa.md'), spec.match_file('journal/b'))",
+        STARS,
+    )
+    assert found.stdout.split() == ["False", "True"]
+
+
+def test_a_path_filter_of_thousands_of_stars_answers_at_once() -> None:
+    child(
+        "import sys; from retriever.filters import NoteTable\n"
+        "class Manifest: chunks = []\n"
+        "table = NoteTable(Manifest())\n"
+        "table.__dict__['paths'] = ['journal/2024/some-long-note-name-aaaa.md', 'journal/b']\n"
+        "assert table.matching((sys.argv[1],)).tolist() == [False, True]",
+        STARS,
+    )
+
+
+def test_exclude_globs_and_gitignore_lines_of_thousands_of_stars_are_walked_at_once(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    (notes / "deep/er").mkdir(parents=True)
+    for name in ("keep-this-long-note-name.md", "deep/er/and-this-one-too.md", "deep/b"):
+        (notes / name).write_text("# t\ntext\n", encoding="utf-8")
+    (notes / "deep/.gitignore").write_text("*" * 3000 + "x\n", encoding="utf-8")
+    found = child(
+        "import sys; from pathlib import Path\n"
+        "from retriever.notes import scan_notes\n"
+        "scan = scan_notes(Library((Folder(Path(sys.argv[1]), exclude=(sys.argv[2],)),)))\n"
+        "print(*sorted(n.path for n in scan.notes))",
+        str(notes),
+        "*" * 3000 + "y",
+    )
+    assert found.stdout.split() == ["deep/er/and-this-one-too.md", "keep-this-long-note-name.md"]
+
+
+def test_gitignore_semantics_hold_under_the_linear_matcher() -> None:
+    spec = gitignore_spec(["journal/", "*.tmp.md", "!keep.tmp.md", "/top.md", "a/**/b.md"], "test")
+    assert [spec.match_file(p) for p in ("journal/x.md", "x/journal/y.md", "a.tmp.md", "keep.tmp.md")] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert [spec.match_file(p) for p in ("top.md", "sub/top.md", "a/x/y/b.md", "a/b.md")] == [True, False, True, True]
+
+
+def test_a_glob_longer_than_any_path_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RetrieverError, match="longer than any path"):
+        gitignore_spec(["*" * (MAX_GLOB_CHARS + 1)], "path")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# a\n", encoding="utf-8")
+    (notes / ".gitignore").write_text("ok/\n" + "[a-z]" * 1000 + "\n", encoding="utf-8")
+    with pytest.raises(RetrieverError, match=r"\.gitignore, line 2: a glob of 5000 characters"):
+        scan_notes(notes)
+
+
+def test_a_gitignore_over_its_bound_is_refused_whole_not_cut(tmp_path: Path) -> None:
+    """Read up to its bound, it was cut mid-line: a last line cut to `*` left no note to index."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# a\n", encoding="utf-8")
+    line = "generated/" + "x" * 80 + "*-cache\n"  # cut after its `*`, it ignores every note
+    (notes / ".gitignore").write_text(line * ((M // len(line)) + 1), encoding="utf-8")
+    with pytest.raises(RetrieverError, match=r"\.gitignore is over 1 MiB; a .gitignore is a few lines"):
+        scan_notes(notes)
+
+
+# Lines of a megabyte in every heading spelling, each with runs that quadratic patterns tried from every position.
+SHAPES = {
+    "atx trailing blanks": ("a.md", "# a" + BLANKS + "x\n\n# b" + BLANKS),
+    "blanks after #": ("a.md", "#" + BLANKS + "x\n\n#" + BLANKS),
+    "closing hashes": ("a.md", "# a" + BLANKS + "#x\n\n## a" + " \t#" * (M // 3) + "x\n\n# a" + BLANKS + "##"),
+    "org": ("a.org", "* a" + BLANKS + "x\n\n* a" + BLANKS + ":" * M + "x\n\n" + "*" * M + "x\n\n* b" + BLANKS),
+    "org title": ("a.org", "#+title: a" + BLANKS + "x" + BLANKS),
+    "asciidoc": ("a.adoc", "== a" + BLANKS + "x\n\n== a" + " =" * (M // 2) + "x\n\n== b" + BLANKS),
+    "rst": ("a.rst", "Title\n" + "=" * M + "x\n\n" + "~" * M),
+    "statute": ("a.txt", "제1조 a" + BLANKS + "x\n\n제2조 a" + BLANKS + "\n\n제1장 a" + BLANKS + "\n\n제1" + "0" * M),
+    "addendum": ("a.txt", "부" + BLANKS + "칙x" + " 부" * (M // 2)),
+    "numbered sections": ("a.txt", "intro\n\n1. a" + BLANKS + "\n\n2." + "1" * M + "\n\n3.1" + ".1" * (M // 2)),
+    "faq": ("a.txt", "Q. a" + BLANKS + "x\n\nQ" + "1" * M + "\n\nQ." + BLANKS),
+    "contents": (
+        "a.md",
+        "# A\n# B\n# C\n\n- A" + BLANKS + "1x\n- B" + "." * M + "x\n- " + "1" * M + "x\n" + "[" * M + "\n" + "[a](" * (M // 4),
+    ),
+    "tags and code": ("a.md", "#" + "1" * M + " #" * (M // 2) + " `" * M),
+    "setext": ("a.md", "Title\n" + "=" * M + "x\n\n" + "-" * M + " x"),
+    "front matter": ("a.md", "---\ntitle: a" + BLANKS + "x\n---\ntext" + BLANKS),
+}
+CHUNK = """
+import sys
+from pathlib import Path
+from retriever.chunking import ChunkerSettings, chunk_note
+from retriever.notes import Note, note_text
+rel, data = sys.argv[2], Path(sys.argv[1]).read_bytes()
+chunks = chunk_note(Note(rel, note_text(rel, data)), ChunkerSettings(), lambda text: len(text.split()))
+print(len(chunks))
+"""
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_megabyte_lines_of_every_heading_shape_are_read_and_chunked_in_linear_time(tmp_path: Path, shape: str) -> None:
+    name, text = SHAPES[shape]
+    note = tmp_path / name
+    note.write_text(text + "\n\nbody text\n", encoding="utf-8")
+    assert int(child(CHUNK, str(note), name).stdout) >= 1
