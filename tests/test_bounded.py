@@ -140,3 +140,58 @@ def test_megabyte_lines_of_every_heading_shape_are_read_and_chunked_in_linear_ti
     note = tmp_path / name
     note.write_text(text + "\n\nbody text\n", encoding="utf-8")
     assert int(child(CHUNK, str(note), name).stdout) >= 1
+
+
+SCAN = """
+import sys
+from pathlib import Path
+from retriever.notes import scan_notes
+scan = scan_notes(Path(sys.argv[1]))
+print(sorted(n.path for n in scan.notes), dict(scan.skipped))
+"""
+
+
+def test_html_nested_deeper_than_a_browser_builds_is_skipped_before_parsing(tmp_path: Path) -> None:
+    """100 000 nested <div> did not parse in 300 s: the parser's time is tags × depth."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "deep.html").write_text("<html><body>" + "<div>" * 100_000 + "x" + "</div>" * 100_000, encoding="utf-8")
+    wide = "<p>para<li>item<td>cell<br><img src=x>" * 20_000  # many tags that nest nothing: read as usual
+    (notes / "wide.html").write_text(f"<html><body><div><b>words</b>{wide}</div></body></html>", encoding="utf-8")
+    found = child(SCAN, str(notes)).stdout
+    assert "['wide.html'] {'deep.html': 'HTML nested over 512 elements deep (no browser nests deeper)'}" in found
+
+
+def zip_bomb(path: Path, declared: int | None = None) -> None:
+    """A DOCX whose document.xml inflates to 512 MiB from half a megabyte; `declared` forges its stated size."""
+    import docx
+    import zipfile
+
+    docx.Document().save(str(path))
+    with zipfile.ZipFile(path) as original:
+        parts = {info.filename: original.read(info) for info in original.infolist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
+        for name, data in parts.items():
+            if name != "word/document.xml":
+                bomb.writestr(name, data)
+        with bomb.open("word/document.xml", "w", force_zip64=True) as member:
+            block = b"<w:p/>" * (1 << 20)
+            for _ in range(512 * (1 << 20) // len(block)):
+                member.write(block)
+    if declared is not None:  # the central directory's uncompressed size, the one zipfile reads, set to a lie
+        data = bytearray(path.read_bytes())
+        entry = data.rfind(b"PK\x01\x02", 0, data.rfind(b"word/document.xml") + 1)
+        data[entry + 24 : entry + 28] = declared.to_bytes(4, "little")
+        path.write_bytes(bytes(data))
+
+
+def test_a_docx_zip_bomb_is_skipped_before_it_is_inflated(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    zip_bomb(notes / "bomb.docx")
+    zip_bomb(notes / "liar.docx", declared=5000)
+    (notes / "a.md").write_text("# a\ntext\n", encoding="utf-8")
+    found = child(SCAN, str(notes)).stdout
+    assert found.startswith("['a.md'] {")
+    assert "'bomb.docx': 'a zip bomb: its word/document.xml inflates" in found
+    assert "'liar.docx': \"a damaged DOCX (Bad CRC-32" in found  # inflated only to the 5 000 bytes it declares, then its CRC fails
