@@ -172,4 +172,3 @@ class NoteTable:
         if not hits.any():
             raise RetrieverError(f"no indexed note has the tag {tag!r}")
         return hits
-

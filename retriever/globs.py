@@ -29,7 +29,9 @@ def gitignore_spec(lines: Sequence[str], where: str) -> GitIgnoreSpec:
     for number, line in enumerate(lines, 1):
         if len(line) > MAX_GLOB_CHARS:
             place = f"{where}, line {number}" if len(lines) > 1 else where
-            raise RetrieverError(f"{place}: a glob of {len(line)} characters, longer than any path (at most {MAX_GLOB_CHARS})")
+            raise RetrieverError(
+                f"{place}: a glob of {len(line)} characters, longer than any path (at most {MAX_GLOB_CHARS})"
+            )
     try:
         return GitIgnoreSpec.from_lines(lines, backend="re2")
     except ValueError as exc:  # pathspec's GitIgnorePatternError

@@ -22,20 +22,21 @@ import re
 import resource
 import signal
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import h11
 
 from . import webpage
 from .client import ADDRESS_FILE, remove_address
-from .errors import RetrieverError
+from .errors import Busy, RetrieverError
 from .filters import FIELDS
 from .loading import Loading
 from .notes import Library
@@ -43,6 +44,8 @@ from .question import MAX_K, METHODS
 
 if TYPE_CHECKING:  # the service pulls in numpy and the models' code: loaded after the port is bound
     from .service import Service
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"  # never another interface: the notes are private
 MAX_BODY = 1 << 20
@@ -155,6 +158,8 @@ def answer(loading: Loading[Service], request: Request) -> tuple[HTTPStatus, dic
         return HTTPStatus.OK, route(loading, request)
     except Rejected as exc:
         return exc.status, {"error": str(exc)}
+    except Busy as exc:
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}
     except RetrieverError as exc:
         return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a bug must not take the server down; the client shows one line
@@ -327,10 +332,41 @@ class Server:
         self.waiting += 1
         self.waiting_bytes += len(request.body)
         try:
-            return response(*await asyncio.to_thread(answer, self.loading, request))
+            return response(*await in_thread(lambda: answer(self.loading, request)))
         finally:
             self.waiting -= 1
             self.waiting_bytes -= len(request.body)
+
+
+async def in_thread(call: Callable[[], T]) -> T:
+    """call() in a daemon thread of its own. Not asyncio.to_thread: the loop's executor threads are joined when the
+    loop closes, so a server told to stop (SIGTERM) waited for a question still running, for as long as it ran;
+    a daemon thread is left to end with the process."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(value)
+
+    def run() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:  # the loop has closed: the server stopped, nobody waits for this answer
+            pass
+
+    threading.Thread(target=run, name="question", daemon=True).start()
+    return await done
 
 
 def make_server(loading: Loading[Service], port: int) -> Server:

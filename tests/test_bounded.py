@@ -4,12 +4,17 @@ their own with a generous timeout, so a return of the slow path fails the test i
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+from helpers import cli, make_notes, serving, wait_for
 
+from retriever.client import ADDRESS_FILE, call
 from retriever.errors import RetrieverError
 from retriever.globs import MAX_GLOB_CHARS, gitignore_spec
 from retriever.notes import scan_notes
@@ -60,7 +65,7 @@ def test_exclude_globs_and_gitignore_lines_of_thousands_of_stars_are_walked_at_o
     (notes / "deep/.gitignore").write_text("*" * 3000 + "x\n", encoding="utf-8")
     found = child(
         "import sys; from pathlib import Path\n"
-        "from retriever.notes import scan_notes\n"
+        "from retriever.notes import Folder, Library, scan_notes\n"
         "scan = scan_notes(Library((Folder(Path(sys.argv[1]), exclude=(sys.argv[2],)),)))\n"
         "print(*sorted(n.path for n in scan.notes))",
         str(notes),
@@ -117,7 +122,16 @@ SHAPES = {
     "faq": ("a.txt", "Q. a" + BLANKS + "x\n\nQ" + "1" * M + "\n\nQ." + BLANKS),
     "contents": (
         "a.md",
-        "# A\n# B\n# C\n\n- A" + BLANKS + "1x\n- B" + "." * M + "x\n- " + "1" * M + "x\n" + "[" * M + "\n" + "[a](" * (M // 4),
+        "# A\n# B\n# C\n\n- A"
+        + BLANKS
+        + "1x\n- B"
+        + "." * M
+        + "x\n- "
+        + "1" * M
+        + "x\n"
+        + "[" * M
+        + "\n"
+        + "[a](" * (M // 4),
     ),
     "tags and code": ("a.md", "#" + "1" * M + " #" * (M // 2) + " `" * M),
     "setext": ("a.md", "Title\n" + "=" * M + "x\n\n" + "-" * M + " x"),
@@ -164,8 +178,9 @@ def test_html_nested_deeper_than_a_browser_builds_is_skipped_before_parsing(tmp_
 
 def zip_bomb(path: Path, declared: int | None = None) -> None:
     """A DOCX whose document.xml inflates to 512 MiB from half a megabyte; `declared` forges its stated size."""
-    import docx
     import zipfile
+
+    import docx
 
     docx.Document().save(str(path))
     with zipfile.ZipFile(path) as original:
@@ -194,4 +209,94 @@ def test_a_docx_zip_bomb_is_skipped_before_it_is_inflated(tmp_path: Path) -> Non
     found = child(SCAN, str(notes)).stdout
     assert found.startswith("['a.md'] {")
     assert "'bomb.docx': 'a zip bomb: its word/document.xml inflates" in found
-    assert "'liar.docx': \"a damaged DOCX (Bad CRC-32" in found  # inflated only to the 5 000 bytes it declares, then its CRC fails
+    assert (
+        "'liar.docx': \"a damaged DOCX (Bad CRC-32" in found
+    )  # inflated only to the 5 000 bytes it declares, then its CRC fails
+
+
+def test_serve_stops_at_sigterm_while_a_question_runs_and_no_question_waits_behind_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question held (as a slow one holds the index) kept a terminated server alive for as long as it ran, and
+    every question sent meanwhile waited behind it."""
+    notes, index, release = make_notes(tmp_path / "notes"), tmp_path / "index", tmp_path / "release"
+    monkeypatch.setenv("RETRIEVER_HOLD", f"question:{release}")
+    monkeypatch.setenv("RETRIEVER_QUESTION_WAIT", "1")
+    try:
+        with serving(notes, index) as (url, process):
+            threading.Thread(target=busy, args=(url, "/ask", {"question": "held"}), daemon=True).start()
+            wait_for(lambda: busy(url, "/status"))  # the held question has the index: status waited its bound
+            refused = busy(url, "/ask", {"question": "배치사이즈"})  # answered within its wait, not after the held one
+            assert refused == "busy: a question before this one has run for over 1 s; ask again"
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)  # it ran until the question ended: here, never
+            assert not (index / ADDRESS_FILE).exists()
+    finally:
+        release.touch()
+
+
+def busy(url: str, route: str, payload: dict | None = None) -> str | None:
+    """The server's one-line refusal, None when it answered (or went away)."""
+    try:
+        call(url, route, payload)
+    except RetrieverError as exc:
+        return str(exc)
+    return None
+
+
+def test_a_filesystem_root_or_the_home_folder_is_refused_as_a_notes_folder(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "notes").mkdir(parents=True)
+    (home / "notes/a.md").write_text("# a\n", encoding="utf-8")
+    env = {"HOME": str(home)}
+    for folder, where in (("/", "the root of the file system"), (str(home), "your home folder")):
+        result = cli("index", "--notes", folder, "--index", str(tmp_path / "index"), env=env)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"error: notes folder {folder} is {where}; name the folder your notes are in"
+        ]
+    config = home / "retriever.toml"
+    config.write_text('[collections.all]\nfolder = "/"\n', encoding="utf-8")
+    result = cli("index", "--index", str(tmp_path / "index"), env={**env, "RETRIEVER_CONFIG": str(config)})
+    assert result.returncode == 1 and "is the root of the file system" in result.stderr
+    assert not (tmp_path / "index").exists()
+
+
+def test_a_folder_past_the_file_bound_is_refused_in_one_line(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    for i in range(30):
+        (notes / f"d{i}").mkdir(parents=True)
+        (notes / f"d{i}/n.md").write_text(f"# n{i}\ntext\n", encoding="utf-8")
+    result = cli("index", "--notes", str(notes), "--index", str(tmp_path / "index"), env={"RETRIEVER_MAX_FILES": "40"})
+    assert result.returncode == 1
+    refusal = f"error: {notes} holds over 40 files and folders: is it the folder of your notes? "
+    assert result.stderr.strip().splitlines() == [refusal + "(RETRIEVER_MAX_FILES raises the bound)"]
+
+
+def test_a_long_walk_tells_how_many_files_it_has_seen(tmp_path: Path) -> None:
+    """A walk held (as a huge or slow folder holds it) says how far it has got, on stderr, while it runs."""
+    notes = make_notes(tmp_path / "notes")
+    release = tmp_path / "release"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retriever", "index", "--notes", str(notes), "--index", str(tmp_path / "index")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RETRIEVER_HOLD": f"walk:{release}"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert line.strip() == "reading the notes folder: 2 files seen so far"
+    finally:
+        release.touch()
+        process.communicate(timeout=HOURS)
+
+
+def test_a_deeply_nested_config_is_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "retriever.toml"
+    config.write_text("exclude = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    result = cli("index", env={"RETRIEVER_CONFIG": str(config)})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: config {config} nests values too deeply to read; it is a few lines of TOML"
+    ]
