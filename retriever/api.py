@@ -22,8 +22,8 @@ from .indexer import IndexReport, build, holds
 from .korean import kiwi
 from .lexical import highlights, tokenize
 from .manifest import Manifest
-from .notes import Library, NoteScan, normalise, notes_changed, read_note, scan_notes
-from .progress import EmbedProgress
+from .notes import Library, Listing, NoteScan, normalise, notes_changed, read_note, scan_notes
+from .progress import EmbedProgress, ticking
 from .question import clip_for, read_question, valid_k, valid_text
 from .ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
 from .results import Hit, QuestionHit
@@ -240,8 +240,12 @@ class Retriever:
         self.store.sweep()
         if self.store.shared:  # an unreachable store or wrong credentials fail now, not after minutes of embedding
             self.store.generation()
-        with phase("scan notes"):
-            scan = scan_notes(self.notes)
+        listing = Listing()
+        with (
+            phase("scan notes"),
+            self._ticking(lambda: f"reading the notes folder: {listing.seen:,} files seen so far"),
+        ):
+            scan = scan_notes(self.notes, listing)
         if not scan.notes:
             raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
         names = self.index_models()
@@ -266,6 +270,9 @@ class Retriever:
 
     def _phase(self, message: str) -> AbstractContextManager[None]:
         return self.reporter.phase(message) if self.reporter else nullcontext()
+
+    def _ticking(self, describe: Callable[[], str]) -> AbstractContextManager[None]:
+        return ticking(self.reporter.note, describe) if self.reporter else nullcontext()
 
     def _unchanged(self, scan: NoteScan, names: list[str]) -> IndexReport | None:
         """The report of a build that has nothing to do, found from the manifest alone: loading models costs tens

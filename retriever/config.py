@@ -69,6 +69,8 @@ def read_config(path: Path) -> dict[str, Any]:
         config = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise RetrieverError(f"config {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib reads nested arrays and tables by recursion: 100 000 deep exhausts the stack
+        raise RetrieverError(f"config {path} nests values too deeply to read; it is a few lines of TOML") from None
     unknown = sorted(set(config) - KEYS)
     if unknown:
         raise RetrieverError(f"config {path}: unknown key {unknown[0]!r}; keys are {', '.join(sorted(KEYS))}")

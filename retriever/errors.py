@@ -9,3 +9,7 @@ class StaleRead(RetrieverError):
     """A read of a shared index that looked inconsistent (a row, a piece or a collection missing, a manifest cut
     short): most likely the generation moved or was dropped mid-question, so the question is asked once more
     against the alias resolved afresh before the index is called broken."""
+
+
+class Busy(RetrieverError):
+    """A question waited its bound for another that held the index: asking again may succeed (HTTP 503)."""

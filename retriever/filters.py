@@ -2,7 +2,7 @@
 
 They narrow the search itself, not its answer: the ranking draws its candidates from the matching chunks only
 (ranking.candidates), so k results come back whenever k matching chunks exist, however far down the unfiltered
-ranking they would sit. Paths are matched as .gitignore lines are (pathspec): `journal/` or `journal/*` is that
+ranking they would sit. Paths are matched as .gitignore lines are (globs.py): `journal/` or `journal/*` is that
 folder and all below it, `*.md` any Markdown note anywhere. Several globs: a note matching any. Several tags: a note
 carrying every one; a tag matches its nested tags too (`project` matches `project/retriever`), case aside.
 A note's date is its front matter's `date`, else the day its file was last modified.
@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import RetrieverError
+from .globs import gitignore_spec
 
 if TYPE_CHECKING:
-    from pathspec import GitIgnoreSpec
-
     from .manifest import Manifest
 
 FIELDS = ("path", "tag", "since", "until", "collection")  # as HTTP, MCP and the CLI name them
@@ -160,7 +159,7 @@ class NoteTable:
     def matching(self, globs: tuple[str, ...]) -> np.ndarray:
         keep = np.zeros(len(self.paths), dtype=bool)
         for glob in globs:
-            matcher = spec(glob)
+            matcher = gitignore_spec([glob], f"path {glob[:60]!r}")
             hits = np.array([matcher.match_file(p) for p in self.paths], dtype=bool)
             if not hits.any():
                 raise RetrieverError(f"path {glob!r} matches no indexed note (globs are relative to the notes folder)")
@@ -173,9 +172,3 @@ class NoteTable:
         if not hits.any():
             raise RetrieverError(f"no indexed note has the tag {tag!r}")
         return hits
-
-
-def spec(glob: str) -> GitIgnoreSpec:
-    from pathspec import GitIgnoreSpec
-
-    return GitIgnoreSpec.from_lines([glob])

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
 from .checkpoint import FOLDER as CHECKPOINT
 from .checkpoint import STEP, Checkpoint, Resumable
+from .chunking import Chunk, ChunkerSettings, Part, chunk_section, content_hash, parts_of, split_sections, with_headings
 from .encoders import Encoder, Spans, TokenEncoder, passes, span_encoder
 from .failpoints import failpoint
 from .generation import Generation, StoredIndex

@@ -14,6 +14,8 @@ from typing import Any
 
 from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, Unreadable, read_document
 from .errors import RetrieverError
+from .failpoints import holdpoint
+from .globs import gitignore_spec
 
 NOTE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES
 # A note is prose someone wrote; a multi-megabyte file is a dump or an export, and chunking and embedding it would
@@ -21,6 +23,9 @@ NOTE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES
 MAX_NOTE_BYTES = int(float(os.environ.get("RETRIEVER_MAX_NOTE_MB", "2")) * 1024 * 1024)
 # A document's bytes are mostly fonts and images: its text is a small share of them, so its bound is its own.
 MAX_DOCUMENT_BYTES = int(float(os.environ.get("RETRIEVER_MAX_DOCUMENT_MB", "50")) * 1024 * 1024)
+# Entries (files and folders) a walk looks at before it stops: a folder of notes, attachments and all, holds far
+# fewer; more is a disk or a home folder named by mistake, whose walk would run for minutes and index it all.
+MAX_FILES = int(os.environ.get("RETRIEVER_MAX_FILES", "1000000"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class Listed:
 class Listing:
     files: dict[str, Listed] = field(default_factory=dict)  # by path relative to the folder, in walk order
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): odd entries, never read
+    seen: int = 0  # entries looked at so far, notes or not: what progress tells while a large folder is walked
 
 
 def within(path: str, base: str) -> bool:
@@ -110,12 +116,13 @@ def examine(entry: os.DirEntry[str], folder: str, base: str) -> os.stat_result |
     return info
 
 
-def list_notes(notes: Library | Path) -> Listing:
+def list_notes(notes: Library | Path, listing: Listing | None = None) -> Listing:
     """Every note file in the library's folders and every odd entry skipped, sorted: the one walk that both a scan
-    and the staleness check use, so what an index records and what it is compared with can never disagree."""
+    and the staleness check use, so what an index records and what it is compared with can never disagree.
+    listing: the one to fill, so that a reporter can count it as it grows."""
     library = Library.of(notes)
     library.require()
-    listing = Listing()
+    listing = Listing() if listing is None else listing
     for folder in library.folders:
         walk(folder, listing)
     return listing
@@ -139,6 +146,13 @@ def walk(folder: Folder, listing: Listing) -> None:
         except OSError as exc:
             listing.skipped.append((prefix.removesuffix("/") or ".", f"unreadable ({exc.strerror})"))
             continue
+        listing.seen += len(ordered)
+        if listing.seen > MAX_FILES:
+            raise RetrieverError(
+                f"{folder.root} holds over {MAX_FILES:,} files and folders: is it the folder of your notes? "
+                "(RETRIEVER_MAX_FILES raises the bound)"
+            )
+        holdpoint("walk")
         ignored = ignored.reading(ordered, rel_folder)
         subfolders: list[tuple[str, str, Ignored]] = []
         for entry in ordered:
@@ -188,11 +202,19 @@ def note_text(rel: str, data: bytes) -> str:
 
 
 def require_folder(root: Path) -> None:
+    """A folder, and not one that holds a whole disk or every file of its user: such a walk would run for minutes
+    and index whatever it met."""
     if not root.is_dir():
         raise RetrieverError(f"notes folder not found: {root} (pass --notes DIR or set RETRIEVER_NOTES)")
+    real = root.resolve()
+    if real == Path(real.anchor) or real == Path.home().resolve():
+        where = "the root of the file system" if real == Path(real.anchor) else "your home folder"
+        raise RetrieverError(f"notes folder {root} is {where}; name the folder your notes are in")
 
 
-MAX_IGNORE_BYTES = 1 << 20  # a .gitignore is a few lines; more is read no further
+# A .gitignore is a few lines. A larger one is refused whole: cut short, its last line would be half a glob (a
+# line cut to `*` excludes every note), and which notes it was meant to leave out nobody could tell.
+MAX_IGNORE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -204,7 +226,7 @@ class Ignored:
 
     @classmethod
     def of(cls, patterns: Sequence[str]) -> Ignored:
-        return cls((("", gitignore(patterns)),)) if patterns else cls()
+        return cls((("", gitignore_spec(patterns, "exclude")),)) if patterns else cls()
 
     def reading(self, entries: list[os.DirEntry[str]], rel_folder: str) -> Ignored:
         """These specs and the folder's own .gitignore, if it has one."""
@@ -213,20 +235,18 @@ class Ignored:
             return self
         try:
             with open(found.path, "rb") as handle:
-                lines = handle.read(MAX_IGNORE_BYTES).decode("utf-8", "replace").splitlines()
+                data = handle.read(MAX_IGNORE_BYTES + 1)
         except OSError:
             return self
-        return Ignored((*self.specs, (rel_folder, gitignore(lines))))
+        where = printable(found.path)
+        if len(data) > MAX_IGNORE_BYTES:
+            raise RetrieverError(f"{where} is over {MAX_IGNORE_BYTES >> 20} MiB; a .gitignore is a few lines of globs")
+        lines = data.decode("utf-8", "replace").splitlines()
+        return Ignored((*self.specs, (rel_folder, gitignore_spec(lines, where))))
 
     def matches(self, rel: str) -> bool:
         """Whether rel (relative to the notes folder; a folder ends in /) is excluded."""
         return any(rel.startswith(base) and spec.match_file(rel[len(base) :]) for base, spec in self.specs)
-
-
-def gitignore(lines: Sequence[str]) -> Any:
-    from pathspec import GitIgnoreSpec
-
-    return GitIgnoreSpec.from_lines(lines)
 
 
 @dataclass(frozen=True)
@@ -304,10 +324,10 @@ def contents(listed: Listed) -> bytes | str:
         return f"unreadable ({exc.strerror})"
 
 
-def scan_notes(notes: Library | Path) -> NoteScan:
+def scan_notes(notes: Library | Path, listing: Listing | None = None) -> NoteScan:
     """The library's notes, read and stamped, and every entry left out with the reason a warning gives."""
     library = Library.of(notes)
-    listing = list_notes(library)
+    listing = list_notes(library, listing)
     scan = NoteScan(skipped=list(listing.skipped), collections=library.names)
     for rel, listed in listing.files.items():
         # The stat from before the read: a file written meanwhile no longer matches its stamp, so it is read again.

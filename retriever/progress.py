@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 PLAIN_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
 PHASE_DELAY = 0.5  # seconds a phase runs before it is announced
+TICK_DELAY = 2.0  # seconds a counted step runs before its count is told: reading a usual folder takes less
 CONTROL = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F, *range(0x80, 0xA0)] if chr(code) not in "\n\t"}
 
 
@@ -29,6 +30,25 @@ def safe(text: object) -> str:
     """Text from notes, file names or questions as the terminal should show it: rich markup escaped, and control
     characters spelt out, so a note cannot move the cursor, recolour the screen or retitle the window."""
     return escape(str(text).translate(CONTROL))
+
+
+@contextmanager
+def ticking(note: Callable[[str], None], describe: Callable[[], str]) -> Iterator[None]:
+    """describe() noted after TICK_DELAY, then every PLAIN_EVERY seconds, for as long as the block runs: a step
+    that counts as it goes (a folder walked) but cannot say how far it has to go."""
+    stop = threading.Event()
+
+    def tell() -> None:
+        wait = TICK_DELAY
+        while not stop.wait(wait):
+            note(describe())
+            wait = PLAIN_EVERY
+
+    threading.Thread(target=tell, name="ticking", daemon=True).start()
+    try:
+        yield
+    finally:
+        stop.set()
 
 
 @dataclass(frozen=True)

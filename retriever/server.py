@@ -28,20 +28,21 @@ import resource
 import secrets
 import signal
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import h11
 
 from . import records, webpage
 from .client import proof
-from .errors import RetrieverError
+from .errors import Busy, RetrieverError
 from .filters import FIELDS
 from .loading import Loading
 from .notes import Library
@@ -50,6 +51,8 @@ from .question import MAX_K, METHODS
 
 if TYPE_CHECKING:  # the service pulls in numpy and the models' code: loaded after the port is bound
     from .service import Service
+
+T = TypeVar("T")
 
 HOST = "127.0.0.1"  # never another interface: the notes are private
 MAX_BODY = 1 << 20
@@ -162,6 +165,8 @@ def answer(loading: Loading[Service], request: Request) -> tuple[HTTPStatus, dic
         return HTTPStatus.OK, route(loading, request)
     except Rejected as exc:
         return exc.status, {"error": str(exc)}
+    except Busy as exc:
+        return HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)}
     except RetrieverError as exc:
         return HTTPStatus.BAD_REQUEST, {"error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a bug must not take the server down; the client shows one line
@@ -341,7 +346,7 @@ class Server:
         self.waiting_bytes += len(request.body)
         self.open += 1
         try:
-            return response(*await asyncio.to_thread(answer, self.loading, request))
+            return response(*await in_thread(lambda: answer(self.loading, request)))
         finally:
             self.waiting -= 1
             self.waiting_bytes -= len(request.body)
@@ -361,6 +366,37 @@ class Server:
         since = parse_qs(query).get("since", ["0"])[0]
         told = self.feed.since(int(since) if since.isdigit() else 0) if self.feed else {"events": [], "next": 0}
         return {"status": self.loading.state, **told}
+
+
+async def in_thread(call: Callable[[], T]) -> T:
+    """call() in a daemon thread of its own. Not asyncio.to_thread: the loop's executor threads are joined when the
+    loop closes, so a server told to stop (SIGTERM) waited for a question still running, for as long as it ran;
+    a daemon thread is left to end with the process."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(value)
+
+    def run() -> None:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            value = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:  # the loop has closed: the server stopped, nobody waits for this answer
+            pass
+
+    threading.Thread(target=run, name="question", daemon=True).start()
+    return await done
 
 
 def make_server(loading: Loading[Service], port: int, token: str | None = None, feed: Feed | None = None) -> Server:

@@ -2,7 +2,9 @@
 rebuilds run beside them and swap in whole.
 
 A question takes ~25 ms and both cores, so serialising them costs nothing in throughput and keeps the models'
-and Kiwi's state out of reach of concurrent calls. A rebuild (from --watch) writes a new generation and loads it
+and Kiwi's state out of reach of concurrent calls. A question that waits for another does so for QUESTION_WAIT
+seconds at most, then gets one line (busy): however long one question takes, the others are answered or refused
+within that bound rather than queued behind it. A rebuild (from --watch) writes a new generation and loads it
 before the next question sees it, so no question ever meets a half-written index.
 
 A shared store's server can go away (a restart, a network cut): the first question that finds it gone puts the
@@ -20,13 +22,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .api import Retriever
-from .errors import RetrieverError
+from .errors import Busy, RetrieverError
+from .failpoints import holdpoint
 from .indexer import IndexReport
 from .milvus_connection import StoreUnreachable
 from .question import METHODS
 from .ranking import Mode
 
 FIRST_RETRY, LAST_RETRY = 1.0, 30.0  # seconds between tries of an unreachable store: doubling, up to the last
+QUESTION_WAIT = float(os.environ.get("RETRIEVER_QUESTION_WAIT", "30"))  # seconds a question waits for the one before
 T = TypeVar("T")
 
 
@@ -57,7 +61,7 @@ class Service:
 
     def warm(self) -> None:
         """Load the index and every model now, so the first question is as fast as the rest."""
-        self.search("ask", "warm up", 1)
+        self.answering(lambda: self.retriever.ask("warm up", 1))
 
     def search(
         self,
@@ -71,7 +75,12 @@ class Service:
         """The same JSON as `retriever ask --json`; filters by name, as retriever.filters reads them."""
         if method not in METHODS:
             raise ValueError(method)
-        hits = self.answering(lambda: getattr(self.retriever, method)(question, k, explain, mode, **(filters or {})))
+
+        def read() -> list[Any]:
+            holdpoint("question")  # a test's question held here holds the index, as a slow one would
+            return getattr(self.retriever, method)(question, k, explain, mode, **(filters or {}))
+
+        hits = self.answering(read)
         return {"query": question, "results": [hit.to_json() for hit in hits]}
 
     def get(self, ref: str) -> dict[str, Any]:
@@ -83,12 +92,15 @@ class Service:
         outage = self.outage
         if outage is not None:
             raise RetrieverError(f"{outage.error} (retrying in {outage.to_json()['retry_in']:g} s)")
+        if not self.queries.acquire(timeout=QUESTION_WAIT):
+            raise Busy(f"busy: a question before this one has run for over {QUESTION_WAIT:g} s; ask again")
         try:
-            with self.queries:
-                return read()
+            return read()
         except StoreUnreachable as exc:
             self.lost(str(exc))
             raise
+        finally:
+            self.queries.release()
 
     def lost(self, error: str) -> None:
         with self._outages:

@@ -288,7 +288,7 @@ class IndexStore:
             with phase("check (load, one question)"):
                 loaded = self.load(gen)
                 answers(loaded)
-        except Exception as exc:  # noqa: BLE001 - whatever failed, the old generation stays live
+        except Exception as exc:
             shutil.rmtree(gen, ignore_errors=True)
             self._last = None
             why = exc if isinstance(exc, RetrieverError) else f"{type(exc).__name__}: {exc}"

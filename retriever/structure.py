@@ -10,6 +10,11 @@ Org-mode (`* H`), reStructuredText (a title underlined, or over- and underlined,
 AsciiDoc (`= Title`, `== Section`) notes have their own heading spellings, read by their suffix and only there; a
 document converted to Markdown (documents.py) is read as Markdown.
 A table of contents repeats the note's own headings; it is navigation, not an answer, so it is never chunked.
+
+Every pattern here costs time linear in its line, whatever the line: a line is matched with its trailing blanks
+already cut off (`trimmed`), and no pattern lets two quantifiers over the same characters meet (`(.*?)[ \t]*$`
+tried each end of a title against each run of blanks: a 20 KB heading line took 7 s, a megabyte one hours).
+What a pattern cannot say so, a closing `##` or `==`, org tags, a contents entry's page number, is cut off in code.
 """
 
 from __future__ import annotations
@@ -25,8 +30,7 @@ import yaml
 
 from .documents import DOCUMENT_SUFFIXES
 
-ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
-CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+$")
+ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 FENCE = re.compile(r"^[ \t]*(```|~~~)")
 SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 NUMBERED = re.compile(r"^ {0,3}(\d{1,3}(?:\.\d{1,3}){0,5})\.?\)?[ \t]+(\S.*)$")
@@ -34,10 +38,11 @@ FAQ_QUESTION = re.compile(r"^ {0,3}(?:Q\d*|질문)[ \t]*[.:)][ \t]*(\S.*)$", re.
 LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")
 SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)*\.?\)?[ \t]+")
 ENTRY_START = re.compile(r"^[ \t]*(?:[-*+•][ \t]|\d+(?:\.\d+)*\.?\)?[ \t]|\[)")
-TOC_DECORATION = re.compile(r"^[ \t]*(?:[-*+•][ \t]+)?(?:\d+(?:\.\d+)*\.?\)?[ \t]+)?|[ \t.·…_-]*\d*[ \t]*$")
-LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-LEGAL_UNIT = re.compile(r"^\s*(제\s?\d+\s?([편장절관])(?:의\s?\d+)?)(?:[ \t]+(\S.*?))?[ \t]*$")
-ARTICLE = re.compile(r"^\s*(제\s?(\d+)\s?조(?:의\s?\d+)?)(?:[ \t]*(\([^()]{1,50}\)))?(?:[ \t]+(\S.*?))?[ \t]*$")
+TOC_BULLET = re.compile(r"^[ \t]*(?:[-*+•][ \t]+)?(?:\d+(?:\.\d+)*\.?\)?[ \t]+)?")
+TOC_LEADER = " \t.·…_-"  # dot leaders before a contents entry's page number
+LINK = re.compile(r"\[([^\[\]]*)\]\([^()]*\)")  # each scan stops at the next bracket: linear in the line
+LEGAL_UNIT = re.compile(r"^\s*(제\s?\d+\s?([편장절관])(?:의\s?\d+)?)(?:[ \t]+(\S.*))?$")
+ARTICLE = re.compile(r"^\s*(제\s?(\d+)\s?조(?:의\s?\d+)?)(?:[ \t]*(\([^()]{1,50}\)))?(?:[ \t]+(\S.*))?$")
 INLINE_TAG = re.compile(r"(?<![\w#/&:.])#([\w/-]*[^\W\d_][\w/-]*)")
 INLINE_CODE = re.compile(r"`[^`]*`")
 ADDENDUM = re.compile(r"(?:^|[ \t])부[ \t]*칙(?:[ \t]*(<[^<>]*>))?(?=[ \t]|$)")
@@ -133,11 +138,29 @@ def one_line(value: object) -> str:
     return " ".join(str(value).split()) if isinstance(value, (str, int, float)) else ""
 
 
+def trimmed(line: str) -> str:
+    """A line without its trailing blanks, as every heading pattern reads it: so none needs to end in `[ \t]*$`."""
+    return line.rstrip(" \t")
+
+
+def unclosed(text: str, mark: str) -> str:
+    """A title without the run of `mark` that closes it when blanks set that run apart (`Title ##`, `Title ==`);
+    a title of marks alone is then empty."""
+    body = text.rstrip(mark)
+    if body == text or (body and body[-1] not in " \t"):
+        return text
+    return trimmed(body)
+
+
 def atx(line: str) -> tuple[int, str] | None:
-    match = ATX.match(line)
+    match = ATX.match(trimmed(line))
     if not match:
         return None
-    return len(match.group(1)), CLOSING_HASHES.sub("", match.group(2) or "").strip()
+    return len(match.group(1)), unclosed(match.group(2) or "", "#").strip()
+
+
+def article(line: str) -> re.Match[str] | None:
+    return ARTICLE.match(trimmed(line))
 
 
 def is_title_line(line: str) -> bool:
@@ -182,12 +205,13 @@ def outline(lines: list[str], markdown: bool = True, markup: Markup | None = Non
     return found
 
 
-ORG_HEADING = re.compile(r"^(\*+)[ \t]+(.*?)[ \t]*$")
-ORG_TITLE = re.compile(r"^#\+title:[ \t]*(\S.*?)[ \t]*$", re.IGNORECASE)
+ORG_HEADING = re.compile(r"^(\*+)[ \t]+(.*)$")
+ORG_TITLE = re.compile(r"^#\+title:[ \t]*(\S.*)$", re.IGNORECASE)
 ORG_BLOCK = re.compile(r"^[ \t]*#\+(begin|end)_", re.IGNORECASE)
-ORG_DECORATION = re.compile(r"^(?:(?:TODO|DONE)[ \t]+)?(?:\[#[A-Za-z0-9]\][ \t]+)?|[ \t]+:[\w@#%:]+:$")
+ORG_KEYWORDS = re.compile(r"^(?:(?:TODO|DONE)[ \t]+)?(?:\[#[A-Za-z0-9]\][ \t]+)?")
+ORG_TAGS = re.compile(r":[\w@#%:]+:")
 RST_ADORNMENT = re.compile(r"^([!-/:-@\[-`{-~])\1{2,}[ \t]*$")  # one ASCII punctuation character, 3 or more times
-ADOC_HEADING = re.compile(r"^(={1,6})[ \t]+(\S.*?)(?:[ \t]+=+)?[ \t]*$")
+ADOC_HEADING = re.compile(r"^(={1,6})[ \t]+(\S.*)$")
 ADOC_DELIMITER = re.compile(r"^(-{4,}|\.{4,}|={4,}|\*{4,}|_{4,}|\+{4,}|/{4,}|`{3,})[ \t]*$")
 
 
@@ -200,13 +224,22 @@ def org_headings(lines: list[str], start: int) -> dict[int, Heading]:
         block = ORG_BLOCK.match(lines[i])
         if block:
             inside = block.group(1).lower() == "begin"
-        elif not inside and (title := ORG_TITLE.match(lines[i])):
+        elif not inside and (title := ORG_TITLE.match(trimmed(lines[i]))):
             found[i] = Heading(0, title.group(1))
-        elif not inside and (match := ORG_HEADING.match(lines[i])):
-            text = ORG_DECORATION.sub("", match.group(2)).strip()
+        elif not inside and (match := ORG_HEADING.match(trimmed(lines[i]))):
+            text = org_title(match.group(2))
             if text:
                 found[i] = Heading(len(match.group(1)), text)
     return found
+
+
+def org_title(text: str) -> str:
+    """A heading's words without its TODO keyword, its priority and the `:tags:` it ends in."""
+    text = text[ORG_KEYWORDS.match(text).end() :]  # type: ignore[union-attr] # it matches, if only nothing
+    cut = max(text.rfind(" "), text.rfind("\t"))
+    if cut >= 0 and ORG_TAGS.fullmatch(text, cut + 1):
+        text = text[:cut]
+    return text.strip()
 
 
 def rst_headings(lines: list[str], start: int) -> dict[int, Heading]:
@@ -255,7 +288,7 @@ def asciidoc_headings(lines: list[str], start: int) -> dict[int, Heading]:
         elif ADOC_DELIMITER.match(line):
             closing = line
         elif match := ADOC_HEADING.match(line):
-            found[i] = Heading(len(match.group(1)) - 1, match.group(2))
+            found[i] = Heading(len(match.group(1)) - 1, unclosed(match.group(2), "=") or match.group(2))
     return found
 
 
@@ -356,7 +389,7 @@ def article_text(lines: list[str], legal: dict[int, Heading]) -> set[int]:
     inside = False
     for i in range(min(legal, default=len(lines)), len(lines)):
         if i in legal:
-            inside = bool(ARTICLE.match(lines[i]))
+            inside = bool(article(lines[i]))
         elif inside:
             text.add(i)
     return text
@@ -375,7 +408,7 @@ def legal_headings(lines: list[str], start: int, fenced: set[int]) -> dict[int, 
     again (the comparison table a bill prints after its 부칙), and it and those after it stand at the top level.
     It takes two units or articles to make a statute of a note.
     """
-    titled = any((m := ARTICLE.match(lines[i])) and m.group(3) for i in range(start, len(lines)) if i not in fenced)
+    titled = any((m := article(lines[i])) and m.group(3) for i in range(start, len(lines)) if i not in fenced)
     found: dict[int, Heading] = {}
     parts = 0  # units and articles
     addendum: int | None = None  # the last article number read inside an addendum, 0 right after its heading
@@ -383,19 +416,19 @@ def legal_headings(lines: list[str], start: int, fenced: set[int]) -> dict[int, 
     for i in range(start, len(lines)):
         if i in fenced:
             continue
-        addenda, unit, article = addendum_title(lines[i]), legal_unit(lines[i]), ARTICLE.match(lines[i])
+        addenda, unit, found_article = addendum_title(lines[i]), legal_unit(lines[i]), article(lines[i])
         if addenda is not None:
             found[i], addendum, article_level = Heading(ADDENDUM_LEVEL, addenda), 0, ARTICLE_LEVEL
         elif unit is not None:
             found[i], addendum, article_level, parts = unit, None, ARTICLE_LEVEL, parts + 1
-        elif article and (not titled or is_article_start(article)):
-            number = int(article.group(2))
+        elif found_article and (not titled or is_article_start(found_article)):
+            number = int(found_article.group(2))
             if addendum is not None and number not in (addendum, addendum + 1):
                 addendum, article_level = None, ADDENDUM_LEVEL
             elif addendum is not None:
                 addendum = number
-            title = re.sub(r"\s", "", article.group(1)) + (article.group(3) or "")
-            found[i], parts = Heading(article_level, title, rest=article.group(4) or ""), parts + 1
+            title = re.sub(r"\s", "", found_article.group(1)) + (found_article.group(3) or "")
+            found[i], parts = Heading(article_level, title, rest=found_article.group(4) or ""), parts + 1
     return found if parts >= 2 else {}
 
 
@@ -408,7 +441,7 @@ def is_article_start(article: re.Match[str]) -> bool:
 
 def legal_unit(line: str) -> Heading | None:
     """`제1편 총칙`, `제2장 국회`, `제1절 대통령`, `제1관 …`: short, and no sentence (`제2장 중 …을 삭제한다.`)."""
-    match = LEGAL_UNIT.match(line)
+    match = LEGAL_UNIT.match(trimmed(line))
     if not match or len(line.strip()) > MAX_TITLE_CHARS or (match.group(3) or "").endswith(SENTENCE_END):
         return None
     number = re.sub(r"\s", "", match.group(1))
@@ -533,8 +566,17 @@ def key(text: str) -> str:
     """A heading or a contents entry reduced to its words, without spaces: numbers, bullets, links, dot leaders and
     page numbers off."""
     text = LINK.sub(r"\1", text)
-    text = TOC_DECORATION.sub("", text)
+    text = undecorated(text)
     return "".join(re.sub(r"[^\w\s]", " ", text).lower().split())
+
+
+def undecorated(text: str) -> str:
+    """A contents entry without its bullet or number and its dot leaders and page number."""
+    text = text[TOC_BULLET.match(text).end() :]  # type: ignore[union-attr] # it matches, if only nothing
+    end = len(trimmed(text))
+    while end and text[end - 1].isdecimal():  # `\d`: a pattern's `\d*$` tried each digit of a long run to its end
+        end -= 1
+    return text[:end].rstrip(TOC_LEADER)
 
 
 ASKING_START = re.compile(
