@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from helpers import cli, make_notes, serving, wait_for
 
-from retriever.client import ADDRESS_FILE, call
+from retriever.client import Connection
 from retriever.errors import RetrieverError
 from retriever.globs import MAX_GLOB_CHARS, gitignore_spec
 from retriever.notes import scan_notes
+from retriever.records import ADDRESS_FILE
 
 M = 1 << 20
 BLANKS = " " * M
@@ -223,10 +224,10 @@ def test_serve_stops_at_sigterm_while_a_question_runs_and_no_question_waits_behi
     monkeypatch.setenv("RETRIEVER_HOLD", f"question:{release}")
     monkeypatch.setenv("RETRIEVER_QUESTION_WAIT", "1")
     try:
-        with serving(notes, index) as (url, process):
-            threading.Thread(target=busy, args=(url, "/ask", {"question": "held"}), daemon=True).start()
-            wait_for(lambda: busy(url, "/status"))  # the held question has the index: status waited its bound
-            refused = busy(url, "/ask", {"question": "배치사이즈"})  # answered within its wait, not after the held one
+        with serving(notes, index) as (server, process):
+            threading.Thread(target=busy, args=(server, "/ask", {"question": "held"}), daemon=True).start()
+            wait_for(lambda: busy(server, "/status"))  # the held question has the index: status waited its bound
+            refused = busy(server, "/ask", {"question": "배치사이즈"})  # answered within its wait, not after the held one
             assert refused == "busy: a question before this one has run for over 1 s; ask again"
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)  # it ran until the question ended: here, never
@@ -235,10 +236,10 @@ def test_serve_stops_at_sigterm_while_a_question_runs_and_no_question_waits_behi
         release.touch()
 
 
-def busy(url: str, route: str, payload: dict | None = None) -> str | None:
+def busy(server: Connection, route: str, payload: dict | None = None) -> str | None:
     """The server's one-line refusal, None when it answered (or went away)."""
     try:
-        call(url, route, payload)
+        server.call(route, payload)
     except RetrieverError as exc:
         return str(exc)
     return None
