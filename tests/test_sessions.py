@@ -58,7 +58,13 @@ SECTIONS = (
     ("What GPU memory do I need?", ("16 GB fits a small model", "Use gradient checkpointing beyond that")),
     ("드롭아웃은 얼마로?", ("0.1부터 시작", "과적합이면 늘린다")),
 )
-KINDS = ("md", "md", "html", "pdf")
+KINDS = ("md", "md", "html", "pdf", "big")
+BIG_SECTIONS = 64  # a note of ~23 KB: enough token vectors (> 4 096) that the index keeps them as codes of a codebook
+WORDS = (
+    "모델 데이터 학습 검증 배치 손실 정확도 과적합 앙상블 특성 전처리 스케줄러 옵티마이저 규제 드롭아웃 임베딩 토큰 "
+    "문장 문서 검색 질문 답변 회의 일정 보고서 실험 결과 분석 지표 model data training validation batch loss accuracy "
+    "ensemble feature scheduler optimizer dropout embedding token sentence document search meeting report"
+).split()
 NAMES = ("n1", "n2", "노트", "sub/n3")
 
 
@@ -114,6 +120,8 @@ def one_line_error(result: subprocess.CompletedProcess[str], what: str) -> None:
 def render(kind: str, sections: list[int]) -> bytes:
     """A note of these sections as a person would have it: Markdown, an HTML page or a PDF."""
     chosen = [SECTIONS[i] for i in sections]
+    if kind == "big":
+        return big_note(sections)
     if kind == "md":
         return "".join(f"## {q}\n" + "".join(f"- {a}\n" for a in answers) + "\n" for q, answers in chosen).encode()
     if kind == "html":
@@ -122,6 +130,19 @@ def render(kind: str, sections: list[int]) -> bytes:
         )
         return f"<html><head><title>t</title></head><body>{body}</body></html>".encode()
     return pdf_bytes(["\n".join([q, *(f"- {a}" for a in answers)]) for q, answers in chosen])
+
+
+def big_note(seed: list[int]) -> bytes:
+    """Many sections of words drawn from a seed: the one kind of note that makes the index train a codebook."""
+    import random
+
+    draw = random.Random(",".join(map(str, seed)))
+    lines = []
+    for number in range(BIG_SECTIONS):
+        lines.append(f"## 주제 {number}: {draw.choice(WORDS)} {draw.choice(WORDS)}는 어떻게 하나요?")
+        lines += ["- " + " ".join(draw.choice(WORDS) for _ in range(14)) for _ in range(4)]
+        lines.append("")
+    return "\n".join(lines).encode()
 
 
 def pdf_bytes(pages: list[str]) -> bytes:
@@ -324,7 +345,7 @@ class SessionMachine(RuleBasedStateMachine):
 
     def write(self, folder: str, name: str, content: tuple[str, list[int]]) -> None:
         kind, sections = content
-        path = self.root / folder / f"{name}.{kind}"
+        path = self.root / folder / f"{name}.{'md' if kind == 'big' else kind}"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(render(kind, sections))
 
