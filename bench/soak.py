@@ -33,17 +33,23 @@ def parse() -> argparse.Namespace:
         help="Promises already found broken (comma-separated names, as failures print them in brackets): counted, "
         "not failed, so the soak looks for others.",
     )
+    parser.add_argument(
+        "--kinds",
+        default=os.environ.get("SESSIONS_KINDS", "md,md,html,pdf,big"),
+        help="Kinds of notes drawn (md, html, pdf, big: ~23 KB, indexed with a codebook), repeated to weigh them.",
+    )
     parser.add_argument("--no-shrink", action="store_true", help="Report failures as found, unshrunk (faster).")
     return parser.parse_args()
 
 
-def prepare(fresh_every: int, ignore: str) -> None:
+def prepare(fresh_every: int, ignore: str, kinds: str) -> None:
     """The environment tests/conftest.py gives a test: offline, no stray settings, no background server unless a
     step asks for one."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["SESSIONS_FRESH_EVERY"] = str(fresh_every)
     os.environ["SESSIONS_FRESH_ALL"] = "1"
     os.environ["SESSIONS_IGNORE"] = ignore
+    os.environ["SESSIONS_KINDS"] = kinds
     os.environ["RETRIEVER_NO_DAEMON"] = "1"
     for name in ("NOTES", "INDEX", "ENCODERS", "MODE", "DEBUG", "NO_SERVER", "PORT", "STORE", "CONFIG", "COLLECTION"):
         os.environ.pop(f"RETRIEVER_{name}", None)
@@ -59,7 +65,7 @@ def signature(exc: BaseException) -> str:
 
 def main() -> int:
     options = parse()
-    prepare(options.fresh_every, options.ignore)
+    prepare(options.fresh_every, options.ignore, options.kinds)
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis.stateful import run_state_machine_as_test
     from test_sessions import BROKEN, COUNTS, SessionMachine
@@ -95,13 +101,21 @@ def main() -> int:
         else:
             if COUNTS.examples == before:
                 break
-        print(f"[{(time.monotonic() - started) / 60:.1f} min] {COUNTS.examples} sessions, {COUNTS.steps} steps, "
-              f"{COUNTS.processes} processes, {len(failures)} distinct failures", flush=True)
+        print(
+            f"[{(time.monotonic() - started) / 60:.1f} min] {COUNTS.examples} sessions, {COUNTS.steps} steps, "
+            f"{COUNTS.processes} processes, {len(failures)} distinct failures",
+            flush=True,
+        )
     print(f"\nsessions (examples, shrinking included): {COUNTS.examples}")
-    print(f"steps: {COUNTS.steps}; retriever processes: {COUNTS.processes}; "
-          f"{(time.monotonic() - started) / 60:.1f} min")
+    print(
+        f"steps: {COUNTS.steps}; retriever processes: {COUNTS.processes}; {(time.monotonic() - started) / 60:.1f} min"
+    )
     for rule, count in sorted(COUNTS.rules.items()):
         print(f"  {rule:>20}: {count}")
+    for how in sorted({how for how, _, _ in COUNTS.rebuilds}):
+        seen = [(done, new) for each, done, new in COUNTS.rebuilds if each == how]
+        kept = sum(1 for done, new in seen if done < new)
+        print(f"rebuilds after {how}: {len(seen)}, of which {kept} embedded fewer texts than were new (work kept)")
     for name, count in sorted(BROKEN.items()):
         print(f"ignored promise {name}: broken {count}×")
     print(f"distinct failures: {len(failures)}")

@@ -58,9 +58,9 @@ SECTIONS = (
     ("What GPU memory do I need?", ("16 GB fits a small model", "Use gradient checkpointing beyond that")),
     ("드롭아웃은 얼마로?", ("0.1부터 시작", "과적합이면 늘린다")),
 )
-KINDS = ("md", "md", "html", "pdf", "big")
+KINDS = tuple(os.environ.get("SESSIONS_KINDS", "md,md,html,pdf,big").split(","))  # the soak may leave one out
 BIG_SECTIONS = 64  # a note of ~23 KB: enough token vectors (> 4 096) that the index keeps them as codes of a codebook
-WORDS = (
+WORDS = (  # noqa: SIM905 - a line of words reads better than a column of them
     "모델 데이터 학습 검증 배치 손실 정확도 과적합 앙상블 특성 전처리 스케줄러 옵티마이저 규제 드롭아웃 임베딩 토큰 "
     "문장 문서 검색 질문 답변 회의 일정 보고서 실험 결과 분석 지표 model data training validation batch loss accuracy "
     "ensemble feature scheduler optimizer dropout embedding token sentence document search meeting report"
@@ -282,6 +282,7 @@ class Counts:
     steps: int = 0
     processes: int = 0
     rules: dict[str, int] = field(default_factory=dict)
+    rebuilds: list[tuple[str, int, int]] = field(default_factory=list)  # after an interrupted build: how, embedded, new
 
 
 COUNTS = Counts()
@@ -325,7 +326,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.root = Path(tempfile.mkdtemp(prefix="session-"))
         self.collections = False
         self.servers: dict[str, Server] = {}
-        self.interrupted: set[str] = set()  # targets whose last build was cut short since their last commit
+        self.interrupted: dict[str, str] = {}  # targets whose last build was cut short since their last commit: how
         self.answers: dict[tuple[str, str], list[tuple[str, float]]] = {}  # a server's last answer, to compare
         self.ids: dict[str, list[str]] = {}  # ids of a target's last results, for `get`
         self.failed = False
@@ -392,10 +393,11 @@ class SessionMachine(RuleBasedStateMachine):
                 continue
             if not self.has_notes(target):
                 continue
-            url = recorded_server(self.root / target.index)
-            assert url is not None, f"the watching server of {target.name} is gone"
+            record = recorded_server(self.root / target.index)
+            assert record is not None, f"the watching server of {target.name} is gone"
+            status = record["url"] + "/status"
             wait_until(
-                lambda: (s := http_json(url["url"] + "/status")) is not None and s.get("stale") is None,
+                lambda status=status: (s := http_json(status)) is not None and s.get("stale") is None,
                 SERVER_SECONDS,
                 f"the watching server re-indexes {target.name} after a change in {folder}",
             )
@@ -428,7 +430,9 @@ class SessionMachine(RuleBasedStateMachine):
         source.unlink()
         self.changed(source.relative_to(self.root).parts[0])
 
-    @precondition(lambda self: self.used and not any(s.kind == "watch" for n, s in self.servers.items() if n == "config"))
+    @precondition(
+        lambda self: self.used and not any(s.kind == "watch" for n, s in self.servers.items() if n == "config")
+    )
     @rule()
     @step
     def switch_config(self) -> None:
@@ -461,11 +465,12 @@ class SessionMachine(RuleBasedStateMachine):
         rows = [c["hash"] for c in after[1]["chunks"] if c["hash"] not in known]
         texts = len(set(rows))
         if target.name in self.interrupted and not full:
+            COUNTS.rebuilds.append((self.interrupted[target.name], report["embedded"], texts))
             assert report["embedded"] <= texts, f"{report} but only {texts} texts are new to the live generation"
         else:
             assert report["embedded"] <= len(rows), f"{report} but only {len(rows)} chunks are new"
             promise("embedded-once", report["embedded"] == texts, f"a text embedded twice: {report}, {texts} new texts")
-        self.interrupted.discard(target.name)
+        self.interrupted.pop(target.name, None)
         self.check(target)
 
     @rule(where=targets, question=questions, through_server=st.booleans(), one_collection=st.booleans())
@@ -493,7 +498,7 @@ class SessionMachine(RuleBasedStateMachine):
         assert result.returncode == 0, result.stderr
         answer = json.loads(result.stdout)
         self.ids[target.name] = [hit["id"] for hit in answer["results"]]
-        self.interrupted.discard(target.name)  # it built what had changed
+        self.interrupted.pop(target.name, None)  # it built what had changed
         if through_server:
             record = recorded_server(self.root / target.index)
             if record is not None and target.name not in self.servers:
@@ -553,7 +558,7 @@ class SessionMachine(RuleBasedStateMachine):
         clean((build.returncode, stderr), f"index interrupted by {how}")
         after = live_generation(index)
         if build.returncode == 0:
-            self.interrupted.discard(target.name)
+            self.interrupted.pop(target.name, None)
         elif not self.has_notes(target) and build.returncode == 1:
             pass
         else:
@@ -561,7 +566,7 @@ class SessionMachine(RuleBasedStateMachine):
             if how == "SIGINT":
                 assert stderr.strip().splitlines()[-1] == "interrupted", stderr
             assert before is None or after is not None, "an interrupted build lost the live index"
-            self.interrupted.add(target.name)
+            self.interrupted[target.name] = how
         self.check(target)
 
     # -- servers -----------------------------------------------------------------------------------------------
@@ -618,7 +623,7 @@ class SessionMachine(RuleBasedStateMachine):
             return bool(health) and health["status"] == "ok"
 
         wait_until(ready, SERVER_SECONDS, "serve --watch answers")
-        self.interrupted.discard(target.name)
+        self.interrupted.pop(target.name, None)
         self.check(target)
 
     @precondition(lambda self: any(s.kind == "watch" for s in self.servers.values()))
@@ -646,7 +651,9 @@ class SessionMachine(RuleBasedStateMachine):
             return  # stale: an in-process ask would build first, which the next step may do
         asked = self.run("ask", question, "--json", "-k", "5", "--no-server", *target.args)
         assert asked.returncode == 0, asked.stderr
-        promise("up-to-date-ask-reads-only", written(index) == before, "an ask of an up-to-date index wrote a generation")
+        promise(
+            "up-to-date-ask-reads-only", written(index) == before, "an ask of an up-to-date index wrote a generation"
+        )
         served = self.answers.pop((target.name, question), None)
         if served is not None:
             same_answers(served, ranked(json.loads(asked.stdout)), "served-answers-alike")
