@@ -164,6 +164,12 @@ def pdf_bytes(pages: list[str]) -> bytes:
     return bytes(pdf.output())
 
 
+def interruptible() -> None:
+    """Ctrl-C's SIGINT as a terminal delivers it: a runner started in the background (`cmd &`) ignores SIGINT,
+    and its children would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def pids_in(root: Path) -> list[int]:
     """Every live retriever process working in this session's folder (servers inherit it from the ask that
     started them): what must be gone once the session has stopped its servers."""
@@ -548,6 +554,7 @@ class SessionMachine(RuleBasedStateMachine):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=interruptible,  # noqa: PLW1509 - this process starts no threads of its own
         ) as build:
             if how in ("SIGKILL", "SIGINT"):
                 try:
