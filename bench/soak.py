@@ -6,7 +6,8 @@ Runs sessions until --examples have run or --minutes have passed, whichever come
 shrunk by hypothesis to its minimal sequence, printed, and the soak goes on with new sessions; at the end it prints
 how many sessions, steps and processes ran, each rule's count, and every distinct failure with its minimal
 sequence. Exit 1 when anything failed. Environment: SOAK_EXAMPLES, SOAK_STEPS, SOAK_MINUTES stand in for the
-options; the model cache is RETRIEVER_CACHE_DIR (default ~/.cache/retriever), never downloaded.
+options; the model cache is RETRIEVER_CACHE_DIR (default ~/.cache/retriever-soak, built once from the installed
+packages, never downloaded).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def prepare(fresh_every: int, ignore: str, kinds: str) -> None:
     """The environment tests/conftest.py gives a test: offline, no stray settings, no background server unless a
     step asks for one."""
     os.environ["HF_HUB_OFFLINE"] = "1"
+    # A cache of its own: another version of retriever sharing ~/.cache/retriever may rewrite it mid-soak.
+    os.environ.setdefault("RETRIEVER_CACHE_DIR", str(Path.home() / ".cache" / "retriever-soak"))
     os.environ["SESSIONS_FRESH_EVERY"] = str(fresh_every)
     os.environ["SESSIONS_FRESH_ALL"] = "1"
     os.environ["SESSIONS_IGNORE"] = ignore
@@ -94,7 +97,7 @@ def main() -> int:
             found = [exc, *getattr(exc, "exceptions", [])] if isinstance(exc, BaseExceptionGroup) else [exc]
             for each in found[1:] if len(found) > 1 else found:
                 name = signature(each)
-                notes = "\n".join(getattr(each, "__notes__", []))
+                notes = "\n".join([str(each)[:2000], *getattr(each, "__notes__", [])])
                 seen, _ = failures.get(name, (0, ""))
                 failures[name] = (seen + 1, notes or "".join(traceback.format_exception(each)))
                 print(f"\n=== failure: {name}\n{notes}\n", flush=True)
