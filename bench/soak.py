@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
+BATCH = 3  # sessions per hypothesis run: the time limit is looked at between runs
 
 
 def parse() -> argparse.Namespace:
@@ -80,7 +81,7 @@ def main() -> int:
     while COUNTS.examples < options.examples and time.monotonic() < deadline:
         left = options.examples - COUNTS.examples
         config = settings(
-            max_examples=left,
+            max_examples=min(left, BATCH),
             stateful_step_count=options.steps,
             deadline=None,
             database=None,
