@@ -207,14 +207,18 @@ def plans_of(
 
 def pending_chunks(corpus: Corpus, plans: dict[str, Plan]) -> list[int]:
     """Chunks to embed: any row of theirs (the chunk, a part, the heading it lends its section) is new to the
-    model. Longest first."""
+    model; of chunks whose pass gives the very same keys (a passage copied within the notes) only the first, since
+    every row is found by its key. Longest first."""
     new = np.array([k not in plans["chunks"].old_rows for k in plans["chunks"].keys], dtype=bool)
+    gives: list[list[str]] = [[key] for key in plans["chunks"].keys]
     for part, key in zip(corpus.parts, plans["parts"].keys):
         new[part.chunk] |= key not in plans["parts"].old_rows
+        gives[part.chunk].append(key)
     for row, key in zip(corpus.first_chunks(), plans["questions"].keys):
         new[row] |= key not in plans["questions"].old_rows
-    rows = np.flatnonzero(new).tolist()
-    return sorted(rows, key=lambda r: -len(corpus.chunks[r].embed_text))
+        gives[row].append(f"question {key}")
+    rows = list({tuple(gives[row]): row for row in reversed(np.flatnonzero(new).tolist())}.values())
+    return sorted(rows, key=lambda r: (-len(corpus.chunks[r].embed_text), r))
 
 
 Fresh = dict[str, dict[str, int]]  # collection → key → row in this build's scratch file

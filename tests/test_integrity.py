@@ -162,3 +162,19 @@ def test_reads_never_write_the_index_even_when_the_notes_moved_on(small: tuple[P
     doctor = cli("doctor", *where)
     assert "c.md" in doctor.stdout and "stale" in doctor.stdout
     assert snapshot(index) == before
+
+
+def test_a_passage_copied_within_the_notes_is_embedded_once(tmp_path: Path) -> None:
+    """Every row is found by its key, so copies of a passage in one build need one pass between them: each copy was
+    embedded, and a build of 7 passages of 3 texts made 7 passes."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    text = "## 배치 사이즈는 어떻게 정하나요?\n- GPU 메모리가 허용하는 만큼 크게\n\n## 드롭아웃은?\n- 0.1부터 시작\n"
+    for name in ("a.md", "b.md", "c.md"):
+        (notes / name).write_text(text, encoding="utf-8")
+    (notes / "d.md").write_text("## 학습률은?\n- 1e-4\n", encoding="utf-8")
+    index = tmp_path / "index"
+    report = Retriever(notes, index, models=["e5"]).index()
+    assert report.chunks == 7 and report.embedded == 3
+    hits = Retriever(notes, index, models=["e5"]).ask("배치 사이즈", k=3)
+    assert {hit.path for hit in hits} == {"a.md", "b.md", "c.md"} and len({hit.score for hit in hits}) == 1
