@@ -46,7 +46,6 @@ QUESTIONS = ("배치 사이즈는 어떻게 정하나요?", "What learning rate 
 # A process that has torch loaded (one that built the index, a server that built it at start) embeds questions
 # with torch, one that has not with numpy: vectors at cosine ≥ 0.9999 whose z-scores differ by up to ~0.02 on
 # these notes. Every process of a session asks with numpy, so what is compared is the index, not the engine.
-QUERY_ENGINE = {"RETRIEVER_QUERY_ENGINE": "numpy"}
 SERVER_SECONDS = 240.0  # a background server loads models on a busy 2-core machine; a generous bound, not a timing
 
 # Small Q&A sections: notes are drawn from these, so copies and renames carry texts the index already holds.
@@ -205,9 +204,11 @@ def wait_until(predicate: Callable[[], Any], seconds: float, what: str) -> Any:
     raise AssertionError(f"not within {seconds:g} s: {what}")
 
 
-def http_json(url: str) -> dict[str, Any] | None:
+def http_json(record: dict[str, Any], route: str) -> dict[str, Any] | None:
+    """A recorded server's answer, asked with its secret as its own user's client asks."""
+    request = urllib.request.Request(record["url"] + route, headers={"Authorization": f"Bearer {record['token']}"})
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
     except OSError:
         return None
@@ -221,14 +222,14 @@ def recorded_server(index: Path) -> dict[str, Any] | None:
     return record if alive(int(record.get("pid", 0))) else None
 
 
-def stop_background_server(root: Path, target: Target) -> int | None:
-    """Stops the background server of this index as a user would; the one line to change when `retriever stop`
-    exists. Returns the pid stopped."""
-    record = recorded_server(root / target.index)
-    if record is None:
-        return None
-    os.kill(int(record["pid"]), signal.SIGTERM)
-    return int(record["pid"])
+def stop_background_server(machine: SessionMachine, target: Target) -> int | None:
+    """Stops the background server of this index as a user would, with `retriever stop INDEX`. Returns the pid
+    that server.json named."""
+    record = recorded_server(machine.root / target.index)
+    stopped = machine.run("stop", str(machine.root / target.index))
+    assert stopped.returncode == 0, stopped.stderr
+    clean(stopped, "retriever stop")
+    return None if record is None else int(record["pid"])
 
 
 def live_generation(index: Path) -> tuple[str, dict[str, Any]] | None:
@@ -339,6 +340,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.since_fresh = 0
         self.last: Target | None = None
         self.used = False  # a command ran since the config was last switched
+        self.own_registry = {"RETRIEVER_RUN_DIR": str(self.root / "run")}  # `status` and `stop` see this session's
 
     # -- the session's folder ----------------------------------------------------------------------------------
     @initialize(first=st.lists(st.tuples(folders, st.sampled_from(NAMES), contents), min_size=1, max_size=3))
@@ -373,7 +375,7 @@ class SessionMachine(RuleBasedStateMachine):
     def run(self, *args: str, daemon: bool = False, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         COUNTS.processes += 1
         self.used = True
-        env = {**os.environ, **QUERY_ENGINE, "RETRIEVER_IDLE": "900"}
+        env = {**os.environ, **self.own_registry, "RETRIEVER_IDLE": "900"}
         if not daemon:
             env["RETRIEVER_NO_DAEMON"] = "1"
         else:
@@ -401,9 +403,8 @@ class SessionMachine(RuleBasedStateMachine):
                 continue
             record = recorded_server(self.root / target.index)
             assert record is not None, f"the watching server of {target.name} is gone"
-            status = record["url"] + "/status"
             wait_until(
-                lambda status=status: (s := http_json(status)) is not None and s.get("stale") is None,
+                lambda record=record: (s := http_json(record, "/status")) is not None and s.get("stale") is None,
                 SERVER_SECONDS,
                 f"the watching server re-indexes {target.name} after a change in {folder}",
             )
@@ -543,7 +544,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.last = target
         index = self.root / target.index
         before = live_generation(index)
-        env = {**os.environ, **QUERY_ENGINE, "RETRIEVER_NO_DAEMON": "1"}
+        env = {**os.environ, **self.own_registry, "RETRIEVER_NO_DAEMON": "1"}
         if how not in ("SIGKILL", "SIGINT"):
             env["RETRIEVER_FAILPOINT"] = how
         COUNTS.processes += 1
@@ -594,7 +595,7 @@ class SessionMachine(RuleBasedStateMachine):
             server.process.wait(timeout=120)
             clean((server.process.returncode, server.log.read_text(errors="replace")), "serve --watch")
         else:
-            stopped = stop_background_server(self.root, target)
+            stopped = stop_background_server(self, target)
             assert stopped in (server.pid, None), f"server.json names {stopped}, the server was {server.pid}"
             wait_until(lambda: not alive(server.pid), 120, f"the background server {server.pid} stops")
             log = index / "daemon.log"
@@ -617,7 +618,7 @@ class SessionMachine(RuleBasedStateMachine):
             process = subprocess.Popen(
                 [sys.executable, "-m", "retriever", "serve", "--watch", "--port", "0", *target.args],
                 cwd=self.root,
-                env={**os.environ, **QUERY_ENGINE, "RETRIEVER_NO_DAEMON": "1"},
+                env={**os.environ, **self.own_registry, "RETRIEVER_NO_DAEMON": "1"},
                 stdout=subprocess.DEVNULL,
                 stderr=out,
             )
@@ -626,7 +627,7 @@ class SessionMachine(RuleBasedStateMachine):
         def ready() -> bool:
             assert process.poll() is None, f"serve --watch ended: {log.read_text(errors='replace')}"
             record = recorded_server(index)
-            health = record and record["pid"] == process.pid and http_json(record["url"] + "/health")
+            health = record and record["pid"] == process.pid and http_json(record, "/health")
             return bool(health) and health["status"] == "ok"
 
         wait_until(ready, SERVER_SECONDS, "serve --watch answers")
@@ -713,12 +714,14 @@ class SessionMachine(RuleBasedStateMachine):
                 except AssertionError:
                     if not self.failed:
                         raise
+            listed = self.run("status", "--json")
             left = pids_in(self.root)
             for pid in left:
                 os.kill(pid, signal.SIGKILL)
             shutil.rmtree(self.root, ignore_errors=True)
             if not self.failed:
                 assert not left, f"processes left after every server was stopped: {left}"
+                assert json.loads(listed.stdout) == {"servers": []}, f"status lists stopped servers: {listed.stdout}"
 
 
 SESSIONS = settings(
