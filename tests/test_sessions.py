@@ -112,8 +112,10 @@ def clean(result: subprocess.CompletedProcess[str] | tuple[int, str], what: str)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], what: str) -> None:
+    """Exit 1 with one line: an error, or "no results" (a collection without notes has none to give)."""
     lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and lines and lines[-1].startswith("error: "), f"{what}: {result}"
+    said = lines[-1] if lines else ""
+    assert result.returncode == 1 and (said.startswith("error: ") or said == "no results"), f"{what}: {result}"
 
 
 def render(kind: str, sections: list[int]) -> bytes:
