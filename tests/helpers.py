@@ -45,13 +45,13 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def wait_for(predicate: Callable[[], T], seconds: float = 120) -> T:
+def wait_for(predicate: Callable[[], T], seconds: float = 120, what: str = "") -> T:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if value := predicate():
             return value
         time.sleep(0.2)
-    raise AssertionError(f"not within {seconds} s")
+    raise AssertionError(f"not within {seconds:g} s{': ' + what if what else ''}")
 
 
 @contextmanager

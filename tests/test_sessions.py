@@ -33,6 +33,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+from helpers import wait_for
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
@@ -195,15 +196,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return "zombie" not in state
-
-
-def wait_until(predicate: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {seconds:g} s: {what}")
 
 
 def http_json(record: dict[str, Any], route: str) -> dict[str, Any] | None:
@@ -405,7 +397,7 @@ class SessionMachine(RuleBasedStateMachine):
                 continue
             record = recorded_server(self.root / target.index)
             assert record is not None, f"the watching server of {target.name} is gone"
-            wait_until(
+            wait_for(
                 lambda record=record: (s := http_json(record, "/status")) is not None and s.get("stale") is None,
                 SERVER_SECONDS,
                 f"the watching server re-indexes {target.name} after a change in {folder}",
@@ -599,7 +591,7 @@ class SessionMachine(RuleBasedStateMachine):
         else:
             stopped = stop_background_server(self, target)
             assert stopped in (server.pid, None), f"server.json names {stopped}, the server was {server.pid}"
-            wait_until(lambda: not alive(server.pid), 120, f"the background server {server.pid} stops")
+            wait_for(lambda: not alive(server.pid), 120, f"the background server {server.pid} stops")
             log = index / "daemon.log"
             clean((0, log.read_text(errors="replace") if log.exists() else ""), "the background server")
         assert not alive(server.pid), f"server {server.pid} still runs"
@@ -639,7 +631,7 @@ class SessionMachine(RuleBasedStateMachine):
             health = record and record["pid"] == process.pid and http_json(record, "/health")
             return bool(health) and health["status"] == "ok"
 
-        wait_until(ready, SERVER_SECONDS, "serve --watch answers")
+        wait_for(ready, SERVER_SECONDS, "serve --watch answers")
         self.interrupted.pop(target.name, None)
         self.check(target)
 
