@@ -576,9 +576,12 @@ class SessionMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 9))
     @step
     def stop_server(self, pick: int) -> None:
-        running = [name for name, s in self.servers.items() if s.kind == "background"]
-        name = running[pick % len(running)]
-        self.stop(next(t for t in TARGETS if t.name == name))
+        self.stop_one("background", pick)
+
+    def stop_one(self, kind: str, pick: int) -> None:
+        """Stop one of the running servers of this kind, the pick-th (cyclically)."""
+        running = [name for name, s in self.servers.items() if s.kind == kind]
+        self.stop(next(t for t in TARGETS if t.name == running[pick % len(running)]))
 
     def stop(self, target: Target) -> None:
         server = self.servers.pop(target.name)
@@ -639,8 +642,7 @@ class SessionMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 9))
     @step
     def stop_watch(self, pick: int) -> None:
-        running = [name for name, s in self.servers.items() if s.kind == "watch"]
-        self.stop(next(t for t in TARGETS if t.name == running[pick % len(running)]))
+        self.stop_one("watch", pick)
 
     # -- what must hold ----------------------------------------------------------------------------------------
     def check(self, target: Target, question: str = QUESTIONS[0], answered: bool = False) -> None:
