@@ -4,6 +4,10 @@ Each model scores a chunk from its whole text, its best part (a bullet or a few 
 from the chunk's pass) and its section's heading. Channels live on different scales, so each is z-normalised over
 the candidates before fusion (the sparse BM25 channel held within ±3); BM25 is weighted by the share of the question's words the corpus knows at all ("coverage"), so
 an English question over Korean notes, which matches nothing lexically, is not dragged down by noise.
+
+In a folder of Korean and English passages, each channel is normalised within each language (see `by_language`):
+a question scores passages of its own language higher on every channel, relevant or not, so a Korean question about
+an English page lost to any Korean passage that shared a word with it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from .vectorstore import IndexView, LexicalRanking
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
 CLIP = 3.0  # z-scores beyond this many deviations count as this many
+MIN_LANGUAGE = 20  # candidates of each language, for its own mean and spread to mean anything
 QA_SHARE = 0.5  # of the chunks in play that answer a question, for `similar` to rank questions rather than sections
 
 
@@ -32,6 +37,7 @@ class RankSettings:
     lexical: float = 0.4  # times coverage, on the z-scale
     candidates: int = 200  # per channel, from the ANN indexes; all chunks when the corpus is smaller
     rerank: int = 10  # re-rank this many by late interaction with the primary model's token vectors; 0: off
+    by_language: bool = True  # in a folder of two languages, normalise each channel within each language
 
 
 @dataclass
@@ -170,6 +176,44 @@ def late_interaction(index: IndexView, query_tokens: np.ndarray, rows: np.ndarra
     return np.maximum.reduceat(per_part, np.cumsum(counts) - counts)
 
 
+Groups = list[tuple[np.ndarray, np.ndarray]]  # per language: (its positions in rows, its positions in rows of the basis)
+
+
+def language_groups(index: IndexView, rows: np.ndarray, basis: np.ndarray) -> Groups:
+    """The candidates by passage language, when both Korean and English ones are many enough to be measured;
+    else none, and every channel is normalised over all candidates as before (a Korean folder with a few English
+    notes, or the reverse)."""
+    korean = index.chunk_korean[rows]
+    groups = [(np.flatnonzero(korean == flag), basis[korean[basis] == flag]) for flag in (True, False)]
+    return groups if all(len(reference) >= MIN_LANGUAGE for _, reference in groups) else []
+
+
+def centred(values: np.ndarray, basis: np.ndarray, groups: Groups) -> np.ndarray:
+    """A dense channel with each language's candidates shifted to one mean: multilingual encoders score a passage
+    in the question's language higher than an equally relevant one in another (Korean questions over a folder of
+    Korean and English docs: e5 put Korean passages first that only shared the topic). The spread within a language
+    is kept, so the best of each still stands out as much as it did."""
+    if not groups:
+        return values
+    out = values.astype(np.float64)
+    overall = float(values[basis].mean())
+    for members, reference in groups:
+        out[members] += overall - float(values[reference].mean())
+    return out
+
+
+def lexical_z(bm25: np.ndarray, basis: np.ndarray, groups: Groups) -> np.ndarray:
+    """BM25 winsorised within each language: a question matches words only in passages of its own language (and a
+    few technical terms elsewhere), so over both languages at once every passage in the other one scored below
+    the mean for not sharing words it could not share."""
+    if not groups:
+        return winsorised(bm25, bm25[basis])
+    z = np.zeros(len(bm25))
+    for members, reference in groups:
+        z[members] = winsorised(bm25[members], bm25[reference])
+    return z
+
+
 def top(scores: np.ndarray, among: np.ndarray, n: int) -> np.ndarray:
     """The n positions of among with the highest scores, best first (ties in order)."""
     return among[np.argsort(-scores[among], kind="stable")[:n]]
@@ -186,6 +230,7 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
     rows, shown, basis = pool.rows, pool.shown, pool.basis
     parts: dict[str, np.ndarray] = {}
     details: dict[str, dict[str, np.ndarray]] = {}
+    groups = language_groups(index, rows, basis) if settings.by_language else []
     if settings.mode != "lexical":
         for model, vector in queries.items():
             views = dense_views(index, model, vector, rows)
@@ -197,11 +242,11 @@ def rank(query: Query, settings: RankSettings, explain: bool = False) -> Ranked:
             name = index.manifest.models[model].name
             details[name] = {**views, "score": dense}
             single = settings.mode == "dense" and len(queries) == 1
-            parts[name] = dense if single else zscore(dense, dense[basis]) / len(queries)
+            parts[name] = dense if single else zscore(centred(dense, basis, groups), dense[basis]) / len(queries)
     if settings.mode != "dense" and lexical is not None:
         bm25 = lexical.of(rows)
         weight = 1.0 if settings.mode == "lexical" else settings.lexical * lexical.coverage
-        parts["bm25"] = weight * (bm25 if settings.mode == "lexical" else winsorised(bm25, bm25[basis]))
+        parts["bm25"] = weight * (bm25 if settings.mode == "lexical" else lexical_z(bm25, basis, groups))
         details["bm25"] = {"score": bm25, "coverage": np.full(len(rows), lexical.coverage)}
     fused = np.sum(list(parts.values()), axis=0) if parts else np.zeros(len(rows))
     head, reference_head = top(fused, shown, settings.rerank), top(fused, basis, settings.rerank)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from .filters import NoteTable
+from .language import passage_languages
 
 if TYPE_CHECKING:
     from .manifest import Manifest
@@ -81,6 +82,11 @@ class IndexView(ABC):
     def notes(self) -> NoteTable:
         """What filters ask of each note, worked out at the first filtered question and kept with the index."""
         return NoteTable(self.manifest)
+
+    @cached_property
+    def chunk_korean(self) -> np.ndarray:
+        """Which chunks are in Korean, for ranking to normalise each language on its own (see ranking)."""
+        return passage_languages(f"{c.heading}\n{c.text}" for c in self.manifest.chunks)
 
     @cached_property
     def chunk_questions(self) -> np.ndarray:
