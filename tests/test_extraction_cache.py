@@ -138,3 +138,11 @@ def test_a_read_never_writes_the_cache_and_a_scan_without_one_keeps_nothing(tmp_
     assert scan_notes(notes).extracted == 4
     reader = ExtractionCache.of(index, writes=False)
     assert scan_notes(notes, None, reader).extracted == 4 and not index.exists()
+
+
+def test_a_first_build_that_fails_after_parsing_leaves_no_index_folder(tmp_path: Path) -> None:
+    notes, index, empty = make_folder(tmp_path / "notes"), tmp_path / "index", tmp_path / "empty"
+    empty.mkdir()
+    done = cli("index", "--notes", str(notes), "--index", str(index), "--encoders", str(empty))  # no model there
+    assert done.returncode == 1 and "could not load model" in done.stderr, done.stderr
+    assert not index.exists()  # the text its scan kept goes with the lock
