@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
 from .errors import RetrieverError, StaleRead
+from .extraction_cache import ExtractionCache
 from .filters import Filters
 from .generation import StoredIndex
 from .indexer import IndexReport, build, holds
@@ -241,11 +242,12 @@ class Retriever:
         if self.store.shared:  # an unreachable store or wrong credentials fail now, not after minutes of embedding
             self.store.generation()
         listing = Listing()
+        extracted = ExtractionCache.of(self.store.local.root)
         with (
             phase("scan notes"),
             self._ticking(lambda: f"reading the notes folder: {listing.seen:,} files seen so far"),
         ):
-            scan = scan_notes(self.notes, listing)
+            scan = scan_notes(self.notes, listing, extracted)
         if not scan.notes:
             raise RetrieverError("no notes to index: the folder has no readable .md or .txt files")
         names = self.index_models()
@@ -257,6 +259,7 @@ class Retriever:
                 previous = self._previous()
             progress = self.reporter.progress if self.reporter else None
             report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress)
+        extracted.prune(stamp.sha256 for stamp in scan.stamps.values())  # the live index holds these files now
         started = time.perf_counter()
         with phase("publish"):
             published = self.store.publish()
@@ -523,7 +526,8 @@ class Retriever:
                 f"no note {wanted!r} in the index; give a path relative to {self.notes}{self._behind()}"
             )
         if line is None:
-            return {"kind": "note", "id": path, "path": path, "text": read_note(self.notes, path)}
+            text = read_note(self.notes, path, ExtractionCache.of(self.store.local.root, writes=False))
+            return {"kind": "note", "id": path, "path": path, "text": text}
         for chunk in manifest.chunks:
             if chunk.path == path and chunk.start_line == line:
                 return Hit.of(1, 0.0, chunk, None).to_json() | {"kind": "passage"}

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from .api import Retriever
 from .errors import RetrieverError
+from .extraction_cache import ExtractionCache
 from .notes import scan_notes
 
 Level = Literal["ok", "stale", "broken"]
@@ -72,7 +73,7 @@ def diagnose(retriever: Retriever) -> list[Finding]:
     if manifest.chunker != retriever.chunker.as_dict():
         findings.append(Finding("stale", f"chunk settings changed since the build ({manifest.chunker})"))
     try:
-        scan = scan_notes(retriever.notes)
+        scan = scan_notes(retriever.notes, None, ExtractionCache.of(store.local.root, writes=False))
     except RetrieverError as exc:
         return [*findings, Finding("broken", str(exc))]
     now, then = scan.stamps, manifest.files

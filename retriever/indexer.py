@@ -44,13 +44,14 @@ class IndexReport:
     seconds: float
     embedded: int  # forward passes actually run, over all models: one per new chunk and model that pools its spans
     up_to_date: bool = False  # nothing to do: no model was loaded
+    extracted: int = 0  # documents parsed (PDF, HTML, DOCX): new or changed since the extraction cache kept their text
 
     @classmethod
     def nothing_to_do(cls, scan: NoteScan, manifest: Manifest, started: float, up_to_date: bool = False) -> IndexReport:
         """The report of a build that found the index already holding these notes."""
         chunks = len(manifest.chunks)
         seconds = time.perf_counter() - started
-        return cls(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, seconds, 0, up_to_date)
+        return cls(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, seconds, 0, up_to_date, scan.extracted)
 
 
 @dataclass
@@ -492,4 +493,5 @@ def build(
         skipped=scan.skipped,
         seconds=time.perf_counter() - started,
         embedded=sum(passes(e, layout.items[r]) for e, rows in zip(encoders, todo) for r in rows),
+        extracted=scan.extracted,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, Unreadable, read_document
 from .errors import RetrieverError
+from .extraction_cache import ExtractionCache
 from .failpoints import holdpoint
 from .globs import gitignore_spec
 
@@ -49,6 +50,7 @@ class NoteScan:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) for warnings
     stamps: dict[str, FileStamp] = field(default_factory=dict)  # every file listed, skipped ones too
     collections: list[str] = field(default_factory=list)  # the library's collection names, in order
+    extracted: int = 0  # documents whose parser ran: new or changed since the extraction cache kept their text
 
 
 def normalise(text: str) -> str:
@@ -186,12 +188,13 @@ def decode_note(data: bytes) -> str | None:
         return None
 
 
-def note_text(rel: str, data: bytes) -> str:
-    """A note's text as the index reads it: a document's extracted text, any other note's UTF-8; Unreadable says
-    why not."""
+def note_text(rel: str, data: bytes, extracted: ExtractionCache | None = None, digest: str | None = None) -> str:
+    """A note's text as the index reads it: a document's extracted text (kept in extracted, by digest: the SHA-256
+    of data), any other note's UTF-8; Unreadable says why not."""
     suffix = os.path.splitext(rel)[1].lower()
     if suffix in DOCUMENT_SUFFIXES:
-        text = normalise(read_document(suffix, data))
+        source = digest or hashlib.sha256(data).hexdigest()
+        text = (extracted or ExtractionCache(None)).text(source, lambda: normalise(read_document(suffix, data)))
         if len(text.encode("utf-8")) > MAX_NOTE_BYTES:  # its text is bounded as a note's is
             raise Unreadable(f"larger than {MAX_NOTE_BYTES / 2**20:g} MB of text (RETRIEVER_MAX_NOTE_MB raises it)")
         return text
@@ -324,8 +327,13 @@ def contents(listed: Listed) -> bytes | str:
         return f"unreadable ({exc.strerror})"
 
 
-def scan_notes(notes: Library | Path, listing: Listing | None = None) -> NoteScan:
-    """The library's notes, read and stamped, and every entry left out with the reason a warning gives."""
+def scan_notes(
+    notes: Library | Path, listing: Listing | None = None, extracted: ExtractionCache | None = None
+) -> NoteScan:
+    """The library's notes, read and stamped, and every entry left out with the reason a warning gives. Documents
+    whose text extracted keeps are not parsed; none is kept when it is not given."""
+    extracted = extracted or ExtractionCache(None)
+    parsed = extracted.parsed
     library = Library.of(notes)
     listing = list_notes(library, listing)
     scan = NoteScan(skipped=list(listing.skipped), collections=library.names)
@@ -338,19 +346,22 @@ def scan_notes(notes: Library | Path, listing: Listing | None = None) -> NoteSca
             scan.stamps[rel] = FileStamp("", size, mtime_ns)
             scan.skipped.append((rel, data))
             continue
-        scan.stamps[rel] = FileStamp(hashlib.sha256(data).hexdigest(), size, mtime_ns)
+        digest = hashlib.sha256(data).hexdigest()
+        scan.stamps[rel] = FileStamp(digest, size, mtime_ns)
         try:
-            text = note_text(rel, data)
+            text = note_text(rel, data, extracted, digest)
         except Unreadable as exc:
             scan.skipped.append((rel, str(exc)))
             continue
         scan.notes.append(Note(rel, text))
+    scan.extracted = extracted.parsed - parsed
     return scan
 
 
-def read_note(notes: Library | Path, name: str) -> str:
+def read_note(notes: Library | Path, name: str, extracted: ExtractionCache | None = None) -> str:
     """One note's text by its path in the library; a path leading outside its folder, or to anything but a regular
-    file (reading a named pipe would wait forever), is refused."""
+    file (reading a named pipe would wait forever), is refused. A document's text comes from extracted when it
+    keeps the text of these very bytes."""
     root, rel = Library.of(notes).locate(name)
     base = os.path.realpath(root)
     path = os.path.realpath(os.path.join(base, rel))
@@ -365,7 +376,7 @@ def read_note(notes: Library | Path, name: str) -> str:
     if len(data) > bound:
         raise RetrieverError(f"note {name!r} is larger than {bound / 2**20:g} MB and not served ({variable} raises it)")
     try:
-        return note_text(rel, data)
+        return note_text(rel, data, extracted)
     except Unreadable as exc:
         raise RetrieverError(f"note {name!r} is {exc}") from None
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .errors import RetrieverError
+from .extraction_cache import FOLDER as EXTRACTED
 from .failpoints import failpoint
 from .generation import Generation, StoredIndex
 from .integrity import file_state, forget_verified, fsync_dir, intact, remember_verified, sha256_file, write_file
@@ -316,9 +317,10 @@ class IndexStore:
                 path.unlink(missing_ok=True)
 
     def remove_if_empty(self) -> None:
-        """The index folder, if it holds nothing but the build lock."""
-        if any(p.name != LOCK_FILE for p in self.root.iterdir()):
+        """The index folder, if it holds nothing but the build lock and the text its scan extracted."""
+        if any(p.name not in (LOCK_FILE, EXTRACTED) for p in self.root.iterdir()):
             return
+        shutil.rmtree(self.root / EXTRACTED, ignore_errors=True)
         (self.root / LOCK_FILE).unlink(missing_ok=True)
         try:
             self.root.rmdir()

@@ -6,6 +6,8 @@ promises checked after every step:
   (`ask --json --no-server`); commands that only read (`get`, `doctor`, an up-to-date `ask`) write no generation;
 - no process prints a traceback or an `unexpected …` error;
 - `index --json` embeds only texts the live generation does not hold (a rename or a copy embeds nothing), each once;
+  it parses only documents whose bytes the previous generation did not hold, and leaves the extraction cache with
+  whole entries of the live generation's documents only;
 - a build killed (SIGKILL at a drawn moment or at a failpoint) or interrupted (SIGINT) leaves the previous
   generation live and whole;
 - a background server answers as the process itself would, and once stopped leaves no process behind;
@@ -37,6 +39,9 @@ from helpers import wait_for
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
+
+from retriever.documents import DOCUMENT_SUFFIXES
+from retriever.extraction_cache import entry_text
 
 SCORE_TOLERANCE = 1e-4  # scores come as JSON rounded to 4 decimals, and a fresh build sums BM25 and z-scores over
 # the same floats in another row order: equal answers may differ in the last printed digit, never by more
@@ -226,7 +231,16 @@ def stop_background_server(machine: SessionMachine, target: Target) -> int | Non
     return None if record is None else int(record["pid"])
 
 
-def live_generation(index: Path) -> tuple[str, dict[str, Any]] | None:
+Generation = tuple[str, dict[str, Any]]  # a generation's folder name and its manifest
+
+
+def document_hashes(generation: Generation | None) -> set[str]:
+    """The SHA-256 of every document (PDF, HTML, …) a generation indexed."""
+    files = generation[1]["files"] if generation else {}
+    return {stamp["sha256"] for path, stamp in files.items() if Path(path).suffix.lower() in DOCUMENT_SUFFIXES}
+
+
+def live_generation(index: Path) -> Generation | None:
     try:
         name = (index / "CURRENT").read_text().strip()
         return name, json.loads((index / name / "manifest.json").read_text(encoding="utf-8"))
@@ -472,6 +486,7 @@ class SessionMachine(RuleBasedStateMachine):
             assert report["embedded"] <= len(rows), f"{report} but only {len(rows)} chunks are new"
             promise("embedded-once", report["embedded"] == texts, f"a text embedded twice: {report}, {texts} new texts")
         self.interrupted.pop(target.name, None)
+        self.extraction_kept(index, report, before, after)
         self.check(target)
 
     @rule(where=targets, question=questions, through_server=st.booleans(), one_collection=st.booleans())
@@ -645,6 +660,20 @@ class SessionMachine(RuleBasedStateMachine):
         self.stop_one("watch", pick)
 
     # -- what must hold ----------------------------------------------------------------------------------------
+    def extraction_kept(
+        self, index: Path, report: dict[str, Any], before: Generation | None, after: Generation
+    ) -> None:
+        """After a committed build the extraction cache holds whole entries of the live generation's documents only
+        (never more: it is bounded by the folder), and the build parsed no document whose bytes it already held."""
+        live, held = document_hashes(after), document_hashes(before)
+        folder = index / "extracted"
+        entries = {p.name.removesuffix(".md"): p for p in folder.iterdir()} if folder.is_dir() else {}
+        promise("extraction-cache-bounded", set(entries) <= live, f"entries of no live document: {set(entries) - live}")
+        damaged = [name for name, path in entries.items() if entry_text(name, path.read_bytes()) is None]
+        promise("extraction-cache-whole", not damaged, f"damaged entries after a build: {damaged}")
+        parsed = report["extracted"]
+        promise("extraction-once", parsed <= len(live - held), f"{parsed} documents parsed, {len(live - held)} new")
+
     def check(self, target: Target, question: str = QUESTIONS[0], answered: bool = False) -> None:
         """The live generation verifies; when it is up to date it answers in-process, without writing anything,
         as a server of it answered (unless the step itself has just answered in-process)."""
