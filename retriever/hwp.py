@@ -66,11 +66,11 @@ def read_hangul(data: bytes, suffix: str, kind: str) -> str:
     errors = [error.removeprefix("ERR:").strip() for error in document.errors if error.startswith("ERR")]
     if any(word in error for error in errors for word in ENCRYPTED):
         raise Unreadable(f"an encrypted or DRM-protected {kind} (it needs a password)")
+    lines = [line for section in document.sections for block in section.elements for line in block_lines(block)]
+    if errors and not any(line.strip() for line in lines):  # what a damaged file still gives is read
+        raise Unreadable(f"a damaged {kind} ({collapsed(errors[0])[:120]})")
     if not document.source_format.startswith(kind.lower()):
         raise Unreadable(f"not an {kind} inside (it reads as {document.source_format or 'nothing known'})")
-    lines = [line for section in document.sections for block in section.elements for line in block_lines(block)]
-    if errors and not any(line.strip() for line in lines):
-        raise Unreadable(f"a damaged {kind} ({collapsed(errors[0])[:120]})")
     return tidy(lines)
 
 
