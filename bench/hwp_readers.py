@@ -152,8 +152,10 @@ def main() -> None:
     consensus = {w for w, n in agreed.items() if n >= 2}
     readable = [p.name for p in files if p.name != ENCRYPTED]
     print(f"{len(files)} files ({len(readable)} readable, 1 encrypted) from {', '.join(SDISTS)}\n")
-    print("| candidate | licence | files read | Hangul syllables | agreed words found | files with table rows "
-          "| files with headings | footnote kept | encrypted sample | s (all files) |")
+    print(
+        "| candidate | licence | files read | Hangul syllables | agreed words found | files with table rows "
+        "| files with headings | footnote kept | encrypted sample | s (all files) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, texts in outputs.items():
         licence, seconds, encrypted = report[name][:3]
@@ -165,8 +167,10 @@ def main() -> None:
         tables = sum(1 for t in texts.values() if TABLE_ROW.search(t))
         headings = sum(1 for t in texts.values() if HEADING.search(t))
         footnote = "yes" if FOOTNOTE[1] in texts.get(FOOTNOTE[0], "") else "no"
-        print(f"| {name} | {licence} | {read}/{len(readable)} | {syllables} | {recall:.2f} | {tables} | {headings} "
-              f"| {footnote} | {encrypted[:60]} | {seconds} |")
+        print(
+            f"| {name} | {licence} | {read}/{len(readable)} | {syllables} | {recall:.2f} | {tables} | {headings} "
+            f"| {footnote} | {encrypted[:60]} | {seconds} |"
+        )
     for name, failures in failed.items():
         for path, why in list(failures.items())[:3]:
             print(f"- {name} failed on {path}: {why}")
