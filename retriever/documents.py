@@ -1,8 +1,8 @@
 """Documents that are not text: a file's bytes → Markdown text, or why it cannot be read.
 
-PDF, HTML and DOCX are read by their own parsers and written out as Markdown, so the rest of the pipeline reads
+PDF, HTML, DOCX, HWP and HWPX are read by their own parsers and written out as Markdown, so the rest of the pipeline reads
 them as it reads any Markdown note: a PDF's pages become `# p. N` headings (a passage's heading path names its
-page), HTML's h1–h6 and DOCX's `Title`/`Heading N` styles become `#` headings. A line of body text that Markdown
+page), HTML's h1–h6, DOCX's `Title`/`Heading N` styles and HWP's outline levels become `#` headings. A line of body text that Markdown
 would read as a heading, an underline or a code fence gets a backslash, so only the document's own headings head
 sections. The text written here is the note's text everywhere: what is chunked, and what `get` returns, so a
 passage's line is a line of it.
@@ -232,7 +232,7 @@ def docx_lines(block: Any) -> list[str]:
     return [("- " if style.lower().startswith("list") else "") + escaped(text)]
 
 
-def check_inflation(data: bytes) -> None:
+def check_inflation(data: bytes, kind: str = "DOCX") -> None:
     """Refuse a zip whose members would inflate past the bounds, from their declared sizes alone."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = archive.infolist()
@@ -242,7 +242,7 @@ def check_inflation(data: bytes) -> None:
             raise Unreadable(f"a zip bomb: its {member.filename} inflates {ratio:.0f} times (over {MAX_INFLATION})")
     total = sum(member.file_size for member in members)
     if total > MAX_INFLATED_BYTES:
-        raise Unreadable(f"a DOCX that inflates to {total / 2**20:.0f} MiB (over {MAX_INFLATED_BYTES >> 20} MiB)")
+        raise Unreadable(f"a {kind} that inflates to {total / 2**20:.0f} MiB (over {MAX_INFLATED_BYTES >> 20} MiB)")
 
 
 def read_docx(data: bytes) -> str:
@@ -255,12 +255,27 @@ def read_docx(data: bytes) -> str:
     return tidy([line for block in document.iter_inner_content() for line in docx_lines(block)])
 
 
-KINDS = {".pdf": "PDF", ".html": "HTML", ".htm": "HTML", ".docx": "DOCX"}
+def read_hwp(data: bytes) -> str:
+    """Hangul documents are read in hwp.py, which builds on this module."""
+    from .hwp import read_hwp as read
+
+    return read(data)
+
+
+def read_hwpx(data: bytes) -> str:
+    from .hwp import read_hwpx as read
+
+    return read(data)
+
+
+KINDS = {".pdf": "PDF", ".html": "HTML", ".htm": "HTML", ".docx": "DOCX", ".hwp": "HWP", ".hwpx": "HWPX"}
 READERS: dict[str, Callable[[bytes], str]] = {
     ".pdf": read_pdf,
     ".html": read_html,
     ".htm": read_html,
     ".docx": read_docx,
+    ".hwp": read_hwp,
+    ".hwpx": read_hwpx,
 }
 DOCUMENT_SUFFIXES = frozenset(READERS)
 

@@ -20,7 +20,7 @@ from retriever.indexer import IndexReport
 from retriever.notes import Note, scan_notes
 
 KOREAN_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")  # Debian's fonts-nanum
-PARSERS = ("pypdf", "selectolax", "docx")
+PARSERS = ("pypdf", "selectolax", "docx", "dochan")
 
 HTML = """<!doctype html><html><head><title>Deploy</title><style>p { color: red }</style></head><body>
 <nav><a href="/">Home navigation menu</a></nav>
