@@ -186,15 +186,90 @@ def html_depth(source: str) -> int:
 
 def read_html(data: bytes) -> str:
     """The body's text, h1–h6 as headings, lists as `- ` items, table rows as cells between ` | `, `<pre>` fenced;
-    scripts, styles, navigation and the head left out."""
+    scripts, styles, the head and the page's navigation (see `navigation`) left out."""
     lexbor = parser("selectolax.lexbor", "selectolax")
     source = html_source(data)
     if html_depth(source) > MAX_HTML_DEPTH:
         raise Unreadable(f"HTML nested over {MAX_HTML_DEPTH} elements deep (no browser nests deeper)")
     tree = lexbor.LexborHTMLParser(source)
     tree.strip_tags(DROPPED_TAGS)
+    for node in navigation(tree):
+        node.decompose()
     lines = HtmlText().walk(tree.body or tree.root)
     return tidy(lines)
+
+
+# Landmarks that hold a page's own text: a header, footer or aside inside one belongs to that text (an article's
+# byline, a note box); outside every one it is the site's banner, footer or sidebar, repeated on every page.
+CONTENT_LANDMARKS = frozenset({"article", "main", "section"})
+NAVIGATION_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
+# Class and id words that page generators (DocBook, Sphinx, most site themes) give their navigation bars.
+NAVIGATION_CLASSES = frozenset({"navheader", "navfooter", "navbar", "breadcrumb", "breadcrumbs", "sphinxsidebar"})
+CONTENTS_MIN_LINKS = 3
+CONTENTS_LINK_SHARE = 0.8  # of a block's letters, in links to places in the same page
+
+
+def navigation(tree: Any) -> list[Any]:
+    """The page's navigation, outermost elements only: page-level header, footer and aside, navigation roles and
+    bars, and in-page contents (a block of links to the page's own anchors, such as DocBook's `차례`)."""
+    found = [node for node in tree.css("header, footer, aside") if not within(node, CONTENT_LANDMARKS)]
+    for node in tree.css("[role], [class], [id]"):
+        words = set((node.attributes.get("class") or "").lower().split()) | {(node.id or "").lower()}
+        if (node.attributes.get("role") or "").lower() in NAVIGATION_ROLES or words & NAVIGATION_CLASSES:
+            found.append(node)
+    found += contents_blocks(tree)
+    return outermost(found)
+
+
+def within(node: Any, tags: frozenset[str]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in tags or (parent.attributes.get("role") or "") == "main":
+            return True
+        parent = parent.parent
+    return False
+
+
+def contents_blocks(tree: Any) -> list[Any]:
+    """Blocks whose letters are mostly the text of links to the page's own anchors (`#id`, or `page.html#id` with
+    that id here), at least three of them: a table of contents. Found from the links up, so a long page costs its
+    links times their depth, not its elements times theirs."""
+    anchors = {node.id for node in tree.css("[id]")} | {node.attributes.get("name") for node in tree.css("a[name]")}
+    links: dict[int, tuple[Any, int, int]] = {}  # an ancestor's mem_id → (node, links, their letters)
+    for link in tree.css("a[href]"):
+        target = (link.attributes.get("href") or "").partition("#")[2]
+        if not target or target not in anchors:
+            continue
+        letters = letter_count(link.text(deep=True))
+        parent = link.parent
+        while parent is not None and parent.tag not in ("body", "html"):
+            node, count, total = links.get(parent.mem_id, (parent, 0, 0))
+            links[parent.mem_id] = (node, count + 1, total + letters)
+            parent = parent.parent
+    return [
+        node
+        for node, count, total in links.values()
+        if count >= CONTENTS_MIN_LINKS and total >= CONTENTS_LINK_SHARE * letter_count(node.text(deep=True))
+    ]
+
+
+def letter_count(text: str | None) -> int:
+    return sum(1 for c in text or "" if c.isalnum())
+
+
+def outermost(nodes: list[Any]) -> list[Any]:
+    """The nodes no other of them holds: removing a node removes what it holds."""
+    chosen = {node.mem_id for node in nodes}
+    kept, seen = [], set()
+    for node in nodes:
+        parent, inside = node.parent, False
+        while parent is not None and not inside:
+            inside = parent.mem_id in chosen
+            parent = parent.parent
+        if not inside and node.mem_id not in seen:
+            seen.add(node.mem_id)
+            kept.append(node)
+    return kept
 
 
 def tidy(lines: list[str]) -> str:
