@@ -205,19 +205,19 @@ CONTENT_LANDMARKS = frozenset({"article", "main", "section"})
 NAVIGATION_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
 # Class and id words that page generators (DocBook, Sphinx, most site themes) give their navigation bars.
 NAVIGATION_CLASSES = frozenset({"navheader", "navfooter", "navbar", "breadcrumb", "breadcrumbs", "sphinxsidebar"})
-CONTENTS_MIN_LINKS = 3
-CONTENTS_LINK_SHARE = 0.8  # of a block's letters, in links to places in the same page
+LINK_BLOCK_MIN_LINKS = 2
+LINK_BLOCK_SHARE = 0.8  # of a block's letters, in its links' text
 
 
 def navigation(tree: Any) -> list[Any]:
     """The page's navigation, outermost elements only: page-level header, footer and aside, navigation roles and
-    bars, and in-page contents (a block of links to the page's own anchors, such as DocBook's `차례`)."""
+    bars, and blocks that are mostly links (see `link_blocks`)."""
     found = [node for node in tree.css("header, footer, aside") if not within(node, CONTENT_LANDMARKS)]
     for node in tree.css("[role], [class], [id]"):
         words = set((node.attributes.get("class") or "").lower().split()) | {(node.id or "").lower()}
         if (node.attributes.get("role") or "").lower() in NAVIGATION_ROLES or words & NAVIGATION_CLASSES:
             found.append(node)
-    found += contents_blocks(tree)
+    found += link_blocks(tree)
     return outermost(found)
 
 
@@ -230,16 +230,12 @@ def within(node: Any, tags: frozenset[str]) -> bool:
     return False
 
 
-def contents_blocks(tree: Any) -> list[Any]:
-    """Blocks whose letters are mostly the text of links to the page's own anchors (`#id`, or `page.html#id` with
-    that id here), at least three of them: a table of contents. Found from the links up, so a long page costs its
-    links times their depth, not its elements times theirs."""
-    anchors = {node.id for node in tree.css("[id]")} | {node.attributes.get("name") for node in tree.css("a[name]")}
+def link_blocks(tree: Any) -> list[Any]:
+    """Blocks whose letters are mostly the text of links, at least LINK_BLOCK_MIN_LINKS of them: a table of contents
+    (DocBook's `차례`), a list of related pages, a row of previous/next links. Found from the links up, so a long page
+    costs its links times their depth, not its elements times theirs."""
     links: dict[int, tuple[Any, int, int]] = {}  # an ancestor's mem_id → (node, links, their letters)
     for link in tree.css("a[href]"):
-        target = (link.attributes.get("href") or "").partition("#")[2]
-        if not target or target not in anchors:
-            continue
         letters = letter_count(link.text(deep=True))
         parent = link.parent
         while parent is not None and parent.tag not in ("body", "html"):
@@ -249,7 +245,7 @@ def contents_blocks(tree: Any) -> list[Any]:
     return [
         node
         for node, count, total in links.values()
-        if count >= CONTENTS_MIN_LINKS and total >= CONTENTS_LINK_SHARE * letter_count(node.text(deep=True))
+        if count >= LINK_BLOCK_MIN_LINKS and total >= LINK_BLOCK_SHARE * letter_count(node.text(deep=True))
     ]
 
 

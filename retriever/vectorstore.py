@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .boilerplate import boilerplate_rows
 from .filters import NoteTable
 
 if TYPE_CHECKING:
@@ -81,6 +82,11 @@ class IndexView(ABC):
     def notes(self) -> NoteTable:
         """What filters ask of each note, worked out at the first filtered question and kept with the index."""
         return NoteTable(self.manifest)
+
+    @cached_property
+    def boilerplate(self) -> np.ndarray:
+        """Chunk rows no ranking shows: sections repeated across the folder's notes (see boilerplate.py)."""
+        return boilerplate_rows(self.manifest.chunks)
 
     @cached_property
     def chunk_questions(self) -> np.ndarray:
