@@ -206,7 +206,7 @@ NAVIGATION_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
 # Class and id words that page generators (DocBook, Sphinx, most site themes) give their navigation bars.
 NAVIGATION_CLASSES = frozenset({"navheader", "navfooter", "navbar", "breadcrumb", "breadcrumbs", "sphinxsidebar"})
 LINK_BLOCK_MIN_LINKS = 2
-LINK_BLOCK_SHARE = 0.8  # of a block's letters, in its links' text
+LINK_BLOCK_SHARE = 0.7  # of a block's letters, in its links' text
 
 
 def navigation(tree: Any) -> list[Any]:

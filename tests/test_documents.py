@@ -308,3 +308,34 @@ def test_a_document_is_bounded_by_its_own_bytes_and_by_its_text(
     assert scan_notes(notes).skipped[-1][1].endswith("MB of text (RETRIEVER_MAX_NOTE_MB raises it)")
     monkeypatch.setattr(notes_module, "MAX_DOCUMENT_BYTES", size - 1)
     assert scan_notes(notes).skipped[-1][1].endswith("MB (RETRIEVER_MAX_DOCUMENT_MB raises it)")
+
+
+NAVIGATED = """<html><body>
+<header><a href="index.html">Help home</a> <span>Search the manual</span></header>
+<aside><p>Sidebar: every module of the suite</p></aside>
+<div role="navigation"><a href="a.html">Previous chapter</a></div>
+<div class="navheader"><table><tr><th>8장. 패키지 도구</th></tr></table></div>
+<h1><a id="tools"></a>8장. 패키지 도구</h1>
+<div class="toc"><p><strong>차례</strong></p><dl>
+<dt><a href="tools.html#dpkg">8.1. dpkg는 무엇인가요?</a></dt>
+<dt><a href="tools.html#apt">8.2. APT는 무엇인가요?</a></dt>
+<dt><a href="#pin">8.3. 버전을 고정하려면?</a></dt></dl></div>
+<article><header><p>Written by the packaging team</p></header>
+<h2 id="dpkg">8.1. dpkg는 무엇인가요?</h2>
+<p>dpkg는 <a href="#apt">APT</a>가 쓰는 낮은 수준의 패키지 관리 프로그램입니다.</p>
+<h2 id="apt">8.2. APT는 무엇인가요?</h2><p>APT는 의존성을 풀어 패키지를 설치합니다.</p>
+<h2 id="pin">8.3. 버전을 고정하려면?</h2><p>apt-mark hold 로 고정합니다.</p>
+<aside><p>Note: pinning also works per release.</p></aside></article>
+<div class="relatedtopics"><p>관련 주제</p><p><a href="x.html">APT 설정</a></p><p><a href="y.html">dpkg 로그</a></p></div>
+<footer><h3>Help content debug info:</h3><p>This page is: /text/tools.xhp</p></footer>
+</body></html>"""
+
+
+def test_html_navigation_is_left_out_and_the_page_text_kept() -> None:
+    text = read_document(".html", NAVIGATED.encode())
+    for navigation in ("Help home", "Sidebar", "Previous chapter", "차례", "관련 주제", "APT 설정", "debug info"):
+        assert navigation not in text
+    assert text.count("8장. 패키지 도구") == 1 and text.count("8.2. APT는 무엇인가요?") == 1  # the heading only
+    # Inside the article its header and aside are its own text; a link inside a sentence keeps the sentence.
+    assert "Written by the packaging team" in text and "Note: pinning also works per release." in text
+    assert "dpkg는 APT가 쓰는 낮은 수준의 패키지 관리 프로그램입니다." in text
