@@ -339,3 +339,56 @@ def test_html_navigation_is_left_out_and_the_page_text_kept() -> None:
     # Inside the article its header and aside are its own text; a link inside a sentence keeps the sentence.
     assert "Written by the packaging team" in text and "Note: pinning also works per release." in text
     assert "dpkg는 APT가 쓰는 낮은 수준의 패키지 관리 프로그램입니다." in text
+
+
+PUMP_PAGES = {
+    "install": ("Installing the pump", "Bolt the pump to a level concrete base before connecting the pipes."),
+    "priming": ("Priming", "Fill the casing with water through the priming plug until no air bubbles rise."),
+    "seals": ("Shaft seals", "Replace the mechanical seal when water drips from the shaft more than once a minute."),
+    "noise": ("Noise", "A rattling noise means cavitation: open the suction valve fully."),
+    "winter": ("Winter storage", "Drain the pump and store it in a frost-free room over the winter."),
+    "wiring": ("Wiring", "Connect the motor to a circuit protected by a 16 A breaker."),
+}
+FEEDBACK = "Was this page helpful?"
+FEEDBACK_BOX = (
+    f'<div class="feedback"><h2>{FEEDBACK}</h2><p>Tell us how to improve this manual: send feedback to the '
+    "documentation team at docs@example.com.</p></div>"
+)
+FEEDBACK_QUESTION = "How do I send feedback to the documentation team?"
+
+
+def pump_page(title: str, text: str, feedback: bool = True) -> str:
+    return f"<html><body><h1>{title}</h1><p>{text}</p>{FEEDBACK_BOX if feedback else ''}</body></html>"
+
+
+def test_a_section_repeated_on_most_pages_is_no_answer_and_comes_back_when_it_stops_repeating(
+    tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name, (title, text) in PUMP_PAGES.items():
+        (notes / f"{name}.html").write_text(pump_page(title, text), encoding="utf-8")
+    (notes / "service.md").write_text(
+        "# Service desk\n\n## Feedback about the pump\n\nSend feedback about the pump itself to the service desk "
+        "by phone: 555-0100.\n",
+        encoding="utf-8",
+    )
+    for n in range(5):  # a note copied five times is still an answer: only its copies hold it
+        (notes / f"checklist {n}.md").write_text(
+            "# Release checklist\n\nTag the release, then publish the wheel to the package index.\n", encoding="utf-8"
+        )
+    retriever = Retriever(notes, tmp_path / "index", models=["e5"])
+    retriever.index()
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = retriever.ask(FEEDBACK_QUESTION, k=5, mode=mode)
+        assert hits and all(hit.headings[-1] != FEEDBACK for hit in hits), mode
+        assert hits[0].path == "service.md"  # shares the question's words, and answers another question
+    assert retriever.ask("How do I publish the wheel?", k=1)[0].path.startswith("checklist")
+    assert retriever.ask("What do I do when the shaft drips water?", k=1)[0].path == "seals.html"
+    # Two pages lose the box: four of six hold it, too few to call it boilerplate, and the next build answers it.
+    for name in ("noise", "wiring"):
+        (notes / f"{name}.html").write_text(pump_page(*PUMP_PAGES[name], feedback=False), encoding="utf-8")
+    retriever.index()
+    assert retriever.ask(FEEDBACK_QUESTION, k=1, mode="dense")[0].headings[-1] == FEEDBACK
