@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpora import CORPORA  # noqa: E402
-from bench.html_extraction import unpacked  # noqa: E402
-from retriever.boilerplate import boilerplate_rows, recurring_key  # noqa: E402
-from retriever.chunking import ChunkerSettings, chunk_section, split_sections  # noqa: E402
-from retriever.notes import scan_notes  # noqa: E402
+from bench.corpora import CORPORA
+from bench.html_extraction import unpacked
+from retriever.boilerplate import boilerplate_rows, recurring_key
+from retriever.chunking import ChunkerSettings, chunk_section, split_sections
+from retriever.notes import scan_notes
 
 FOLDERS = {
     **{name: make for name, (make, _) in CORPORA.items()},
@@ -41,6 +41,10 @@ def main() -> None:
         print(f"{name}: {len(scan.notes)} notes, {len(chunks)} chunks, {len(hidden)} kept out ({len(kinds)} distinct)")
         for (suffix, text), count in kinds.most_common():
             print(f"    {count:5d} × {suffix} {text[:110]!r}")
+        kept = Counter(recurring_key(chunk) for chunk in chunks) - kinds
+        for (suffix, text), count in kept.most_common(3):
+            if count > 1:
+                print(f"    kept, repeated {count} times: {suffix} {text[:100]!r}")
 
 
 def words(text: str) -> int:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpora import CACHE  # noqa: E402
-from retriever.documents import DROPPED_TAGS, HtmlText, html_source, read_html  # noqa: E402
+from bench.corpora import CACHE
+from retriever.documents import DROPPED_TAGS, HtmlText, html_source, read_html
 
 DEBIAN = CACHE / "debian"
 PACKAGES = ("libreoffice-help-ko", "libreoffice-help-en-us", "debian-faq-ko", "debian-faq")
@@ -91,7 +91,9 @@ def justext_text(data: bytes) -> str:
 
     source = html_source(data)
     language = "Korean" if re.search(r'lang="ko', source[:2000]) else "English"
-    return "\n".join(p.text for p in justext.justext(source.encode(), justext.get_stoplist(language)) if not p.is_boilerplate)
+    return "\n".join(
+        p.text for p in justext.justext(source.encode(), justext.get_stoplist(language)) if not p.is_boilerplate
+    )
 
 
 EXTRACTORS: dict[str, Callable[[bytes], str]] = {

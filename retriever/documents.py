@@ -207,6 +207,9 @@ NAVIGATION_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
 NAVIGATION_CLASSES = frozenset({"navheader", "navfooter", "navbar", "breadcrumb", "breadcrumbs", "sphinxsidebar"})
 LINK_BLOCK_MIN_LINKS = 2
 LINK_BLOCK_SHARE = 0.7  # of a block's letters, in its links' text
+# Letters outside its links a link block may hold: a label (`차례`, `Related Topics`, `Table of Contents`). A page
+# whose one-line abstract sits beside a long contents list keeps the abstract: their common block is no link block.
+LINK_BLOCK_OTHER = 20
 
 
 def navigation(tree: Any) -> list[Any]:
@@ -231,9 +234,9 @@ def within(node: Any, tags: frozenset[str]) -> bool:
 
 
 def link_blocks(tree: Any) -> list[Any]:
-    """Blocks whose letters are mostly the text of links, at least LINK_BLOCK_MIN_LINKS of them: a table of contents
-    (DocBook's `차례`), a list of related pages, a row of previous/next links. Found from the links up, so a long page
-    costs its links times their depth, not its elements times theirs."""
+    """Blocks whose letters are mostly the text of links, at least LINK_BLOCK_MIN_LINKS of them, with little else: a
+    table of contents (DocBook's `차례`), a list of related pages, a row of previous/next links. Found from the links
+    up, so a long page costs its links times their depth, not its elements times theirs."""
     links: dict[int, tuple[Any, int, int]] = {}  # an ancestor's mem_id → (node, links, their letters)
     for link in tree.css("a[href]"):
         letters = letter_count(link.text(deep=True))
@@ -242,11 +245,12 @@ def link_blocks(tree: Any) -> list[Any]:
             node, count, total = links.get(parent.mem_id, (parent, 0, 0))
             links[parent.mem_id] = (node, count + 1, total + letters)
             parent = parent.parent
-    return [
-        node
-        for node, count, total in links.values()
-        if count >= LINK_BLOCK_MIN_LINKS and total >= LINK_BLOCK_SHARE * letter_count(node.text(deep=True))
-    ]
+    found = []
+    for node, count, linked in links.values():
+        other = letter_count(node.text(deep=True)) - linked
+        if count >= LINK_BLOCK_MIN_LINKS and other <= min(LINK_BLOCK_OTHER, (1 - LINK_BLOCK_SHARE) * (linked + other)):
+            found.append(node)
+    return found
 
 
 def letter_count(text: str | None) -> int:
