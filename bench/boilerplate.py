@@ -39,12 +39,12 @@ def main() -> None:
         hidden = boilerplate_rows(chunks)
         kinds = Counter(recurring_key(chunks[row]) for row in hidden)
         print(f"{name}: {len(scan.notes)} notes, {len(chunks)} chunks, {len(hidden)} kept out ({len(kinds)} distinct)")
-        for (suffix, text), count in kinds.most_common():
-            print(f"    {count:5d} × {suffix} {text[:110]!r}")
+        for (suffix, heading, text), count in kinds.most_common():
+            print(f"    {count:5d} × {suffix} {heading!r}: {text[:100]!r}")
         kept = Counter(recurring_key(chunk) for chunk in chunks) - kinds
-        for (suffix, text), count in kept.most_common(3):
+        for (suffix, heading, text), count in kept.most_common(3):
             if count > 1:
-                print(f"    kept, repeated {count} times: {suffix} {text[:100]!r}")
+                print(f"    kept, repeated {count} times: {suffix} {heading!r}: {text[:90]!r}")
 
 
 def words(text: str) -> int:
