@@ -213,9 +213,14 @@ LINK_BLOCK_OTHER = 20
 
 
 def navigation(tree: Any) -> list[Any]:
-    """The page's navigation, outermost elements only: page-level header, footer and aside, navigation roles and
-    bars, and blocks that are mostly links (see `link_blocks`)."""
-    found = [node for node in tree.css("header, footer, aside") if not within(node, CONTENT_LANDMARKS)]
+    """The page's navigation, outermost elements only: page-level header (unless it holds the page's `h1`: many
+    themes title the page there), footer and aside, navigation roles and bars, and blocks that are mostly links
+    (see `link_blocks`)."""
+    found = [
+        node
+        for node in tree.css("header, footer, aside")
+        if not within(node, CONTENT_LANDMARKS) and not (node.tag == "header" and node.css_first("h1"))
+    ]
     for node in tree.css("[role], [class], [id]"):
         words = set((node.attributes.get("class") or "").lower().split()) | {(node.id or "").lower()}
         if (node.attributes.get("role") or "").lower() in NAVIGATION_ROLES or words & NAVIGATION_CLASSES:
@@ -225,9 +230,10 @@ def navigation(tree: Any) -> list[Any]:
 
 
 def within(node: Any, tags: frozenset[str]) -> bool:
+    """Whether an element sits inside one of these tags, or inside the element a page marks `role=main`."""
     parent = node.parent
     while parent is not None:
-        if parent.tag in tags or (parent.attributes.get("role") or "") == "main":
+        if parent.tag in tags or (parent.attributes.get("role") or "").lower() == "main":
             return True
         parent = parent.parent
     return False

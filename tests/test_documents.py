@@ -339,6 +339,11 @@ def test_html_navigation_is_left_out_and_the_page_text_kept() -> None:
     # Inside the article its header and aside are its own text; a link inside a sentence keeps the sentence.
     assert "Written by the packaging team" in text and "Note: pinning also works per release." in text
     assert "dpkg는 APT가 쓰는 낮은 수준의 패키지 관리 프로그램입니다." in text
+    # A theme that titles the page in a header outside any article keeps the title.
+    titled = (
+        "<html><body><div class='post'><header><h1>Pump manual</h1></header><p>Read me first.</p></div></body></html>"
+    )
+    assert read_document(".html", titled.encode()) == "# Pump manual\n\nRead me first.\n"
     # A book's front page: its one-line abstract shares a block with the long contents list, and stays.
     entries = "".join(f'<dt><a href="ch{n}.html">{n}장. 데비안 패키지 관리 도구와 설정</a></dt>' for n in range(1, 9))
     front = f"<div class='book'><p>이 문서는 데비안에 관해 자주 묻는 질문에 답합니다.</p><dl>{entries}</dl></div>"
