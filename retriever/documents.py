@@ -210,6 +210,9 @@ LINK_BLOCK_SHARE = 0.7  # of a block's letters, in its links' text
 # Letters outside its links a link block may hold: a label (`차례`, `Related Topics`, `Table of Contents`). A page
 # whose one-line abstract sits beside a long contents list keeps the abstract: their common block is no link block.
 LINK_BLOCK_OTHER = 20
+# How far above its links a link block may be: DocBook's nested contents are 7 levels above their deepest link. The
+# bound keeps a page of many links nested 512 deep from costing links × 512 steps.
+LINK_BLOCK_DEPTH = 10
 
 
 def navigation(tree: Any) -> list[Any]:
@@ -246,15 +249,17 @@ def link_blocks(tree: Any) -> list[Any]:
     links: dict[int, tuple[Any, int, int]] = {}  # an ancestor's mem_id → (node, links, their letters)
     for link in tree.css("a[href]"):
         letters = letter_count(link.text(deep=True))
-        parent = link.parent
-        while parent is not None and parent.tag not in ("body", "html"):
+        parent, up = link.parent, 0
+        while parent is not None and parent.tag not in ("body", "html") and up < LINK_BLOCK_DEPTH:
             node, count, total = links.get(parent.mem_id, (parent, 0, 0))
             links[parent.mem_id] = (node, count + 1, total + letters)
-            parent = parent.parent
+            parent, up = parent.parent, up + 1
     found = []
     for node, count, linked in links.values():
+        if count < LINK_BLOCK_MIN_LINKS:
+            continue
         other = letter_count(node.text(deep=True)) - linked
-        if count >= LINK_BLOCK_MIN_LINKS and other <= min(LINK_BLOCK_OTHER, (1 - LINK_BLOCK_SHARE) * (linked + other)):
+        if other <= min(LINK_BLOCK_OTHER, (1 - LINK_BLOCK_SHARE) * (linked + other)):
             found.append(node)
     return found
 
@@ -264,14 +269,19 @@ def letter_count(text: str | None) -> int:
 
 
 def outermost(nodes: list[Any]) -> list[Any]:
-    """The nodes no other of them holds: removing a node removes what it holds."""
+    """The nodes no other of them holds: removing a node removes what it holds. Each element's answer (is it, or an
+    element above it, one of the nodes) is kept, so thousands of nodes 512 deep cost their elements, not nodes ×
+    depth."""
     chosen = {node.mem_id for node in nodes}
+    covered: dict[int, bool] = {}  # an element's mem_id → it or one above it is chosen
     kept, seen = [], set()
     for node in nodes:
-        parent, inside = node.parent, False
-        while parent is not None and not inside:
-            inside = parent.mem_id in chosen
+        path, parent = [], node.parent
+        while parent is not None and parent.mem_id not in covered and parent.mem_id not in chosen:
+            path.append(parent.mem_id)
             parent = parent.parent
+        inside = parent is not None and (parent.mem_id in chosen or covered[parent.mem_id])
+        covered.update(dict.fromkeys(path, inside))
         if not inside and node.mem_id not in seen:
             seen.add(node.mem_id)
             kept.append(node)
