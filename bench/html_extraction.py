@@ -9,6 +9,8 @@ pages' banner (`LibreOffice 7.4 Help`, `Module`, `Contents`, `Index`), their `Re
 previous/next footer. Every other line is content. A line's letters are cut into pieces of PIECE letters; a piece
 is kept where the extraction holds it, a piece that content and navigation share counted as content first.
 
+    pip install trafilatura readability-lxml justext   # the libraries compared (one at a time: pip's resolver
+                                                       # trips over lxml's extras when given all three at once)
     python bench/html_extraction.py    # downloads the four packages once into the cache (apt-get download)
 """
 
@@ -128,7 +130,11 @@ def main() -> None:
         totals = [0, 0, 0, 0]
         worst = 1.0
         started = time.perf_counter()
-        texts = {page: extract(data) for page, data in pages.items()}
+        try:
+            texts = {page: extract(data) for page, data in pages.items()}
+        except ImportError as missing:  # the libraries are compared, not needed: pip install trafilatura …
+            print(f"{name:26} not installed ({missing.name})")
+            continue
         rate = len(pages) / (time.perf_counter() - started)
         for page, data in pages.items():
             result = scored(every_line(data), set(labels[page]), texts[page])
