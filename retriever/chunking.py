@@ -30,7 +30,7 @@ class ChunkerSettings:
 
     max_tokens: int = 256
     part_tokens: int = 64  # sub-chunks scored inside a chunk: one bullet, or a few sentences
-    version: int = 9  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
+    version: int = 10  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)

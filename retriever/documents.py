@@ -186,15 +186,106 @@ def html_depth(source: str) -> int:
 
 def read_html(data: bytes) -> str:
     """The body's text, h1–h6 as headings, lists as `- ` items, table rows as cells between ` | `, `<pre>` fenced;
-    scripts, styles, navigation and the head left out."""
+    scripts, styles, the head and the page's navigation (see `navigation`) left out."""
     lexbor = parser("selectolax.lexbor", "selectolax")
     source = html_source(data)
     if html_depth(source) > MAX_HTML_DEPTH:
         raise Unreadable(f"HTML nested over {MAX_HTML_DEPTH} elements deep (no browser nests deeper)")
     tree = lexbor.LexborHTMLParser(source)
     tree.strip_tags(DROPPED_TAGS)
+    for node in navigation(tree):
+        node.decompose()
     lines = HtmlText().walk(tree.body or tree.root)
     return tidy(lines)
+
+
+# Landmarks that hold a page's own text: a header, footer or aside inside one belongs to that text (an article's
+# byline, a note box); outside every one it is the site's banner, footer or sidebar, repeated on every page.
+CONTENT_LANDMARKS = frozenset({"article", "main", "section"})
+NAVIGATION_ROLES = frozenset({"navigation", "banner", "contentinfo", "search"})
+# Class and id words that page generators (DocBook, Sphinx, most site themes) give their navigation bars.
+NAVIGATION_CLASSES = frozenset({"navheader", "navfooter", "navbar", "breadcrumb", "breadcrumbs", "sphinxsidebar"})
+LINK_BLOCK_MIN_LINKS = 2
+LINK_BLOCK_SHARE = 0.7  # of a block's letters, in its links' text
+# Letters outside its links a link block may hold: a label (`차례`, `Related Topics`, `Table of Contents`). A page
+# whose one-line abstract sits beside a long contents list keeps the abstract: their common block is no link block.
+LINK_BLOCK_OTHER = 20
+# How far above its links a link block may be: DocBook's nested contents are 7 levels above their deepest link. The
+# bound keeps a page of many links nested 512 deep from costing links × 512 steps.
+LINK_BLOCK_DEPTH = 10
+
+
+def navigation(tree: Any) -> list[Any]:
+    """The page's navigation, outermost elements only: page-level header (unless it holds the page's `h1`: many
+    themes title the page there), footer and aside, navigation roles and bars, and blocks that are mostly links
+    (see `link_blocks`)."""
+    found = [
+        node
+        for node in tree.css("header, footer, aside")
+        if not within(node, CONTENT_LANDMARKS) and not (node.tag == "header" and node.css_first("h1"))
+    ]
+    for node in tree.css("[role], [class], [id]"):
+        words = set((node.attributes.get("class") or "").lower().split()) | {(node.id or "").lower()}
+        if (node.attributes.get("role") or "").lower() in NAVIGATION_ROLES or words & NAVIGATION_CLASSES:
+            found.append(node)
+    found += link_blocks(tree)
+    return outermost(found)
+
+
+def within(node: Any, tags: frozenset[str]) -> bool:
+    """Whether an element sits inside one of these tags, or inside the element a page marks `role=main`."""
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in tags or (parent.attributes.get("role") or "").lower() == "main":
+            return True
+        parent = parent.parent
+    return False
+
+
+def link_blocks(tree: Any) -> list[Any]:
+    """Blocks whose letters are mostly the text of links, at least LINK_BLOCK_MIN_LINKS of them, with little else: a
+    table of contents (DocBook's `차례`), a list of related pages, a row of previous/next links. Found from the links
+    up, so a long page costs its links times their depth, not its elements times theirs."""
+    links: dict[int, tuple[Any, int, int]] = {}  # an ancestor's mem_id → (node, links, their letters)
+    for link in tree.css("a[href]"):
+        letters = letter_count(link.text(deep=True))
+        parent, up = link.parent, 0
+        while parent is not None and parent.tag not in ("body", "html") and up < LINK_BLOCK_DEPTH:
+            node, count, total = links.get(parent.mem_id, (parent, 0, 0))
+            links[parent.mem_id] = (node, count + 1, total + letters)
+            parent, up = parent.parent, up + 1
+    found = []
+    for node, count, linked in links.values():
+        if count < LINK_BLOCK_MIN_LINKS:
+            continue
+        other = letter_count(node.text(deep=True)) - linked
+        if other <= min(LINK_BLOCK_OTHER, (1 - LINK_BLOCK_SHARE) * (linked + other)):
+            found.append(node)
+    return found
+
+
+def letter_count(text: str | None) -> int:
+    return sum(1 for c in text or "" if c.isalnum())
+
+
+def outermost(nodes: list[Any]) -> list[Any]:
+    """The nodes no other of them holds: removing a node removes what it holds. Each element's answer (is it, or an
+    element above it, one of the nodes) is kept, so thousands of nodes 512 deep cost their elements, not nodes ×
+    depth."""
+    chosen = {node.mem_id for node in nodes}
+    covered: dict[int, bool] = {}  # an element's mem_id → it or one above it is chosen
+    kept, seen = [], set()
+    for node in nodes:
+        path, parent = [], node.parent
+        while parent is not None and parent.mem_id not in covered and parent.mem_id not in chosen:
+            path.append(parent.mem_id)
+            parent = parent.parent
+        inside = parent is not None and (parent.mem_id in chosen or covered[parent.mem_id])
+        covered.update(dict.fromkeys(path, inside))
+        if not inside and node.mem_id not in seen:
+            seen.add(node.mem_id)
+            kept.append(node)
+    return kept
 
 
 def tidy(lines: list[str]) -> str:

@@ -104,12 +104,14 @@ def candidates(
     allowed: np.ndarray | None = None,
 ) -> np.ndarray:
     """The rows every channel ranks: each channel's n best, from the ANN indexes, or, under filters, by exact scores
-    of the allowed rows alone (a filtered-out chunk must never take a candidate's place)."""
+    of the allowed rows alone (a filtered-out chunk must never take a candidate's place). Boilerplate is never one."""
+    hidden = index.boilerplate
     if allowed is not None:
+        allowed = np.setdiff1d(allowed, hidden)
         return allowed if len(allowed) <= n else filtered_candidates(index, queries, lexical, n, allowed)
     total = len(index.manifest.chunks)
     if total <= n:
-        return np.arange(total)
+        return np.setdiff1d(np.arange(total), hidden)
     found: list[np.ndarray] = []
     owners = index.part_owners
     for model, vector in queries.items():
@@ -117,7 +119,7 @@ def candidates(
         found.append(owners[index.nearest(matrix_name(model, "parts"), vector, n)])
     if lexical is not None:  # even with nothing matched, so lexical mode always has candidates
         found.append(lexical.top(n))
-    return np.unique(np.concatenate(found))
+    return np.setdiff1d(np.concatenate(found), hidden)
 
 
 def best_of(rows: np.ndarray, scores: np.ndarray, n: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .boilerplate import boilerplate_rows
 from .filters import NoteTable
 from .language import passage_languages
 
@@ -87,6 +88,11 @@ class IndexView(ABC):
     def chunk_korean(self) -> np.ndarray:
         """Which chunks are in Korean, for ranking to normalise each language on its own (see ranking)."""
         return passage_languages(f"{c.heading}\n{c.text}" for c in self.manifest.chunks)
+
+    @cached_property
+    def boilerplate(self) -> np.ndarray:
+        """Chunk rows no ranking shows: sections repeated across the folder's notes (see boilerplate.py)."""
+        return boilerplate_rows(self.manifest.chunks)
 
     @cached_property
     def chunk_questions(self) -> np.ndarray:

@@ -308,3 +308,98 @@ def test_a_document_is_bounded_by_its_own_bytes_and_by_its_text(
     assert scan_notes(notes).skipped[-1][1].endswith("MB of text (RETRIEVER_MAX_NOTE_MB raises it)")
     monkeypatch.setattr(notes_module, "MAX_DOCUMENT_BYTES", size - 1)
     assert scan_notes(notes).skipped[-1][1].endswith("MB (RETRIEVER_MAX_DOCUMENT_MB raises it)")
+
+
+NAVIGATED = """<html><body>
+<header><a href="index.html">Help home</a> <span>Search the manual</span></header>
+<aside><p>Sidebar: every module of the suite</p></aside>
+<div role="navigation"><a href="a.html">Previous chapter</a></div>
+<div class="navheader"><table><tr><th>8장. 패키지 도구</th></tr></table></div>
+<h1><a id="tools"></a>8장. 패키지 도구</h1>
+<div class="toc"><p><strong>차례</strong></p><dl>
+<dt><a href="tools.html#dpkg">8.1. dpkg는 무엇인가요?</a></dt>
+<dt><a href="tools.html#apt">8.2. APT는 무엇인가요?</a></dt>
+<dt><a href="#pin">8.3. 버전을 고정하려면?</a></dt></dl></div>
+<article><header><p>Written by the packaging team</p></header>
+<h2 id="dpkg">8.1. dpkg는 무엇인가요?</h2>
+<p>dpkg는 <a href="#apt">APT</a>가 쓰는 낮은 수준의 패키지 관리 프로그램입니다.</p>
+<h2 id="apt">8.2. APT는 무엇인가요?</h2><p>APT는 의존성을 풀어 패키지를 설치합니다.</p>
+<h2 id="pin">8.3. 버전을 고정하려면?</h2><p>apt-mark hold 로 고정합니다.</p>
+<aside><p>Note: pinning also works per release.</p></aside></article>
+<div class="relatedtopics"><p>관련 주제</p><p><a href="x.html">APT 설정</a></p><p><a href="y.html">dpkg 로그</a></p></div>
+<footer><h3>Help content debug info:</h3><p>This page is: /text/tools.xhp</p></footer>
+</body></html>"""
+
+
+def test_html_navigation_is_left_out_and_the_page_text_kept() -> None:
+    text = read_document(".html", NAVIGATED.encode())
+    for navigation in ("Help home", "Sidebar", "Previous chapter", "차례", "관련 주제", "APT 설정", "debug info"):
+        assert navigation not in text
+    assert text.count("8장. 패키지 도구") == 1 and text.count("8.2. APT는 무엇인가요?") == 1  # the heading only
+    # Inside the article its header and aside are its own text; a link inside a sentence keeps the sentence.
+    assert "Written by the packaging team" in text and "Note: pinning also works per release." in text
+    assert "dpkg는 APT가 쓰는 낮은 수준의 패키지 관리 프로그램입니다." in text
+    # A theme that titles the page in a header outside any article keeps the title.
+    titled = (
+        "<html><body><div class='post'><header><h1>Pump manual</h1></header><p>Read me first.</p></div></body></html>"
+    )
+    assert read_document(".html", titled.encode()) == "# Pump manual\n\nRead me first.\n"
+    # A book's front page: its one-line abstract shares a block with the long contents list, and stays.
+    entries = "".join(f'<dt><a href="ch{n}.html">{n}장. 데비안 패키지 관리 도구와 설정</a></dt>' for n in range(1, 9))
+    front = f"<div class='book'><p>이 문서는 데비안에 관해 자주 묻는 질문에 답합니다.</p><dl>{entries}</dl></div>"
+    assert read_document(".html", f"<html><body>{front}</body></html>".encode()) == (
+        "이 문서는 데비안에 관해 자주 묻는 질문에 답합니다.\n"
+    )
+
+
+PUMP_PAGES = {
+    "install": ("Installing the pump", "Bolt the pump to a level concrete base before connecting the pipes."),
+    "priming": ("Priming", "Fill the casing with water through the priming plug until no air bubbles rise."),
+    "seals": ("Shaft seals", "Replace the mechanical seal when water drips from the shaft more than once a minute."),
+    "noise": ("Noise", "A rattling noise means cavitation: open the suction valve fully."),
+    "winter": ("Winter storage", "Drain the pump and store it in a frost-free room over the winter."),
+    "wiring": ("Wiring", "Connect the motor to a circuit protected by a 16 A breaker."),
+}
+FEEDBACK = "Was this page helpful?"
+FEEDBACK_BOX = (
+    f'<div class="feedback"><h2>{FEEDBACK}</h2><p>Tell us how to improve this manual: send feedback to the '
+    "documentation team at docs@example.com.</p></div>"
+)
+FEEDBACK_QUESTION = "How do I send feedback to the documentation team?"
+
+
+def pump_page(title: str, text: str, feedback: bool = True) -> str:
+    return f"<html><body><h1>{title}</h1><p>{text}</p>{FEEDBACK_BOX if feedback else ''}</body></html>"
+
+
+def test_a_section_repeated_on_most_pages_is_no_answer_and_comes_back_when_it_stops_repeating(
+    tmp_path: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for name, (title, text) in PUMP_PAGES.items():
+        (notes / f"{name}.html").write_text(pump_page(title, text), encoding="utf-8")
+    (notes / "service.md").write_text(
+        "# Service desk\n\n## Feedback about the pump\n\nSend feedback about the pump itself to the service desk "
+        "by phone: 555-0100.\n",
+        encoding="utf-8",
+    )
+    for n in range(5):  # a note copied five times is still an answer: only its copies hold it
+        (notes / f"checklist {n}.md").write_text(
+            "# Release checklist\n\nTag the release, then publish the wheel to the package index.\n", encoding="utf-8"
+        )
+    retriever = Retriever(notes, tmp_path / "index", models=["e5"])
+    retriever.index()
+    for mode in ("hybrid", "dense", "lexical"):
+        hits = retriever.ask(FEEDBACK_QUESTION, k=5, mode=mode)
+        assert hits and all(hit.headings[-1] != FEEDBACK for hit in hits), mode
+        assert hits[0].path == "service.md"  # shares the question's words, and answers another question
+    assert retriever.ask("How do I publish the wheel?", k=1)[0].path.startswith("checklist")
+    assert retriever.ask("What do I do when the shaft drips water?", k=1)[0].path == "seals.html"
+    # Two pages lose the box: four of six hold it, too few to call it boilerplate, and the next build answers it.
+    for name in ("noise", "wiring"):
+        (notes / f"{name}.html").write_text(pump_page(*PUMP_PAGES[name], feedback=False), encoding="utf-8")
+    retriever.index()
+    assert retriever.ask(FEEDBACK_QUESTION, k=1, mode="dense")[0].headings[-1] == FEEDBACK
