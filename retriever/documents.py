@@ -66,23 +66,10 @@ def quiet(logger: str) -> Iterator[None]:
 
 
 def read_pdf(data: bytes) -> str:
-    """Every page's text under a `# p. N` heading, N counted from 1 as a viewer counts pages."""
-    pypdf = parser("pypdf", "pypdf")
-    with quiet("pypdf"):
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        try:
-            if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens many "protected" PDFs
-                raise Unreadable("an encrypted PDF (it needs a password)")
-        except pypdf.errors.DependencyError:
-            raise Unreadable(f"not read: decrypting it needs cryptography ({INSTALL_HINT})") from None
-        pages = [page.extract_text() or "" for page in reader.pages]
-    if not any(text.strip() for text in pages):
-        raise Unreadable("a PDF without text (scanned pages need OCR first)")
-    lines: list[str] = []
-    for number, text in enumerate(pages, 1):
-        lines += heading(1, f"p. {number}")
-        lines += [escaped(line.rstrip()) for line in text.replace("\x00", "").splitlines()]
-    return "\n".join(lines).strip() + "\n"
+    """pdf.py reads PDFs; imported here only when one is read."""
+    from .pdf import read_pdf as read
+
+    return read(data)
 
 
 DROPPED_TAGS = ["head", "script", "style", "nav", "noscript", "template", "svg", "iframe"]

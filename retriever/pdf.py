@@ -1,0 +1,268 @@
+"""A PDF's text as a person reads it: words kept apart, sections headed, the page's furniture left out.
+
+PDFium (pypdfium2) reads the text: it puts a space wherever the glyphs leave a gap, as LaTeX output needs (its
+Korean runs carry no space characters at all; pypdf ran their words together), and at 100+ pages a second it was
+the fastest of the libraries measured (bench/pdf_libraries.py has the table).
+
+Sections come from the outline (bookmarks) where the PDF has one: each bookmark heads the line on its page that
+names it, or the top of its page. Without an outline, a line set alone in a larger or bolder type than the body
+text is a heading, a larger size a higher level.
+
+Left out, as navigation and not content: lines repeated at the top or bottom edge of many pages (running headers
+and footers, their page numbers turned into `#` so "Chapter 3 … 21" repeats) and any edge line in the band they
+sit in, bare page numbers, dot-leader contents entries, and whole pages made mostly of entries ending in page
+numbers (tables of contents, indexes). A word hyphenated at a line's end is joined, without its hyphen unless the
+document writes it with one elsewhere.
+
+The page stays the location: each page starts with a `<!-- p. N -->` line (a Markdown comment, so the text reads
+as Markdown still), and structure.py/chunking.py end passages at it and add `p. N` to their heading path, so a
+hit says its page and `get` of its `path#line` opens on that page.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .documents import Unreadable, escaped, heading, parser
+
+PAGE_MARK = "<!-- p. {} -->"
+MAX_HEADING_CHARS = 100
+EDGE_LINES = 2  # lines at each edge of a page where running headers and footers sit
+MIN_REPEATS = 3  # pages an edge line repeats on to be a running header or footer
+NAVIGATION_SHARE = 0.6  # of a page's lines ending in page numbers: a contents or index page
+PAGE_NUMBER = re.compile(r"^[\W_]*(?:page\s*)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:/|of)\s*\d{1,4})?[\W_]*$", re.I)
+DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*\S{1,8}$|…{2,}\s*\S{1,8}$")
+ENTRY = re.compile(r"^\D.{0,120}?(?:\s|,)\s*(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*[,–-]\s*\d{1,4})*$", re.I)
+HYPHENS = "-\u00ad\u2010\x02\ufffe"  # a hyphen, a soft one, and what PDFium writes for one it made itself
+INNER_HYPHEN = re.compile(r"[\x02\ufffe](?=\w)")  # PDFium's mark of a hyphenated word it put on one line
+NUMBER_LABEL = re.compile(r"(?:chapter|appendix|part|제)?[#a-z]?(?:\.#)*[.장절편]?\.?")  # keys: digits are `#`
+LABEL = re.compile(r"^\s*(?:chapter|appendix|part)\s+\w{1,4}\s*$|^\s*제\s?\d+\s?장\s*$", re.IGNORECASE)
+SENTENCE_END = (".", ",", ";", ":")
+BOLD_WEIGHT = 600
+
+
+@dataclass
+class Line:
+    text: str
+    size: float = 0.0  # of its type, in points; 0 when unknown
+    bold: bool = False
+    top: float = 0.0  # the page's y of its first glyph's top (PDF y grows upwards)
+    level: int = 0  # a heading's level, 0 for text
+
+
+@dataclass
+class Page:
+    lines: list[Line] = field(default_factory=list)
+
+
+def key(text: str) -> str:
+    """A line for comparing: lower case, no blanks, digits as `#` (so page numbers and counters compare equal)."""
+    return re.sub(r"\d+", "#", "".join(text.lower().split()))
+
+
+def style(raw: Any, textpage: Any, index: int) -> tuple[float, bool]:
+    size = raw.FPDFText_GetFontSize(textpage, index)
+    bold = raw.FPDFText_GetFontWeight(textpage, index) >= BOLD_WEIGHT
+    if not bold:
+        name = ctypes.create_string_buffer(128)
+        raw.FPDFText_GetFontInfo(textpage, index, name, len(name), None)
+        bold = b"bold" in name.value.lower() or b"black" in name.value.lower()
+    return round(size * 2) / 2, bold
+
+
+def page_lines(page: Any) -> list[Line]:
+    """A page's lines in reading order, each with the type of its first and last glyphs: a line whose two ends
+    differ is text with a word set apart, never a heading (size 0)."""
+    textpage = page.get_textpage()
+    raw_api = parser("pypdfium2.raw", "pypdfium2")
+    count = textpage.count_chars()
+    text = textpage.get_text_range(0, count) if count > 0 else ""
+    lines: list[Line] = []
+    aligned = len(text) == count  # one character per glyph index, so offsets in the text are glyph indexes
+    offset = 0
+    for raw in text.replace("\x00", "").split("\r\n") if "\r\n" in text else text.split("\n"):
+        line = Line(INNER_HYPHEN.sub("", raw.rstrip()))
+        stripped = raw.strip()
+        if aligned and stripped:
+            first = offset + raw.index(stripped[0])
+            last = first + len(stripped) - 1
+            start, end = style(raw_api, textpage, first), style(raw_api, textpage, last)
+            if start == end:
+                line.size, line.bold = start
+            line.top = textpage.get_charbox(first)[3]
+        if line.text.strip():
+            lines.append(line)
+        offset += len(raw) + 2
+    return lines
+
+
+def furniture(pages: list[Page]) -> None:
+    """Leave out running headers and footers, bare page numbers and dot-leader entries; empty contents and index
+    pages."""
+    edges = [(p.lines[:EDGE_LINES], p.lines[-EDGE_LINES:]) for p in pages]
+    repeats = Counter(key(line.text) for top, bottom in edges for line in {id(x): x for x in top + bottom}.values())
+    bands: set[float] = set()
+    for top, bottom in edges:
+        for line in top + bottom:
+            if repeats[key(line.text)] >= min(MIN_REPEATS, max(len(pages), 2)):
+                bands.add(round(line.top))
+    for page, (top, bottom) in zip(pages, edges, strict=True):
+        entries = sum(1 for line in page.lines if DOT_LEADER.search(line.text) or ENTRY.match(line.text.strip()))
+        if len(page.lines) >= 5 and entries >= NAVIGATION_SHARE * len(page.lines):
+            page.lines = []
+            continue
+        edge = {id(line) for line in top + bottom}
+        page.lines = [
+            line
+            for line in page.lines
+            if not (
+                id(line) in edge
+                and (
+                    PAGE_NUMBER.match(line.text.strip())
+                    or repeats[key(line.text)] >= min(MIN_REPEATS, max(len(pages), 2))
+                    or (line.level == 0 and round(line.top) in bands and line.top)
+                )
+            )
+            and not DOT_LEADER.search(line.text)
+        ]
+
+
+def outline_headings(document: Any, pages: list[Page]) -> bool:
+    """Mark each bookmark's line as its heading, or put the bookmark atop its page; False without an outline."""
+    marks = [(item.level, item.get_title() or "", item.get_dest()) for item in document.get_toc()]
+    marks = [(level, " ".join(title.split()), dest) for level, title, dest in marks if dest is not None]
+    marks = [(level, title, dest) for level, title, dest in marks if title and dest.get_index() is not None]
+    if not marks:
+        return False
+    for level, title, dest in marks:
+        index = dest.get_index()
+        if not 0 <= index < len(pages):
+            continue
+        lines, wanted, depth = pages[index].lines, key(title), min(level + 1, 6)
+        found = next((i for i, line in enumerate(lines) if not line.level and names(line.text, wanted)), None)
+        if found is None:  # a title wrapped onto a second line
+            found = next(
+                (i for i in range(len(lines) - 1) if not lines[i].level and names(lines[i].text + lines[i + 1].text, wanted)),
+                None,
+            )
+            if found is not None:
+                lines[found].text += " " + lines.pop(found + 1).text.strip()
+        if found is None:  # where the bookmark points, else the top of its page
+            y = dest.get_view()[1][1] if dest is not None and len(dest.get_view()[1]) > 1 else None
+            at = next((i for i, line in enumerate(lines) if y is not None and line.top and line.top <= y + 1), 0)
+            lines.insert(at, Line(title, level=depth))
+            continue
+        text = lines[found].text.strip()
+        if found and LABEL.match(lines[found - 1].text) and not lines[found - 1].level:  # `Chapter 1` above its title
+            text = f"{lines.pop(found - 1).text.strip()} {text}"
+            found -= 1
+        lines[found] = Line(text, lines[found].size, lines[found].bold, lines[found].top, depth)
+    return True
+
+
+def names(text: str, wanted: str) -> bool:
+    """Whether a line is a bookmark's title, perhaps after its section number (`6.3 Spacing`, `제 2 장. …`)."""
+    found = key(text)
+    return found == wanted or (found.endswith(wanted) and bool(NUMBER_LABEL.fullmatch(found[: -len(wanted)])))
+
+
+def typographic_headings(pages: list[Page]) -> None:
+    """Lines set alone in a larger type than the body's, or in bold where the body is not: the larger the type, the
+    higher the level; consecutive lines of one such style are one heading that wrapped."""
+    sizes: Counter[tuple[float, bool]] = Counter()
+    for page in pages:
+        for line in page.lines:
+            if line.size:
+                sizes[(line.size, line.bold)] += len(line.text)
+    if not sizes:
+        return
+    body, body_bold = sizes.most_common(1)[0][0]
+
+    def stands_out(line: Line) -> bool:
+        text = line.text.strip()
+        larger = line.size >= body * 1.15
+        bolder = line.bold and not body_bold and line.size >= body * 0.95
+        return (
+            (larger or bolder)
+            and len(text) <= MAX_HEADING_CHARS
+            and any(ch.isalpha() for ch in text)
+            and not text.endswith(SENTENCE_END)
+            and not PAGE_NUMBER.match(text)
+        )
+
+    styles = sorted({(line.size, line.bold) for p in pages for line in p.lines if stands_out(line)}, reverse=True)
+    levels = {s: min(i + 1, 6) for i, s in enumerate(styles)}
+    for page in pages:
+        merged: list[Line] = []
+        for line in page.lines:
+            if stands_out(line):
+                level = levels[(line.size, line.bold)]
+                last = merged[-1] if merged else None
+                if last is not None and last.level == level and (last.size, last.bold) == (line.size, line.bold):
+                    last.text = f"{last.text.strip()} {line.text.strip()}"
+                    continue
+                line.level = level
+            merged.append(line)
+        page.lines = merged
+
+
+def join_hyphenated(pages: list[Page]) -> None:
+    """A word split at a line's end (`instal-` / `lation`) is joined onto the first line; its hyphen stays only when
+    the document writes the whole word with one elsewhere (`well-known`)."""
+    text = " ".join(line.text for page in pages for line in page.lines)
+    words = set(re.findall(r"\w+(?:-\w+)*", text.lower()))
+    lines = [line for page in pages for line in page.lines if not line.level]
+    for line, below in zip(lines, lines[1:], strict=False):
+        body = line.text.rstrip()
+        if len(body) < 2 or body[-1] not in HYPHENS or not body[-2].isalpha():
+            continue
+        rest = below.text.lstrip()
+        match = re.match(r"[^\W\d_]\w*", rest)
+        if not match or not rest[0].islower():
+            continue
+        head = re.search(r"\w+$", body[:-1])
+        prefix = head.group(0) if head else ""
+        hyphened = f"{prefix}-{match.group(0)}".lower() in words and f"{prefix}{match.group(0)}".lower() not in words
+        line.text = body[:-1] + ("-" if hyphened else "") + match.group(0)
+        below.text = rest[match.end() :].lstrip()
+
+
+def open_document(data: bytes) -> Any:
+    pdfium = parser("pypdfium2", "pypdfium2")
+    try:
+        return pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        if "password" in str(exc).lower():
+            raise Unreadable("an encrypted PDF (it needs a password)") from None
+        raise
+
+
+def read_pdf(data: bytes) -> str:
+    """The text as Markdown: a `<!-- p. N -->` line opens each page (N counted from 1 as a viewer counts pages),
+    headings are `#` lines, body lines escaped so only headings head sections."""
+    document = open_document(data)
+    try:
+        pages = [Page(page_lines(page)) for page in document]
+        if not any(page.lines for page in pages):
+            raise Unreadable("a PDF without text (scanned pages need OCR first)")
+        if not outline_headings(document, pages):
+            typographic_headings(pages)
+    finally:
+        document.close()
+    furniture(pages)
+    join_hyphenated(pages)
+    out: list[str] = []
+    for number, page in enumerate(pages, 1):
+        out += ["", PAGE_MARK.format(number), ""]
+        for line in page.lines:
+            if line.level:
+                out += heading(line.level, line.text.strip())
+            elif line.text.strip():
+                out.append(escaped(line.text.rstrip()))
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(out))
+    return text.strip("\n") + "\n"
+
