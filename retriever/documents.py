@@ -1,8 +1,8 @@
 """Documents that are not text: a file's bytes → Markdown text, or why it cannot be read.
 
 PDF, HTML and DOCX are read by their own parsers and written out as Markdown, so the rest of the pipeline reads
-them as it reads any Markdown note: a PDF's pages become `# p. N` headings (a passage's heading path names its
-page), HTML's h1–h6 and DOCX's `Title`/`Heading N` styles become `#` headings. A line of body text that Markdown
+them as it reads any Markdown note: a PDF (pdf.py) gets headings from its bookmarks or its type and a
+`<!-- p. N -->` line atop each page (a passage's heading path ends with its page), HTML's h1–h6 and DOCX's `Title`/`Heading N` styles become `#` headings. A line of body text that Markdown
 would read as a heading, an underline or a code fence gets a backslash, so only the document's own headings head
 sections. The text written here is the note's text everywhere: what is chunked, and what `get` returns, so a
 passage's line is a line of it.
