@@ -35,12 +35,16 @@ EDGE_LINES = 2  # lines at each edge of a page where running headers and footers
 MIN_REPEATS = 3  # pages an edge line repeats on to be a running header or footer
 NAVIGATION_SHARE = 0.6  # of a page's lines ending in page numbers: a contents or index page
 PAGE_NUMBER = re.compile(r"^[\W_]*(?:page\s*)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:/|of)\s*\d{1,4})?[\W_]*$", re.I)
-DOT_LEADER = re.compile(r"(?:\.\s?){4,}\s*\S{1,8}$|…{2,}\s*\S{1,8}$")
-ENTRY = re.compile(r"^\D.{0,120}?(?:\s|,)\s*(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*[,–-]\s*\d{1,4})*$", re.I)
+DOT_LEADER = re.compile(r"(?:\.\s?){4,}[^.]{0,12}$|…{2,}[^…]{0,12}$")  # the page number, perhaps after a stray accent
+SECTION_NUMBER = re.compile(r"^\s*(?:\d{1,3}|[A-Z])(?:\.\d{1,3})*\.?\s+\S")  # `3.1.2 Title`, `D.4 Title`
+ENTRY = re.compile(
+    r"^(?:(?:\d{1,3}|[A-Z])(?:\.\d{1,3})*\.?\s+)?\D.{0,120}?(?:\s|,)\s*(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*[,–-]\s*\d{1,4})*$", re.I
+)
 HYPHENS = "-\u00ad\u2010\x02\ufffe"  # a hyphen, a soft one, and what PDFium writes for one it made itself
 INNER_HYPHEN = re.compile(r"[\x02\ufffe](?=\w)")  # PDFium's mark of a hyphenated word it put on one line
 NUMBER_LABEL = re.compile(r"(?:chapter|appendix|part|제)?[#a-z]?(?:\.#)*[.장절편]?\.?")  # keys: digits are `#`
-LABEL = re.compile(r"^\s*(?:chapter|appendix|part)\s+\w{1,4}\s*$|^\s*제\s?\d+\s?장\s*$", re.IGNORECASE)
+LABEL = re.compile(r"^\s*(?:chapter|appendix|part|부록)\s*\w{1,4}\s*$|^\s*제\s?\d+\s?장\s*$", re.IGNORECASE)
+DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2212", "-"))  # one hyphen for comparing titles
 SENTENCE_END = (".", ",", ";", ":")
 BOLD_WEIGHT = 600
 
@@ -61,7 +65,7 @@ class Page:
 
 def key(text: str) -> str:
     """A line for comparing: lower case, no blanks, digits as `#` (so page numbers and counters compare equal)."""
-    return re.sub(r"\d+", "#", "".join(text.lower().split()))
+    return re.sub(r"\d+", "#", "".join(text.lower().translate(DASHES).split()))
 
 
 def style(raw: Any, textpage: Any, index: int) -> tuple[float, bool]:
@@ -85,7 +89,7 @@ def page_lines(page: Any) -> list[Line]:
     aligned = len(text) == count  # one character per glyph index, so offsets in the text are glyph indexes
     offset = 0
     for raw in text.replace("\x00", "").split("\r\n") if "\r\n" in text else text.split("\n"):
-        line = Line(INNER_HYPHEN.sub("", raw.rstrip()))
+        line = Line(INNER_HYPHEN.sub("", raw.rstrip()).replace("\u2011", "-"))  # a non-breaking hyphen reads as one
         stripped = raw.strip()
         if aligned and stripped:
             first = offset + raw.index(stripped[0])
@@ -111,8 +115,7 @@ def furniture(pages: list[Page]) -> None:
             if repeats[key(line.text)] >= min(MIN_REPEATS, max(len(pages), 2)):
                 bands.add(round(line.top))
     for page, (top, bottom) in zip(pages, edges, strict=True):
-        entries = sum(1 for line in page.lines if DOT_LEADER.search(line.text) or ENTRY.match(line.text.strip()))
-        if len(page.lines) >= 5 and entries >= NAVIGATION_SHARE * len(page.lines):
+        if is_navigation(page.lines):
             page.lines = []
             continue
         edge = {id(line) for line in top + bottom}
@@ -129,6 +132,16 @@ def furniture(pages: list[Page]) -> None:
             )
             and not DOT_LEADER.search(line.text)
         ]
+
+
+def is_navigation(lines: list[Line]) -> bool:
+    """A contents, list-of-tables or index page: most of its lines are entries ending in a page number, the first
+    lines of entries that wrap (a section number, the page number on the next line) or the page's own number."""
+    texts = [line.text.strip() for line in lines]
+    entries = {i for i, text in enumerate(texts) if DOT_LEADER.search(text) or ENTRY.match(text)}
+    wrapped = {i for i in range(len(texts) - 1) if i + 1 in entries and SECTION_NUMBER.match(texts[i])}
+    numbers = {i for i, text in enumerate(texts) if PAGE_NUMBER.match(text)}
+    return len(texts) >= 5 and len(entries) >= 2 and len(entries | wrapped | numbers) >= NAVIGATION_SHARE * len(texts)
 
 
 def outline_headings(document: Any, pages: list[Page]) -> bool:

@@ -211,7 +211,7 @@ def test_an_answer_comes_back_where_a_person_can_open_it(
 
 def page_of(lines: list[str], line: int) -> str:
     """The page a line of a PDF's text is on, as its heading path names it: the last page mark above it."""
-    mark = next(text for text in reversed(lines[:line]) if text.startswith("<!-- p. "))
+    mark = next((text for text in reversed(lines[:line]) if text.startswith("<!-- p. ")), "no page mark")
     return mark.removeprefix("<!-- ").removesuffix(" -->")
 
 

@@ -1,6 +1,6 @@
 """PDFs read as a person reads them: sections from bookmarks or from type, each passage on its page, the pages'
-furniture (running headers and footers, page numbers, contents pages) left out, words kept apart where the
-glyphs leave gaps but the file has no spaces, and no tags from the text. PDFs are written here with fpdf2."""
+furniture (running headers and footers, page numbers, contents pages) left out, and no tags from the text. PDFs
+are written here with fpdf2."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from retriever.documents import read_document
 from retriever.notes import Note
 
 KOREAN_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")  # Debian's fonts-nanum
+UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core
 
 
 def new_pdf() -> Any:
@@ -97,19 +98,66 @@ def test_running_headers_page_numbers_and_contents_pages_are_left_out() -> None:
     assert "hyphenated at its end by files." in text and "hyphen-" not in text
 
 
-@pytest.mark.skipif(not KOREAN_FONT.exists(), reason="needs fonts-nanum")
-def test_korean_words_set_apart_by_gaps_alone_stay_apart() -> None:
-    """LaTeX places each word where it goes and writes no space between them."""
+def test_contents_pages_whose_entries_wrap_and_short_lists_of_tables_are_left_out() -> None:
+    """As the Debian FAQ and installation guide set them: a long question wraps, its page number on the next line,
+    and a list of tables holds a chapter line and two entries above the page's roman number."""
     pdf = new_pdf()
-    pdf.add_font("nanum", fname=str(KOREAN_FONT))
-    pdf.set_font("nanum", size=12)
+    pdf.set_font("helvetica", size=10)
     pdf.add_page()
-    x = 20.0
-    for word in ["배치", "사이즈는", "메모리가", "허용하는", "만큼", "크게", "잡는다."]:
-        pdf.text(x, 30, word)
-        x += pdf.get_string_width(word) + 3
+    pdf.cell(0, 6, "Contents", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, "1 Definitions and overview 1", new_x="LMARGIN", new_y="NEXT")
+    for number, (first, second) in enumerate(
+        [
+            ("What is this FAQ?", ""),
+            ("What is the difference between Debian and other distributions? Why", "should I choose Debian?"),
+            ("How does the Debian project fit in or compare with the GNU", "project?"),
+            ("Does Debian just do GNU/Linux?", ""),
+            ("I am currently tracking testing. What will happen when a release", "is made?"),
+        ],
+        1,
+    ):
+        if second:
+            pdf.cell(0, 6, f"1.{number} {first}", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 6, f"{second or f'1.{number} {first}'} " + ". " * 25 + str(number), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(280)
+    pdf.cell(0, 6, "iii", align="C")
+    pdf.add_page()
+    pdf.cell(0, 6, "List of Tables", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, "3 Before installing", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, "3.1 Hardware information " + ". " * 25 + "17", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 6, "3.2 Recommended minimum system requirements " + ". " * 20 + "19", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(280)
+    pdf.cell(0, 6, "iv", align="C")
+    pdf.add_page()
+    pdf.cell(0, 6, "This document answers questions frequently asked about Debian.", new_x="LMARGIN", new_y="NEXT")
     text = read_document(".pdf", bytes(pdf.output()))
-    assert "배치 사이즈는 메모리가 허용하는 만큼 크게 잡는다." in text
+    assert [line for line in text.split("\n") if line.strip() and not line.startswith("<!-- p. ")] == [
+        "This document answers questions frequently asked about Debian."
+    ]
+
+
+@pytest.mark.skipif(not (KOREAN_FONT.exists() and UNICODE_FONT.exists()), reason="needs fonts-nanum, fonts-dejavu")
+def test_a_bookmark_heads_its_line_when_the_page_sets_its_hyphens_or_its_appendix_label_apart() -> None:
+    """The page writes `CD‑ROM` with a non-breaking hyphen where the bookmark has `-`, and `부록 A` on a line
+    above the title its bookmark names: each heading is the page's line, found once, not a copy put above it."""
+    pdf = new_pdf()
+    pdf.add_font("dejavu", fname=str(UNICODE_FONT))
+    pdf.add_font("nanum", fname=str(KOREAN_FONT))
+    pdf.set_font("dejavu", size=11)
+    pdf.add_page()
+    pdf.start_section("CD-ROM/DVD-ROM")
+    pdf.cell(0, 8, "2.4.1 CD\u2011ROM/DVD\u2011ROM", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, "Most architectures install from optical discs on 64\u2011bit PCs.", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("nanum", size=11)
+    pdf.add_page()
+    pdf.start_section("설치 방법")
+    pdf.cell(0, 8, "부록 A", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, "설치 방법", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, "이 문서는 설치하는 방법을 설명합니다.", new_x="LMARGIN", new_y="NEXT")
+    assert sections("guide.pdf", pdf) == [
+        (("2.4.1 CD-ROM/DVD-ROM", "p. 1"), "Most architectures install from optical discs on 64-bit PCs."),
+        (("부록 A 설치 방법", "p. 2"), "이 문서는 설치하는 방법을 설명합니다."),
+    ]
 
 
 def test_no_tags_from_the_text_of_a_pdf_or_a_web_page() -> None:
