@@ -11,8 +11,8 @@ text is a heading, a larger size a higher level.
 Left out, as navigation and not content: lines repeated at the top or bottom edge of many pages (running headers
 and footers, their page numbers turned into `#` so "Chapter 3 … 21" repeats) and any edge line in the band they
 sit in, bare page numbers, dot-leader contents entries, and whole pages made mostly of entries ending in page
-numbers (tables of contents, indexes). A word hyphenated at a line's end is joined, without its hyphen unless the
-document writes it with one elsewhere.
+numbers (tables of contents, indexes). Korean typeset without spaces between words gets them from Kiwi. A word
+hyphenated at a line's end is joined, without its hyphen unless the document writes it with one elsewhere.
 
 The page stays the location: each page starts with a `<!-- p. N -->` line (a Markdown comment, so the text reads
 as Markdown still), and structure.py/chunking.py end passages at it and add `p. N` to their heading path, so a
@@ -46,6 +46,8 @@ NUMBER_LABEL = re.compile(r"(?:chapter|appendix|part|제)?[#a-z]?(?:\.#)*[.장�
 LABEL = re.compile(r"^\s*(?:chapter|appendix|part|부록)\s*\w{1,4}\s*$|^\s*제\s?\d+\s?장\s*$", re.IGNORECASE)
 DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2212", "-"))  # one hyphen for comparing titles
 SENTENCE_END = (".", ",", ";", ":")
+HANGUL_RUN = re.compile(r"[가-힣]+")
+RUN_ON = 6.0  # mean syllables in a run of Hangul past which a document was set with no space between words
 BOLD_WEIGHT = 600
 
 
@@ -223,6 +225,20 @@ def typographic_headings(pages: list[Page]) -> None:
         page.lines = merged
 
 
+def spaced(pages: list[Page]) -> None:
+    """Korean set with no space between its words gets them back from Kiwi's spacing model; text that has them is
+    left alone. Some PDFs are typeset so (debian-history's Korean one: "이릴리스에는패키지를설치하고…" on the page
+    itself), so no library reads words there; Korean prose averages about three syllables a run."""
+    lines = [line for page in pages for line in page.lines if HANGUL_RUN.search(line.text)]
+    runs = [len(run) for line in lines for run in HANGUL_RUN.findall(line.text)]
+    if not runs or sum(runs) / len(runs) < RUN_ON:
+        return
+    from .korean import kiwi
+
+    for line, text in zip(lines, kiwi().space([line.text for line in lines], reset_whitespace=False), strict=True):
+        line.text = text
+
+
 def join_hyphenated(pages: list[Page]) -> None:
     """A word split at a line's end (`instal-` / `lation`) is joined onto the first line; its hyphen stays only when
     the document writes the whole word with one elsewhere (`well-known`)."""
@@ -262,6 +278,7 @@ def read_pdf(data: bytes) -> str:
         pages = [Page(page_lines(page)) for page in document]
         if not any(page.lines for page in pages):
             raise Unreadable("a PDF without text (scanned pages need OCR first)")
+        spaced(pages)
         if not outline_headings(document, pages):
             typographic_headings(pages)
     finally:

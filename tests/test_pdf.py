@@ -171,3 +171,25 @@ def test_no_tags_from_the_text_of_a_pdf_or_a_web_page() -> None:
     assert [s.tags for s in split_sections(Note("colours.html", html))] == [()]
     # A note someone wrote keeps its own tags.
     assert split_sections(Note("colours.md", "Colour notes #design\n"))[0].tags == ("design",)
+
+
+@pytest.mark.skipif(not KOREAN_FONT.exists(), reason="needs fonts-nanum")
+def test_korean_typeset_without_spaces_between_words_gets_them_back() -> None:
+    """Some PDFs set Korean with no gap between words at all (debian-history's): no library can read words there,
+    so they come from Kiwi's spacing; a document set with spaces keeps its text as it is."""
+    prose = [
+        "데비안 프로젝트는 자유 소프트웨어로 구성된 운영 체제를 만드는 자원 봉사 단체이다.",
+        "처음에는 자유 소프트웨어 재단의 지원을 받았고 지금은 천 명이 넘는 개발자가 참여한다.",
+    ]
+    texts = {}
+    for name, lines in [("run together", [line.replace(" ", "") for line in prose]), ("spaced", prose)]:
+        pdf = new_pdf()
+        pdf.add_font("nanum", fname=str(KOREAN_FONT))
+        pdf.set_font("nanum", size=11)
+        pdf.add_page()
+        for line in lines:
+            pdf.cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+        texts[name] = read_document(".pdf", bytes(pdf.output()))
+    words = texts["run together"].split()
+    assert {"데비안", "프로젝트는", "자유", "소프트웨어로", "개발자가", "참여한다."} <= set(words)
+    assert texts["spaced"] == "<!-- p. 1 -->\n\n" + "\n".join(prose) + "\n"
