@@ -44,7 +44,7 @@ HYPHENS = "-\u00ad\u2010\x02\ufffe"  # a hyphen, a soft one, and what PDFium wri
 INNER_HYPHEN = re.compile(r"[\x02\ufffe](?=\w)")  # PDFium's mark of a hyphenated word it put on one line
 NUMBER_LABEL = re.compile(r"(?:chapter|appendix|part|제)?[#a-z]?(?:\.#)*[.장절편]?\.?")  # keys: digits are `#`
 LABEL = re.compile(r"^\s*(?:chapter|appendix|part|부록)\s*\w{1,4}\s*$|^\s*제\s?\d+\s?장\s*$", re.IGNORECASE)
-DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2212", "-"))  # one hyphen for comparing titles
+TITLE_LINES = 3  # lines a bookmarked title may wrap over on its page
 SENTENCE_END = (".", ",", ";", ":")
 HANGUL_RUN = re.compile(r"[가-힣]+")
 RUN_ON = 6.0  # mean syllables in a run of Hangul past which a document was set with no space between words
@@ -66,8 +66,9 @@ class Page:
 
 
 def key(text: str) -> str:
-    """A line for comparing: lower case, no blanks, digits as `#` (so page numbers and counters compare equal)."""
-    return re.sub(r"\d+", "#", "".join(text.lower().translate(DASHES).split()))
+    """A line for comparing: lower case, letters, digits as `#` (so page numbers and counters compare equal) and
+    the dots of section numbers only: a bookmark writes `-` and `'` where its page sets `‑` and `’`."""
+    return re.sub(r"\d+", "#", re.sub(r"[^\w.]|_", "", text.lower()))
 
 
 def style(raw: Any, textpage: Any, index: int) -> tuple[float, bool]:
@@ -158,14 +159,19 @@ def outline_headings(document: Any, pages: list[Page]) -> bool:
         if not 0 <= index < len(pages):
             continue
         lines, wanted, depth = pages[index].lines, key(title), min(level + 1, 6)
-        found = next((i for i, line in enumerate(lines) if not line.level and names(line.text, wanted)), None)
-        if found is None:  # a title wrapped onto a second line
-            found = next(
-                (i for i in range(len(lines) - 1) if not lines[i].level and names(lines[i].text + lines[i + 1].text, wanted)),
-                None,
-            )
-            if found is not None:
-                lines[found].text += " " + lines.pop(found + 1).text.strip()
+        found, span = next(
+            (
+                (i, span)
+                for span in range(1, TITLE_LINES + 1)  # a title may wrap onto further lines
+                for i in range(len(lines) - span + 1)
+                if not any(line.level for line in lines[i : i + span])
+                and names(" ".join(line.text for line in lines[i : i + span]), wanted)
+            ),
+            (None, 0),
+        )
+        if found is not None:
+            lines[found].text = " ".join(line.text.strip() for line in lines[found : found + span])
+            del lines[found + 1 : found + span]
         if found is None:  # where the bookmark points, else the top of its page
             y = dest.get_view()[1][1] if dest is not None and len(dest.get_view()[1]) > 1 else None
             at = next((i for i, line in enumerate(lines) if y is not None and line.top and line.top <= y + 1), 0)

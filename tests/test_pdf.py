@@ -137,9 +137,10 @@ def test_contents_pages_whose_entries_wrap_and_short_lists_of_tables_are_left_ou
 
 
 @pytest.mark.skipif(not (KOREAN_FONT.exists() and UNICODE_FONT.exists()), reason="needs fonts-nanum, fonts-dejavu")
-def test_a_bookmark_heads_its_line_when_the_page_sets_its_hyphens_or_its_appendix_label_apart() -> None:
-    """The page writes `CD‑ROM` with a non-breaking hyphen where the bookmark has `-`, and `부록 A` on a line
-    above the title its bookmark names: each heading is the page's line, found once, not a copy put above it."""
+def test_a_bookmark_heads_its_lines_when_the_page_wraps_it_or_sets_its_hyphens_quotes_or_label_apart() -> None:
+    """The page writes `CD‑ROM` with a non-breaking hyphen and `’` where the bookmark has `-` and `'`, wraps a long
+    question over three lines, and sets `부록 A` on a line above the title its bookmark names: each heading is the
+    page's own lines, found once, not a copy put above them."""
     pdf = new_pdf()
     pdf.add_font("dejavu", fname=str(UNICODE_FONT))
     pdf.add_font("nanum", fname=str(KOREAN_FONT))
@@ -148,6 +149,10 @@ def test_a_bookmark_heads_its_line_when_the_page_sets_its_hyphens_or_its_appendi
     pdf.start_section("CD-ROM/DVD-ROM")
     pdf.cell(0, 8, "2.4.1 CD\u2011ROM/DVD\u2011ROM", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 8, "Most architectures install from optical discs on 64\u2011bit PCs.", new_x="LMARGIN", new_y="NEXT")
+    pdf.start_section("Are there package upgrades in `stable'? Why should I choose Debian over some other one?")
+    for line in ["2.5 Are there package upgrades", "in \u2018stable\u2019? Why should I choose", "Debian over some other one?"]:
+        pdf.cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 8, "Yes: point releases.", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("nanum", size=11)
     pdf.add_page()
     pdf.start_section("설치 방법")
@@ -156,6 +161,10 @@ def test_a_bookmark_heads_its_line_when_the_page_sets_its_hyphens_or_its_appendi
     pdf.cell(0, 8, "이 문서는 설치하는 방법을 설명합니다.", new_x="LMARGIN", new_y="NEXT")
     assert sections("guide.pdf", pdf) == [
         (("2.4.1 CD-ROM/DVD-ROM", "p. 1"), "Most architectures install from optical discs on 64-bit PCs."),
+        (
+            ("2.5 Are there package upgrades in \u2018stable\u2019? Why should I choose Debian over some other one?", "p. 1"),
+            "Yes: point releases.",
+        ),
         (("부록 A 설치 방법", "p. 2"), "이 문서는 설치하는 방법을 설명합니다."),
     ]
 
