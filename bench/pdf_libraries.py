@@ -23,7 +23,7 @@ With x_tolerance=1.5 it scored as PDFium does on five pages of each manual (97.5
 about a page a second, pdfminer.six (beneath it) three: both far from the 20 pages/s a build needs.
 A library that is not installed is skipped with a note.
 
-    python bench/pdf_libraries.py [LIBRARY …]   # downloads four .debs once into ~/.cache/retriever-bench/debian
+    python bench/pdf_libraries.py [LIBRARY …]   # downloads three .debs once into ~/.cache/retriever-bench/debian
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.corpora import CACHE  # noqa: E402
+from bench.corpora import CACHE
 
 DEBIAN = CACHE / "debian"
 GUIDE = "usr/share/doc/installation-guide-amd64"
@@ -61,11 +61,20 @@ class Document:
 
 
 DOCUMENTS = [
-    Document("install.ko", "installation-guide-amd64", f"{GUIDE}/ko/install.ko.pdf.gz", f"{GUIDE}/ko/*.html", "ko, LaTeX"),
-    Document("install.en", "installation-guide-amd64", f"{GUIDE}/en/install.en.pdf.gz", f"{GUIDE}/en/*.html", "en, LaTeX"),
+    Document(
+        "install.ko", "installation-guide-amd64", f"{GUIDE}/ko/install.ko.pdf.gz", f"{GUIDE}/ko/*.html", "ko, LaTeX"
+    ),
+    Document(
+        "install.en", "installation-guide-amd64", f"{GUIDE}/en/install.en.pdf.gz", f"{GUIDE}/en/*.html", "en, LaTeX"
+    ),
     Document("faq.en", "debian-faq", f"{FAQ}/debian-faq.en.pdf.gz", f"{FAQ}/debian-faq.en.txt.gz", "en, LaTeX"),
-    Document("coco", "coco-doc", "usr/share/doc/coco-doc/UserManual.pdf", "usr/share/doc/coco-doc/UserManual.odt",
-             "en, OpenOffice"),
+    Document(
+        "coco",
+        "coco-doc",
+        "usr/share/doc/coco-doc/UserManual.pdf",
+        "usr/share/doc/coco-doc/UserManual.odt",
+        "en, OpenOffice",
+    ),
 ]
 WORD = re.compile(r"[^\W\d_]+")
 PAGES = (8, 38)

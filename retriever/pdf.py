@@ -25,6 +25,7 @@ import ctypes
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from .documents import Unreadable, escaped, heading, parser
@@ -34,11 +35,14 @@ MAX_HEADING_CHARS = 100
 EDGE_LINES = 2  # lines at each edge of a page where running headers and footers sit
 MIN_REPEATS = 3  # pages an edge line repeats on to be a running header or footer
 NAVIGATION_SHARE = 0.6  # of a page's lines ending in page numbers: a contents or index page
-PAGE_NUMBER = re.compile(r"^[\W_]*(?:page\s*)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:/|of)\s*\d{1,4})?[\W_]*$", re.I)
+PAGE_NUMBER = re.compile(
+    r"^[\W_]*(?:page\s*)?(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*(?:/|of)\s*\d{1,4})?[\W_]*$", re.IGNORECASE
+)
 DOT_LEADER = re.compile(r"(?:\.\s?){4,}[^.]{0,12}$|…{2,}[^…]{0,12}$")  # the page number, perhaps after a stray accent
 SECTION_NUMBER = re.compile(r"^\s*(?:\d{1,3}|[A-Z])(?:\.\d{1,3})*\.?\s+\S")  # `3.1.2 Title`, `D.4 Title`
 ENTRY = re.compile(
-    r"^(?:(?:\d{1,3}|[A-Z])(?:\.\d{1,3})*\.?\s+)?\D.{0,120}?(?:\s|,)\s*(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*[,–-]\s*\d{1,4})*$", re.I
+    r"^(?:(?:\d{1,3}|[A-Z])(?:\.\d{1,3})*\.?\s+)?\D.{0,120}?(?:\s|,)\s*(?:\d{1,4}|[ivxlcdm]{1,7})(?:\s*[,–-]\s*\d{1,4})*$",
+    re.IGNORECASE,
 )
 HYPHENS = "-\u00ad\u2010\x02\ufffe"  # a hyphen, a soft one, and what PDFium writes for one it made itself
 INNER_HYPHEN = re.compile(r"[\x02\ufffe](?=\w)")  # PDFium's mark of a hyphenated word it put on one line
@@ -251,7 +255,7 @@ def join_hyphenated(pages: list[Page]) -> None:
     text = " ".join(line.text for page in pages for line in page.lines)
     words = set(re.findall(r"\w+(?:-\w+)*", text.lower()))
     lines = [line for page in pages for line in page.lines if not line.level]
-    for line, below in zip(lines, lines[1:], strict=False):
+    for line, below in pairwise(lines):
         body = line.text.rstrip()
         if len(body) < 2 or body[-1] not in HYPHENS or not body[-2].isalpha():
             continue
@@ -301,4 +305,3 @@ def read_pdf(data: bytes) -> str:
                 out.append(escaped(line.text.rstrip()))
     text = re.sub(r"\n{3,}", "\n\n", "\n".join(out))
     return text.strip("\n") + "\n"
-

@@ -86,7 +86,9 @@ def test_running_headers_page_numbers_and_contents_pages_are_left_out() -> None:
         pdf.cell(0, 8, f"ACME Handbook - Chapter {number}", new_x="LMARGIN", new_y="NEXT")
         pdf.set_y(40)
         pdf.cell(0, 8, text + " It says more here, at some length, to make a line of", new_x="LMARGIN", new_y="NEXT")
-        pdf.cell(0, 8, f"text on {text.split()[0]} that goes on to a second line, hyphen-", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(
+            0, 8, f"text on {text.split()[0]} that goes on to a second line, hyphen-", new_x="LMARGIN", new_y="NEXT"
+        )
         pdf.cell(0, 8, f"ated at its end by {text.split()[-1]}", new_x="LMARGIN", new_y="NEXT")
         pdf.set_y(280)
         pdf.cell(0, 8, str(number), align="C")
@@ -150,7 +152,11 @@ def test_a_bookmark_heads_its_lines_when_the_page_wraps_it_or_sets_its_hyphens_q
     pdf.cell(0, 8, "2.4.1 CD\u2011ROM/DVD\u2011ROM", new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 8, "Most architectures install from optical discs on 64\u2011bit PCs.", new_x="LMARGIN", new_y="NEXT")
     pdf.start_section("Are there package upgrades in `stable'? Why should I choose Debian over some other one?")
-    for line in ["2.5 Are there package upgrades", "in \u2018stable\u2019? Why should I choose", "Debian over some other one?"]:
+    for line in [
+        "2.5 Are there package upgrades",
+        "in \u2018stable\u2019? Why should I choose",
+        "Debian over some other one?",
+    ]:
         pdf.cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
     pdf.cell(0, 8, "Yes: point releases.", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("nanum", size=11)
@@ -162,7 +168,10 @@ def test_a_bookmark_heads_its_lines_when_the_page_wraps_it_or_sets_its_hyphens_q
     assert sections("guide.pdf", pdf) == [
         (("2.4.1 CD-ROM/DVD-ROM", "p. 1"), "Most architectures install from optical discs on 64-bit PCs."),
         (
-            ("2.5 Are there package upgrades in \u2018stable\u2019? Why should I choose Debian over some other one?", "p. 1"),
+            (
+                "2.5 Are there package upgrades in \u2018stable\u2019? Why should I choose Debian over some other one?",
+                "p. 1",
+            ),
             "Yes: point releases.",
         ),
         (("부록 A 설치 방법", "p. 2"), "이 문서는 설치하는 방법을 설명합니다."),
