@@ -45,7 +45,8 @@ ENTRY = re.compile(
     re.IGNORECASE,
 )
 HYPHENS = "-\u00ad\u2010\x02\ufffe"  # a hyphen, a soft one, and what PDFium writes for one it made itself
-INNER_HYPHEN = re.compile(r"[\x02\ufffe](?=\w)")  # PDFium's mark of a hyphenated word it put on one line
+INNER_HYPHEN = re.compile(r"(\w*)[\x02\ufffe](\w+)")  # PDFium's mark where it put a word hyphenated at a line's end
+# back on one line: `full\ufffeupgrade`
 NUMBER_LABEL = re.compile(r"(?:chapter|appendix|part|제)?[#a-z]?(?:\.#)*[.장절편]?\.?")  # keys: digits are `#`
 LABEL = re.compile(r"^\s*(?:chapter|appendix|part|부록)\s*\w{1,4}\s*$|^\s*제\s?\d+\s?장\s*$", re.IGNORECASE)
 TITLE_LINES = 3  # lines a bookmarked title may wrap over on its page
@@ -96,7 +97,7 @@ def page_lines(page: Any) -> list[Line]:
     aligned = len(text) == count  # one character per glyph index, so offsets in the text are glyph indexes
     offset = 0
     for raw in text.replace("\x00", "").split("\r\n") if "\r\n" in text else text.split("\n"):
-        line = Line(INNER_HYPHEN.sub("", raw.rstrip()).replace("\u2011", "-"))  # a non-breaking hyphen reads as one
+        line = Line(raw.rstrip().replace("\u2011", "-"))  # a non-breaking hyphen reads as one
         stripped = raw.strip()
         if aligned and stripped:
             first = offset + raw.index(stripped[0])
@@ -250,10 +251,18 @@ def spaced(pages: list[Page]) -> None:
 
 
 def join_hyphenated(pages: list[Page]) -> None:
-    """A word split at a line's end (`instal-` / `lation`) is joined onto the first line; its hyphen stays only when
-    the document writes the whole word with one elsewhere (`well-known`)."""
+    """A word split at a line's end (`instal-` / `lation`, or PDFium's `instal\ufffelation`) is joined; its hyphen
+    stays only when the document writes the whole word with one elsewhere (`full-upgrade`)."""
     text = " ".join(line.text for page in pages for line in page.lines)
-    words = set(re.findall(r"\w+(?:-\w+)*", text.lower()))
+    words = set(re.findall(r"\w+(?:-\w+)*", INNER_HYPHEN.sub(r"\1 \2", text).lower()))
+
+    def joined(head: str, tail: str) -> str:
+        hyphened = f"{head}-{tail}".lower() in words and f"{head}{tail}".lower() not in words
+        return f"{head}{'-' if hyphened else ''}{tail}"
+
+    for page in pages:
+        for line in page.lines:
+            line.text = INNER_HYPHEN.sub(lambda match: joined(match.group(1), match.group(2)), line.text)
     lines = [line for page in pages for line in page.lines if not line.level]
     for line, below in pairwise(lines):
         body = line.text.rstrip()
@@ -264,9 +273,9 @@ def join_hyphenated(pages: list[Page]) -> None:
         if not match or not rest[0].islower():
             continue
         head = re.search(r"\w+$", body[:-1])
-        prefix = head.group(0) if head else ""
-        hyphened = f"{prefix}-{match.group(0)}".lower() in words and f"{prefix}{match.group(0)}".lower() not in words
-        line.text = body[:-1] + ("-" if hyphened else "") + match.group(0)
+        line.text = body[: len(body) - 1 - (len(head.group(0)) if head else 0)] + joined(
+            head.group(0) if head else "", match.group(0)
+        )
         below.text = rest[match.end() :].lstrip()
 
 

@@ -211,3 +211,20 @@ def test_korean_typeset_without_spaces_between_words_gets_them_back() -> None:
     words = texts["run together"].split()
     assert {"데비안", "프로젝트는", "자유", "소프트웨어로", "개발자가", "참여한다."} <= set(words)
     assert texts["spaced"] == "<!-- p. 1 -->\n\n" + "\n".join(prose) + "\n"
+
+
+def test_a_word_hyphenated_at_a_line_end_keeps_its_hyphen_where_the_document_writes_one() -> None:
+    """`full-` / `upgrade` is `full-upgrade` in a document that writes `full-upgrade` elsewhere; `instal-` /
+    `lation` is `installation`."""
+    pdf = new_pdf()
+    pdf.set_font("helvetica", size=11)
+    pdf.add_page()
+    for line in [
+        "To move to the new release, upgrade the packages with apt full-",
+        "upgrade, then reboot. The instal-",
+        "lation keeps your files.",
+        "Run aptitude full-upgrade again after the reboot.",
+    ]:
+        pdf.cell(0, 8, line, new_x="LMARGIN", new_y="NEXT")
+    text = read_document(".pdf", bytes(pdf.output()))
+    assert "apt full-upgrade, then reboot. The installation" in text.replace("\n", " ")
