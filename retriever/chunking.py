@@ -15,7 +15,7 @@ from functools import cached_property
 
 from .korean import UNBROKEN, kiwi
 from .notes import Note
-from .structure import FrontMatter, is_markdown, is_question, markup_of, outline
+from .structure import FrontMatter, is_document, is_markdown, is_question, markup_of, outline
 
 TokenCounter = Callable[[str], int]
 SENTENCE_WINDOW = 4000  # characters
@@ -106,12 +106,13 @@ def split_sections(note: Note) -> list[Section]:
     (Q&A headings are often elliptic: "배치사이즈"); in any other note no heading is a question.
     """
     lines = note.text.split("\n")
-    found = outline(lines, is_markdown(note.path), markup_of(note.path))
+    found = outline(lines, is_markdown(note.path), markup_of(note.path), is_document(note.path))
     front = found.front
     asks = any(h.level > 0 and is_question(h.title) for h in found.headings.values())
     sections: list[Section] = []
     stack: list[tuple[int, str]] = [(-1, front.title)] if front.title else []
     heading_line: int | None = None  # None for text before the first heading
+    page = ""  # a PDF's: each page ends a section's passage and names itself last in its heading path
     numbered = [(described(lines, front), front.description)] if front.description else []
 
     def close() -> None:
@@ -120,7 +121,7 @@ def split_sections(note: Note) -> list[Section]:
             return
         first, last = kept[0][0], kept[-1][0]
         body = "\n".join(line for n, line in numbered if first <= n <= last)
-        headings = tuple(title for _, title in stack)
+        headings = tuple(title for _, title in stack) + ((page,) if page else ())
         question = asks and heading_line is not None and stack[-1][0] > 0
         sections.append(
             Section(note.path, headings, heading_line or first, last, body, first, found.tags, question, front.date)
@@ -132,6 +133,10 @@ def split_sections(note: Note) -> list[Section]:
             skip -= 1
             continue
         heading = found.headings.get(index)
+        if index in found.pages:
+            close()
+            page, heading_line, numbered = f"p. {found.pages[index]}", None, []
+            continue
         if heading is None:
             numbered.append((index + 1, "" if index in found.navigation else lines[index]))
             continue

@@ -1,8 +1,9 @@
 """Documents that are not text: a file's bytes → Markdown text, or why it cannot be read.
 
-PDF, HTML, DOCX, HWP and HWPX are read by their own parsers and written out as Markdown, so the rest of the pipeline reads
-them as it reads any Markdown note: a PDF's pages become `# p. N` headings (a passage's heading path names its
-page), HTML's h1–h6, DOCX's `Title`/`Heading N` styles and HWP's outline levels become `#` headings. A line of body text that Markdown
+PDF, HTML, DOCX, HWP and HWPX are read by their own parsers and written out as Markdown, so the rest of the pipeline
+reads them as it reads any Markdown note: a PDF (pdf.py) gets headings from its bookmarks or its type and a
+`<!-- p. N -->` line atop each page (a passage's heading path ends with its page), HTML's h1–h6, DOCX's
+`Title`/`Heading N` styles and HWP's outline levels (hwp.py) become `#` headings. A line of body text that Markdown
 would read as a heading, an underline or a code fence gets a backslash, so only the document's own headings head
 sections. The text written here is the note's text everywhere: what is chunked, and what `get` returns, so a
 passage's line is a line of it.
@@ -66,23 +67,10 @@ def quiet(logger: str) -> Iterator[None]:
 
 
 def read_pdf(data: bytes) -> str:
-    """Every page's text under a `# p. N` heading, N counted from 1 as a viewer counts pages."""
-    pypdf = parser("pypdf", "pypdf")
-    with quiet("pypdf"):
-        reader = pypdf.PdfReader(io.BytesIO(data))
-        try:
-            if reader.is_encrypted and not reader.decrypt(""):  # an empty user password opens many "protected" PDFs
-                raise Unreadable("an encrypted PDF (it needs a password)")
-        except pypdf.errors.DependencyError:
-            raise Unreadable(f"not read: decrypting it needs cryptography ({INSTALL_HINT})") from None
-        pages = [page.extract_text() or "" for page in reader.pages]
-    if not any(text.strip() for text in pages):
-        raise Unreadable("a PDF without text (scanned pages need OCR first)")
-    lines: list[str] = []
-    for number, text in enumerate(pages, 1):
-        lines += heading(1, f"p. {number}")
-        lines += [escaped(line.rstrip()) for line in text.replace("\x00", "").splitlines()]
-    return "\n".join(lines).strip() + "\n"
+    """pdf.py reads PDFs; imported here only when one is read."""
+    from .pdf import read_pdf as read
+
+    return read(data)
 
 
 DROPPED_TAGS = ["head", "script", "style", "nav", "noscript", "template", "svg", "iframe"]

@@ -1,6 +1,6 @@
 """Documents' extracted text kept under the index folder, so a build parses only documents new or changed since.
 
-Parsing is the slow part of reading a PDF, HTML or DOCX note (pypdf reads a page in tens of milliseconds), and a
+Parsing is the slow part of reading a PDF, HTML, DOCX or HWP note (a PDF page costs ~7 ms of CPU), and a
 folder of manuals was parsed whole on every build although their bytes had not moved. So the text a parser gave
 is kept in `<index>/extracted/<sha256>.md`, named by the SHA-256 of the document's bytes (what the scan computes
 for every file anyway): content-addressed, so a renamed or copied document is not parsed again either.
@@ -32,11 +32,11 @@ from typing import Any
 
 FOLDER = "extracted"
 FORMAT = 1
-# Bump whenever documents.py writes other text for the same bytes (a new reader, a changed rule): entries of the
+# Bump whenever documents.py (or pdf.py, hwp.py) writes other text for the same bytes (a new reader, a changed rule): entries of the
 # old extractor are then parsed again instead of served.
 EXTRACTOR_VERSION = 1
 # The libraries documents.py reads with: another version of any of them may read the same bytes otherwise.
-PARSERS = ("pypdf", "selectolax", "python-docx", "cryptography")
+PARSERS = ("pypdfium2", "selectolax", "python-docx", "dochan")
 SUFFIX = ".md"
 
 

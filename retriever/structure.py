@@ -45,6 +45,7 @@ LEGAL_UNIT = re.compile(r"^\s*(제\s?\d+\s?([편장절관])(?:의\s?\d+)?)(?:[ \
 ARTICLE = re.compile(r"^\s*(제\s?(\d+)\s?조(?:의\s?\d+)?)(?:[ \t]*(\([^()]{1,50}\)))?(?:[ \t]+(\S.*))?$")
 INLINE_TAG = re.compile(r"(?<![\w#/&:.])#([\w/-]*[^\W\d_][\w/-]*)")
 INLINE_CODE = re.compile(r"`[^`]*`")
+PAGE_MARK = re.compile(r"^<!-- p\. (\d+) -->$")  # pdf.py's, opening each page
 ADDENDUM = re.compile(r"(?:^|[ \t])부[ \t]*칙(?:[ \t]*(<[^<>]*>))?(?=[ \t]|$)")
 
 MAX_TITLE_CHARS = 100
@@ -82,6 +83,7 @@ class Outline:
     headings: dict[int, Heading] = field(default_factory=dict)  # by 0-based line index
     navigation: set[int] = field(default_factory=set)  # line indexes of table-of-contents blocks and markup settings
     tags: tuple[str, ...] = ()  # front matter's, then the text's own `#tags`
+    pages: dict[int, int] = field(default_factory=dict)  # a converted PDF's page marks: line index → page number
 
 
 def read_frontmatter(lines: list[str]) -> FrontMatter:
@@ -169,27 +171,38 @@ def is_title_line(line: str) -> bool:
     return 0 < len(text) <= MAX_TITLE_CHARS and any(ch.isalnum() for ch in text) and not LIST_ITEM.match(line)
 
 
+def is_document(path: str) -> bool:
+    """Whether a note is a converted document (PDF, HTML, DOCX): its text is what a parser made of it."""
+    return path.lower().endswith(tuple(DOCUMENT_SUFFIXES))
+
+
 def is_markdown(path: str) -> bool:
     """Whether a note's name says Markdown; in any other note a `#` line may be a comment of a shown script."""
     return path.lower().endswith(MARKDOWN_SUFFIXES)
 
 
-def outline(lines: list[str], markdown: bool = True, markup: Markup | None = None) -> Outline:
+def outline(lines: list[str], markdown: bool = True, markup: Markup | None = None, document: bool = False) -> Outline:
     """The note's headings and navigation. `#` headings head a Markdown note; plain-text structure is read where
     there are none, and in a note that is not Markdown it also wins over `#` lines once it numbers sections or
     articles: there the `#` lines are comments of the scripts it shows. A markup's own headings (org, rst,
-    AsciiDoc) head its note; one without any is read as plain text, never for `#` lines (an org comment)."""
+    AsciiDoc) head its note; one without any is read as plain text, never for `#` lines (an org comment).
+
+    Tags are what a writer tagged: front matter's, and `#tags` in a note someone wrote as text. A converted
+    document's text (`document`) never gives tags: in a PDF or a web page a `#` before a word is a colour code
+    (`#FF00FF`), an anchor or a number sign. Its page marks (`<!-- p. N -->`, pdf.py) are recorded, not chunked."""
     found = Outline(read_frontmatter(lines))
     start = found.front.end
     fenced = fenced_lines(lines, start)
     code = fenced | indented_blocks(lines, start)
-    found.tags = tuple(dict.fromkeys([*found.front.tags, *inline_tags(lines, start, code)]))
+    found.tags = tuple(dict.fromkeys([*found.front.tags, *([] if document else inline_tags(lines, start, code))]))
+    if document:
+        found.pages = {i: int(m.group(1)) for i in range(start, len(lines)) if (m := PAGE_MARK.match(lines[i]))}
     settings = {i for i in range(start, len(lines)) if markup.settings.match(lines[i])} if markup else set()
     if markup is None:
         marked = markdown_headings(lines, start, code)
     elif marked := markup.headings(lines, start):
         found.headings = marked
-        found.navigation = navigation_lines(lines, marked, fenced) | settings
+        found.navigation = navigation_lines(lines, marked, fenced) | settings | set(found.pages)
         return found
     setext = {i: h for i, h in marked.items() if h.lines == 2}
     hashes = len(marked) > len(setext)
@@ -201,7 +214,7 @@ def outline(lines: list[str], markdown: bool = True, markup: Markup | None = Non
         title = title_line(lines, start)
         if not found.front.title and title is not None and title not in found.headings:
             found.headings[title] = Heading(0, lines[title].strip())
-    found.navigation = navigation_lines(lines, found.headings, fenced) | settings
+    found.navigation = navigation_lines(lines, found.headings, fenced) | settings | set(found.pages)
     return found
 
 

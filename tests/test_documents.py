@@ -20,7 +20,7 @@ from retriever.indexer import IndexReport
 from retriever.notes import Note, scan_notes
 
 KOREAN_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")  # Debian's fonts-nanum
-PARSERS = ("pypdf", "selectolax", "docx", "dochan")
+PARSERS = ("pypdfium2", "selectolax", "docx", "dochan")
 
 HTML = """<!doctype html><html><head><title>Deploy</title><style>p { color: red }</style></head><body>
 <nav><a href="/">Home navigation menu</a></nav>
@@ -176,7 +176,7 @@ def test_unreadable_files_are_skipped_with_a_reason_and_the_rest_indexed(indexed
 
 ANSWERS = [
     # (question, note, heading path, a line the passage holds)
-    ("How many nodes does the cluster run on?", "report.pdf", ("p. 1",), "three nodes"),
+    ("How many nodes does the cluster run on?", "report.pdf", ("p. 1",), "three nodes"),  # a page, no headings
     ("How many steps does the learning rate warm-up last?", "report.pdf", ("p. 2",), "500 steps"),
     ("백업 파일은 며칠 동안 보관하나요?", "manual.docx", ("운영 안내서", "백업 보관"), "30일"),
     (
@@ -201,9 +201,18 @@ def test_an_answer_comes_back_where_a_person_can_open_it(
     hit = indexed.retriever.ask(question, k=1, mode="dense")[0]
     assert (hit.path, hit.headings) == (path, headings)
     assert words in hit.text
-    # The line is a line of the text `get` gives for the note: its heading's line there.
+    # The line is a line of the text `get` gives for the note: its heading's line there, or a line on its page.
     lines = indexed.retriever.get(path)["text"].split("\n")
-    assert headings[-1] in lines[hit.start_line - 1]
+    if path.endswith(".pdf"):
+        assert page_of(lines, hit.start_line) == headings[-1] and words in "\n".join(lines[hit.start_line - 1 :])
+    else:
+        assert headings[-1] in lines[hit.start_line - 1]
+
+
+def page_of(lines: list[str], line: int) -> str:
+    """The page a line of a PDF's text is on, as its heading path names it: the last page mark above it."""
+    mark = next((text for text in reversed(lines[:line]) if text.startswith("<!-- p. ")), "no page mark")
+    return mark.removeprefix("<!-- ").removesuffix(" -->")
 
 
 def test_get_returns_the_text_the_index_saw(indexed: Indexed) -> None:
@@ -211,7 +220,7 @@ def test_get_returns_the_text_the_index_saw(indexed: Indexed) -> None:
     for path, text in scanned.items():
         assert indexed.retriever.get(path)["text"] == text
     pdf = scanned["report.pdf"].split("\n")
-    assert pdf[0] == "# p. 1"
+    assert pdf[0] == "<!-- p. 1 -->"
     assert "\\# of nodes: the cluster runs on three nodes." in pdf  # escaped: body text, no heading
     html = scanned["page.html"]
     assert "Home navigation" not in html and "trackVisitor" not in html and "color: red" not in html

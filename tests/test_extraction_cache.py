@@ -43,11 +43,11 @@ def documents(notes: Path) -> set[str]:
     }
 
 
-def without_pypdf(tmp_path: Path) -> dict[str, str]:
-    """An environment in which `import pypdf` fails, as where it is not installed: a PDF read then is skipped."""
+def without_pdfium(tmp_path: Path) -> dict[str, str]:
+    """An environment in which `import pypdfium2` fails, as where it is not installed: a PDF read then is skipped."""
     shadow = tmp_path / "shadow"
-    (shadow / "pypdf").mkdir(parents=True, exist_ok=True)
-    (shadow / "pypdf" / "__init__.py").write_text('raise ImportError("pypdf is hidden here")\n', encoding="utf-8")
+    (shadow / "pypdfium2").mkdir(parents=True, exist_ok=True)
+    (shadow / "pypdfium2" / "__init__.py").write_text('raise ImportError("pypdfium2 is hidden here")\n', encoding="utf-8")
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")]))}
 
 
@@ -68,7 +68,7 @@ def test_a_rebuild_parses_only_new_or_changed_documents_and_get_serves_kept_text
     # One document edited, one deleted; the PDF's parser is gone, so only its kept text can index it.
     (notes / "faq.html").write_text("<h1>FAQ</h1><p>Backups are kept for ninety days.</p>", encoding="utf-8")
     (notes / "old.html").unlink()
-    hidden = without_pypdf(tmp_path)
+    hidden = without_pdfium(tmp_path)
     second = index_json(notes, index, hidden)
     assert (second["notes"], second["extracted"], second["skipped"]) == (4, 1, [])
     assert kept(index) == documents(notes)  # the deleted one's entry and the edited one's old entry are gone
@@ -86,7 +86,7 @@ def test_a_rebuild_parses_only_new_or_changed_documents_and_get_serves_kept_text
     # ...and only while the file holds the bytes it was kept for: other bytes must be parsed.
     write_pdf(notes / "report.pdf", ["Release notes: the cluster now runs on five nodes."])
     got = cli("get", "report.pdf", "--notes", str(notes), "--index", str(index), "--json", env=hidden)
-    assert got.returncode == 1 and "reading it needs pypdf" in got.stderr, got.stderr
+    assert got.returncode == 1 and "reading it needs pypdfium2" in got.stderr, got.stderr
     assert "five nodes" in json.loads(cli("get", "report.pdf", "--notes", str(notes), "--index", str(index),
                                           "--json").stdout)["text"]  # fmt: skip
 
@@ -125,7 +125,7 @@ def test_another_extractor_parses_again(tmp_path: Path, monkeypatch: pytest.Monk
     assert scan_notes(notes, None, ExtractionCache.of(index)).extracted == 4
     assert scan_notes(notes, None, ExtractionCache.of(index)).extracted == 0
     installed = extraction_cache.parser_versions()
-    monkeypatch.setattr(extraction_cache, "parser_versions", lambda: installed | {"pypdf": "0.1"})
+    monkeypatch.setattr(extraction_cache, "parser_versions", lambda: installed | {"pypdfium2": "0.1"})
     scan = scan_notes(notes, None, ExtractionCache.of(index))
     assert scan.extracted == 4 and len(scan.notes) == 5
     for entry in (index / FOLDER).iterdir():
