@@ -107,23 +107,24 @@ def kobill_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data" / "corpus" / "kobill"
 
 
+def _tar(archive: Path) -> io.BytesIO:
+    """The tar stream of an npm tarball (gzipped: tarfile unpacks it) or of a Debian package, whose files are a tar
+    inside an ar archive that dpkg-deb takes out."""
+    if archive.suffix == ".deb":
+        command = ["dpkg-deb", "--fsys-tarfile", str(archive)]
+        return io.BytesIO(subprocess.run(command, check=True, capture_output=True).stdout)
+    return io.BytesIO(archive.read_bytes())
+
+
 def _members(archive: Path) -> Iterator[tuple[PurePosixPath, bytes]]:
     """Every regular file in a wheel (zip), an npm tarball or a Debian package, with its bytes."""
-    if archive.suffix == ".deb":
-        tree = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)], check=True, capture_output=True).stdout
-        with tarfile.open(fileobj=io.BytesIO(tree)) as tarball:
-            for member in tarball.getmembers():
-                handle = tarball.extractfile(member) if member.isfile() else None
-                if handle is not None:
-                    yield PurePosixPath(member.name), handle.read()
-        return
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as wheel:
             for name in wheel.namelist():
                 if not name.endswith("/"):
                     yield PurePosixPath(name), wheel.read(name)
         return
-    with tarfile.open(archive) as tarball:
+    with tarfile.open(fileobj=_tar(archive)) as tarball:
         for member in tarball.getmembers():
             handle = tarball.extractfile(member) if member.isfile() else None
             if handle is not None:
