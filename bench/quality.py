@@ -1,9 +1,12 @@
-"""Ranking quality per mode on both dev sets, and what each mode costs per query (warm, in-process).
+"""Ranking quality per mode on the dev sets, and what each mode costs per query (warm, in-process).
 
-    .venv/bin/python bench/quality.py
+    .venv/bin/python bench/quality.py [--corpora pdfdocs,htmldocs]
 
-Builds one index per corpus with every encoder, then ranks each query file under each variant. Prints a table
-(R@1 / MRR@10 per set and language, p50 latency) and writes bench/results/quality.json.
+Builds one index per corpus with every encoder, then ranks each query file under each variant. Prints one table per
+corpus (R@1 / R@5 / MRR@10 overall, per question language and per direction: ko→ko, en→en, ko→en, en→ko; p50
+latency) and writes bench/results/quality.json. Three rows are the ones to compare: the default (both encoders,
+hybrid, late re-rank), `--mode dense` (both encoders, late re-rank) and plain dense e5 (the e5 vector of each chunk
+and nothing else, what a bare vector store gives).
 """
 
 from __future__ import annotations
@@ -29,15 +32,16 @@ from retriever.ranking import RankSettings
 E5, BOTH = (DEFAULT_MODEL,), (DEFAULT_MODEL, USE_MODEL)
 THIRDS = {"section": 1 / 3, "part": 1 / 3, "heading": 1 / 3}
 VARIANTS: dict[str, tuple[tuple[str, ...], RankSettings]] = {
-    "dense e5, chunk vector only": (E5, RankSettings(mode="dense", section=1.0, part=0.0, rerank=0)),
+    "plain dense e5 (chunk vectors)": (E5, RankSettings(mode="dense", section=1.0, part=0.0, rerank=0)),
     "dense e5, chunk + best part": (E5, RankSettings(mode="dense", rerank=0)),
     "dense e5+use": (BOTH, RankSettings(mode="dense", rerank=0)),
     "lexical (bm25)": (E5, RankSettings(mode="lexical", rerank=0)),
     "hybrid e5 + bm25": (E5, RankSettings(mode="hybrid", rerank=0)),
     "hybrid e5+use + bm25": (BOTH, RankSettings(mode="hybrid", rerank=0)),
     "dense e5 + late re-rank": (E5, RankSettings(mode="dense")),
+    "dense e5+use + late (--mode dense)": (BOTH, RankSettings(mode="dense")),
     "hybrid e5 + bm25 + late": (E5, RankSettings(mode="hybrid")),
-    "hybrid e5+use + bm25 + late": (BOTH, RankSettings(mode="hybrid")),
+    "hybrid e5+use + bm25 + late (default)": (BOTH, RankSettings(mode="hybrid")),
     "  same, heading 1/3 weight": (BOTH, RankSettings(mode="hybrid", **THIRDS)),
 }
 
@@ -52,6 +56,33 @@ def latencies(retrievers: dict[str, Retriever], questions: list[str], rounds: in
                 retriever.ask(question, 10)
                 times[name].append(time.perf_counter() - started)
     return {name: statistics.median(t) * 1000 for name, t in times.items()}
+
+
+SLICES = ("all", "ko", "en", "ko→ko", "en→en", "ko→en", "en→ko")
+
+
+def slice_metrics(data: dict[str, object], name: str) -> dict[str, float] | None:
+    """One slice of a report's JSON: all, a question language, or a direction (question → passage language)."""
+    if name == "all":
+        return data["overall"]  # type: ignore[return-value]
+    group = data["by_direction"] if "→" in name else data["by_lang"]
+    return group.get(name)  # type: ignore[union-attr]
+
+
+def print_table(corpus: str, by_variant: dict[str, dict[str, object]]) -> None:
+    """Rows are variants, columns are slices, each cell R@1 R@5 MRR@10; a slice with no query is left out."""
+    first = next(iter(by_variant.values()))
+    slices = [name for name in SLICES if slice_metrics(first, name)]
+    counts = {name: slice_metrics(first, name)["n"] for name in slices}  # type: ignore[index]
+    print(f"\n{corpus}: R@1 R@5 MRR@10 per slice (n queries), p50 ms")
+    print(f"{'variant':<40}" + "".join(f"{f'{name} ({counts[name]})':>17}" for name in slices) + f"{'p50':>8}")
+    for variant, data in by_variant.items():
+        cells = "".join(
+            f"{m['recall_at_1']:>7.2f}{m['recall_at_5']:>5.2f}{m['mrr_at_10']:>5.2f}"
+            for m in (slice_metrics(data, name) for name in slices)
+            if m
+        )
+        print(f"{variant:<40}{cells}{data['p50_ms']:>8.1f}")
 
 
 def main() -> None:
@@ -74,17 +105,8 @@ def main() -> None:
             results.setdefault(variant, {})[corpus] = evaluate(queries, retriever.ask).to_json()
         for variant, p50 in latencies(retrievers, [q.query for q in queries[:20]]).items():
             results[variant][corpus]["p50_ms"] = p50
-    print(f"{'variant':<30}" + "".join(f"{c + ' ' + lang:>16}" for c in chosen for lang in ("all", "ko", "en")))
-    print(f"{'':<30}" + f"{'R@1 / MRR@10':>16}" * 3 * len(chosen) + "  p50 ms per corpus")
-    for variant, per_corpus in results.items():
-        cells = ""
-        for corpus in chosen:
-            data = per_corpus[corpus]
-            for lang in ("all", "ko", "en"):
-                m = data["overall"] if lang == "all" else data["by_lang"].get(lang)  # type: ignore[index, union-attr]
-                cells += f"{m['recall_at_1']:>9.2f} / {m['mrr_at_10']:.2f}" if m else f"{'-':>16}"
-        p50 = " ".join(f"{per_corpus[c]['p50_ms']:.1f}" for c in chosen)
-        print(f"{variant:<30}{cells}  {p50}")
+    for corpus in chosen:
+        print_table(corpus, {variant: per_corpus[corpus] for variant, per_corpus in results.items()})
     args.json.parent.mkdir(exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 

@@ -417,7 +417,7 @@ search_command(
 
 @app.command("eval")
 def evaluate_command(
-    queries: Annotated[Path, typer.Argument(help="TSV with columns query, target and optional lang.")],
+    queries: Annotated[Path, typer.Argument(help="TSV with columns query, target and optional lang, text_lang.")],
     notes: NotesOpt = None,
     index: IndexOpt = None,
     model: ModelOpt = None,
@@ -425,7 +425,7 @@ def evaluate_command(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Measure Recall@1, Recall@5 and MRR@10 of `ask` on a query file, per language, and list the misses."""
+    """Measure Recall@1, Recall@5 and MRR@10 of `ask` on a query file, per language and direction; list the misses."""
     from rich.table import Table
 
     from .evaluation import evaluate, read_queries
@@ -437,7 +437,7 @@ def evaluate_command(
         print_json(report.to_json())
         return
     table = Table("set", "n", "R@1", "R@5", "MRR@10", box=None)
-    for name, m in [*report.by_lang.items(), ("all", report.overall)]:
+    for name, m in [*report.by_lang.items(), *report.by_direction.items(), ("all", report.overall)]:
         table.add_row(name, str(m.n), f"{m.recall_at_1:.3f}", f"{m.recall_at_5:.3f}", f"{m.mrr_at_10:.3f}")
     out.print(table)
     if report.misses:

@@ -1,8 +1,11 @@
-"""Retrieval quality on a query file: Recall@1, Recall@5 and MRR@10, overall and per language, plus the misses.
+"""Retrieval quality on a query file: Recall@1, Recall@5 and MRR@10, overall, per language and per direction, plus
+the misses.
 
 A query file is TSV with a header: `query`, `target` (a substring that a relevant chunk contains, heading
-included) and optionally `lang`. Substring targets survive re-chunking and edits elsewhere in a note, which
-chunk ids would not.
+included) and optionally `lang` (the question's language) and `text_lang` (the language of the passage that holds
+the target). Substring targets survive re-chunking and edits elsewhere in a note, which chunk ids would not. The
+passage's language comes from the file, not from the hits: a miss has no passage to look at, and a direction whose
+misses were left out would look better than it is.
 """
 
 from __future__ import annotations
@@ -19,11 +22,20 @@ from .results import Hit
 DEPTH = 10  # MRR@10: the deepest rank any metric looks at
 
 
+UNKNOWN = "-"
+
+
 @dataclass(frozen=True)
 class EvalQuery:
     query: str
     target: str
     lang: str
+    text_lang: str = UNKNOWN
+
+    @property
+    def direction(self) -> str | None:
+        """`ko→en`: a Korean question about an English passage; None when either language is not given."""
+        return None if UNKNOWN in (self.lang, self.text_lang) else f"{self.lang}→{self.text_lang}"
 
 
 @dataclass(frozen=True)
@@ -58,14 +70,23 @@ class Metrics:
 class Report:
     overall: Metrics
     by_lang: dict[str, Metrics]
+    by_direction: dict[str, Metrics] = field(default_factory=dict)  # ko→ko, en→en, ko→en, en→ko
     misses: list[Outcome] = field(default_factory=list)  # not first: rank None or > 1
 
     def to_json(self) -> dict[str, object]:
         return {
             "overall": vars(self.overall),
             "by_lang": {lang: vars(m) for lang, m in self.by_lang.items()},
+            "by_direction": {direction: vars(m) for direction, m in self.by_direction.items()},
             "misses": [
-                {"query": o.query.query, "target": o.query.target, "lang": o.query.lang, "rank": o.rank, "top": o.top}
+                {
+                    "query": o.query.query,
+                    "target": o.query.target,
+                    "lang": o.query.lang,
+                    "text_lang": o.query.text_lang,
+                    "rank": o.rank,
+                    "top": o.top,
+                }
                 for o in self.misses
             ],
         }
@@ -78,20 +99,28 @@ def read_queries(path: Path) -> list[EvalQuery]:
     except (OSError, UnicodeDecodeError) as exc:
         raise RetrieverError(f"cannot read query file {path}: {exc}") from exc
     if not rows or not {"query", "target"} <= set(rows[0]):
-        raise RetrieverError(f"{path} needs a tab-separated header with columns query and target (and optional lang)")
+        raise RetrieverError(
+            f"{path} needs a tab-separated header with columns query and target (and optional lang, text_lang)"
+        )
     queries = []
     for line, row in enumerate(rows, start=2):
         query, target = normalise(row.get("query") or "").strip(), normalise(row.get("target") or "").strip()
         if not query or not target:
             raise RetrieverError(f"{path}:{line}: empty query or target")
-        queries.append(EvalQuery(query, target, (row.get("lang") or "").strip() or "-"))
+        lang, text_lang = ((row.get(column) or "").strip() or UNKNOWN for column in ("lang", "text_lang"))
+        queries.append(EvalQuery(query, target, lang, text_lang))
     return queries
 
 
+def _unspaced(text: str) -> str:
+    return "".join(text.split())
+
+
 def relevant(hit: Hit, target: str) -> bool:
-    """Spaces and line breaks compared loosely: a target copied from one line may run from a heading into its text
-    (`제19조(육아휴직) ① 사업주는`: an article's heading, whose line goes on with its first paragraph)."""
-    return " ".join(target.split()) in " ".join(f"{hit.heading}\n{hit.text}".split())
+    """Whitespace ignored: a target copied from one line may run from a heading into its text (`제19조(육아휴직) ①
+    사업주는`: an article's heading, whose line goes on with its first paragraph), and PDF extractors differ in the
+    spaces they put into the same line (`결측 치` / `결측치`, `W ilcoxon`), so a target must not depend on them."""
+    return _unspaced(target) in _unspaced(f"{hit.heading}\n{hit.text}")
 
 
 def evaluate(queries: Sequence[EvalQuery], search: Callable[[str, int], Sequence[Hit]]) -> Report:
@@ -101,8 +130,10 @@ def evaluate(queries: Sequence[EvalQuery], search: Callable[[str, int], Sequence
         rank = next((h.rank for h in hits if relevant(h, q.target)), None)
         outcomes.append(Outcome(q, rank, hits[0].heading if hits else ""))
     langs = sorted({o.query.lang for o in outcomes})
+    directions = sorted({d for o in outcomes if (d := o.query.direction)}, key=lambda d: (len(set(d.split("→"))), d))
     return Report(
         overall=Metrics.of(outcomes),
         by_lang={lang: Metrics.of([o for o in outcomes if o.query.lang == lang]) for lang in langs},
+        by_direction={d: Metrics.of([o for o in outcomes if o.query.direction == d]) for d in directions},
         misses=[o for o in outcomes if o.rank != 1],
     )
