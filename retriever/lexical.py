@@ -18,6 +18,7 @@ from types import ModuleType
 import numpy as np
 
 from .korean import UNBROKEN_RUN, kiwi
+from .language import is_korean
 
 # content-bearing parts of speech: nouns, verb/adjective stems, roots, foreign words, numbers, Hanja
 CONTENT_TAGS = ("NNG", "NNP", "NNB", "NR", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")
@@ -85,6 +86,7 @@ class LexicalScores:
 
     scores: np.ndarray  # one BM25 score per document
     coverage: float  # share of the question's tokens that occur anywhere in the corpus
+    foreign: float = 0.0  # share of them that a passage in another language than Korean could hold (see term_ids)
 
     def top(self, n: int) -> np.ndarray:
         return np.argsort(-self.scores, kind="stable")[:n]
@@ -133,15 +135,15 @@ class LexicalIndex:
     def score(self, question: str) -> LexicalScores:
         return self.scores_of(*self.term_ids(question))
 
-    def scores_of(self, ids: list[int], coverage: float) -> LexicalScores:
+    def scores_of(self, ids: list[int], coverage: float, foreign: float = 0.0) -> LexicalScores:
         """The scores of a question already read into vocabulary ids."""
         if not ids:
             return LexicalScores(np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), 0.0)
-        return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), coverage)
+        return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), coverage, foreign)
 
-    def term_ids(self, question: str) -> tuple[list[int], float]:
-        """The question's known terms as vocabulary ids (repeats kept: each adds its weight again), and the
-        share of its terms the corpus knows."""
+    def term_ids(self, question: str) -> tuple[list[int], float, float]:
+        """The question's known terms as vocabulary ids (repeats kept: each adds its weight again), the share of
+        its terms the corpus knows, and the share it knows outside Hangul."""
         return term_ids(self.vocab, question)
 
     def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -156,7 +158,12 @@ class LexicalIndex:
         return np.asarray(scores["data"], dtype=np.float32)[order], terms[order], pointers.astype(np.int64)
 
 
-def term_ids(vocab: dict[str, int], question: str) -> tuple[list[int], float]:
+def term_ids(vocab: dict[str, int], question: str) -> tuple[list[int], float, float]:
+    """(ids, coverage, foreign coverage). A Hangul word can only be found in a Korean passage, so of a Korean
+    question's known words, those written otherwise (API names, numbers, English terms) are all an English
+    passage could match: ranking weighs BM25 within English passages by that share, not the whole coverage."""
     tokens = tokenize(question)
-    ids = [vocab[t] for t in tokens if t in vocab]
-    return ids, (len(ids) / len(tokens) if tokens else 0.0)
+    known = [t for t in tokens if t in vocab]
+    if not tokens:
+        return [], 0.0, 0.0
+    return [vocab[t] for t in known], len(known) / len(tokens), sum(not is_korean(t) for t in known) / len(tokens)

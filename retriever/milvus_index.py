@@ -135,8 +135,8 @@ class MilvusIndex(IndexView):
     def lexical(self, question: str) -> SparseScores | None:
         if self.manifest.ann.get("bm25", {}).get("kind") == "none":
             return None
-        ids, coverage = term_ids(self.vocab, question)
-        return SparseScores(self, Counter(ids), coverage)
+        ids, coverage, foreign = term_ids(self.vocab, question)
+        return SparseScores(self, Counter(ids), coverage, foreign)
 
 
 @dataclass
@@ -147,6 +147,7 @@ class SparseScores:
     index: MilvusIndex
     terms: Counter[int]  # the question's term ids, with repeats counted
     coverage: float
+    foreign: float
 
     @property
     def collection(self) -> str:

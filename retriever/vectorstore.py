@@ -29,6 +29,7 @@ class LexicalRanking(Protocol):
     rows asked about."""
 
     coverage: float  # share of the question's tokens that occur anywhere in the corpus
+    foreign: float  # share of them not written in Hangul: what a passage that is not Korean could match
 
     def top(self, n: int) -> np.ndarray:
         """The n best-scoring chunk rows, best first (ties by row)."""

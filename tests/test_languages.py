@@ -134,3 +134,29 @@ def test_a_folder_of_one_language_with_a_note_in_another_ranks_as_before(
         assert [(h.heading, h.score) for h in retriever.ask(question, k=5)] == [
             (h.heading, h.score) for h in plain.ask(question, k=5)
         ]
+
+
+SHARED_WORD = {  # Korean questions about the English docs; a Korean passage holds one of their words (취소, 주소)
+    "요청을 취소하려면 무엇을 넘겨?": "Abort",
+    "주소 캐시는 얼마나 유지돼?": "DNS",
+}
+
+
+def test_bm25_only_reorders_within_a_language_so_a_shared_word_does_not_lift_a_korean_passage_over_english(
+    mixed: tuple[Path, Path],
+) -> None:
+    """An English passage cannot hold a Hangul word, so BM25 of a Korean question lifted Korean passages above
+    every English one; now each language's best lexical match counts the same."""
+    notes, index = mixed
+    retriever = Retriever(notes, index)
+    ranks = {q: [h.heading for h in retriever.ask(q, k=10)] for q in SHARED_WORD}
+    missed = {q: top[:3] for q, top in ranks.items() if SHARED_WORD[q] not in top[:2]}
+    assert missed == {}  # with BM25 on each language's own scale: 3rd (behind 취소 and 결제 요청 실패) and 4th
+
+
+def test_a_question_knows_which_of_its_words_an_english_passage_could_hold() -> None:
+    from retriever.lexical import term_ids
+
+    vocab = {"요청": 0, "취소": 1, "abortsignal": 2, "debian": 3}
+    ids, coverage, foreign = term_ids(vocab, "요청을 취소하려면 AbortSignal을 넘겨?")
+    assert sorted(ids) == [0, 1, 2] and foreign == pytest.approx(coverage / 3)
