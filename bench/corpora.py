@@ -19,6 +19,8 @@ from pathlib import Path, PurePosixPath
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path.home() / ".cache" / "retriever-bench"
+DEBIAN = CACHE / "debian"
+DEBIAN_FILES = DEBIAN / "x"  # unpacked packages, one folder each
 HECTO = "hectofinancial-mcp-server==0.5.3"
 HECTO_DOCS = PurePosixPath("hectofinancial_mcp_server/resource/docs")
 YAKGWAN = "card-legal-data==2026.10.22.105248"
@@ -153,6 +155,22 @@ def _fetch(name: str, download: list[str], keep: Keep) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
         staging.rename(out)  # only a complete copy ever lands at out
+    return out
+
+
+def debian_package(package: str) -> Path:
+    """A Debian package's files under the cache, downloaded (apt-get download) and unpacked once: what the
+    extraction benches read."""
+    out = DEBIAN_FILES / package
+    if out.is_dir():
+        return out
+    DEBIAN.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=DEBIAN) as tmp:
+        subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
+        (deb,) = Path(tmp).glob("*.deb")
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        (Path(tmp) / "x").rename(out)
     return out
 
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -28,27 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpora import CACHE
+from bench.corpora import DEBIAN_FILES, debian_package
 from retriever.documents import DROPPED_TAGS, HtmlText, html_source, read_html
 
-DEBIAN = CACHE / "debian"
 PACKAGES = ("libreoffice-help-ko", "libreoffice-help-en-us", "debian-faq-ko", "debian-faq")
 LABELS = Path(__file__).with_name("html_labels.json")
 PIECE = 12
-
-
-def unpacked(package: str) -> Path:
-    """DEBIAN/package: the package's files, downloaded and unpacked once."""
-    out = DEBIAN / package
-    if out.is_dir():
-        return out
-    DEBIAN.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=DEBIAN) as tmp:
-        subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
-        (deb,) = Path(tmp).glob("*.deb")
-        subprocess.run(["dpkg-deb", "-x", str(deb), f"{tmp}/files"], check=True)
-        Path(f"{tmp}/files").rename(out)
-    return out
 
 
 def every_line(data: bytes) -> list[str]:
@@ -122,8 +105,8 @@ def scored(page: list[str], navigation: set[int], text: str) -> tuple[int, int, 
 def main() -> None:
     labels: dict[str, list[int]] = json.loads(LABELS.read_text(encoding="utf-8"))
     for package in PACKAGES:
-        unpacked(package)
-    pages = {name: (DEBIAN / name).read_bytes() for name in labels}
+        debian_package(package)
+    pages = {name: (DEBIAN_FILES / name).read_bytes() for name in labels}
     print(f"{len(pages)} hand-labelled pages ({', '.join(PACKAGES)})\n")
     print(f"{'extraction':26} {'content kept':>12} {'worst page':>10} {'nav kept':>9} {'pages/s':>8}")
     for name, extract in EXTRACTORS.items():

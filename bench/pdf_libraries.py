@@ -34,9 +34,7 @@ import io
 import os
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -44,9 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.corpora import CACHE
+from bench.corpora import debian_package
 
-DEBIAN = CACHE / "debian"
 GUIDE = "usr/share/doc/installation-guide-amd64"
 FAQ = "usr/share/doc/debian/FAQ"
 
@@ -80,21 +77,6 @@ WORD = re.compile(r"[^\W\d_]+")
 PAGES = (8, 38)
 REPEATS = 3
 TIMED = ("pypdfium2", "retriever read_pdf")  # timed over whole documents
-
-
-def unpacked(package: str) -> Path:
-    """The package's files under the cache, downloaded (apt-get download) and unpacked once."""
-    out = DEBIAN / "x" / package
-    if out.is_dir():
-        return out
-    DEBIAN.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=DEBIAN) as tmp:
-        subprocess.run(["apt-get", "download", package], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
-        (deb,) = Path(tmp).glob("*.deb")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        (Path(tmp) / "x").rename(out)
-    return out
 
 
 def read(path: Path) -> bytes:
@@ -217,7 +199,7 @@ def main() -> None:
     names = [name for name in sys.argv[1:] or list(LIBRARIES) if installed(name)]
     corpus, whole = [], []
     for doc in DOCUMENTS:
-        root = unpacked(doc.package)
+        root = debian_package(doc.package)
         data = read(root / doc.pdf)
         whole.append(data)
         cut, pages = excerpt(data)
