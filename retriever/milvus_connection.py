@@ -249,7 +249,13 @@ def connect(location: Location) -> Any:
         # dedicated: a client of its own, so a connection given up on after a failure is not handed back again
         return MilvusClient(location.uri, dedicated=True, **arguments)
     except Exception as exc:  # pymilvus raises its own types, and grpc's, for the same failures
-        raise failure(location, exc) from exc
+        error = failure(location, exc)
+        if isinstance(error, StoreUnreachable) and location.is_server:
+            from .milvus_tls import tls_problem
+
+            if problem := tls_problem(location):
+                error = StoreUnreachable(f"cannot connect to Milvus store {location.label}: {problem}")
+        raise error from exc
 
 
 def grpc_status(exc: BaseException) -> Any:
