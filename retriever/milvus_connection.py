@@ -25,6 +25,7 @@ CREDENTIALS_HINT = f"{TOKEN_ENV}, or {USER_ENV} and {PASSWORD_ENV}"
 # The URL's query options; each may also come from RETRIEVER_MILVUS_<KEY>, which the URL's own value overrides.
 OPTIONS = ("db", "tls", "ca", "cert", "key", "server_name", "timeout", "connect_timeout")
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+DATABASE_SINCE = (2, 4)  # the first Milvus whose aliases keep to the client's database
 CONNECT_TIMEOUT = 10.0  # seconds for the server to answer a connection: it answers in milliseconds when up
 REQUEST_TIMEOUT = (
     15.0  # seconds for any one call (a question makes a few); flushes and index waits have their own bound
@@ -247,7 +248,7 @@ def connect(location: Location) -> Any:
     arguments = location.client_arguments()
     try:
         # dedicated: a client of its own, so a connection given up on after a failure is not handed back again
-        return MilvusClient(location.uri, dedicated=True, **arguments)
+        client = MilvusClient(location.uri, dedicated=True, **arguments)
     except Exception as exc:  # pymilvus raises its own types, and grpc's, for the same failures
         error = failure(location, exc)
         if isinstance(error, StoreUnreachable) and location.is_server:
@@ -256,6 +257,28 @@ def connect(location: Location) -> Any:
             if problem := tls_problem(location):
                 error = StoreUnreachable(f"cannot connect to Milvus store {location.label}: {problem}")
         raise error from exc
+    if location.is_server and location.db not in ("", "default"):
+        check_database_support(location, client)
+    return client
+
+
+def check_database_support(location: Location, client: Any) -> None:
+    """A database other than the default works only where the server scopes aliases to it: Milvus before 2.4
+    resolves, creates and swaps aliases in the default database whatever the client's database (milvus-io/milvus
+    #30368), so a publish there would land where no reader finds it, or fail half way. Refused before any write."""
+    try:
+        version = str(client.get_server_version())
+    except Exception as exc:
+        client.close()
+        raise failure(location, exc) from exc
+    found = re.search(r"(\d+)\.(\d+)", version)
+    if found and (int(found[1]), int(found[2])) < DATABASE_SINCE:
+        client.close()
+        raise RetrieverError(
+            f"Milvus store {location.label}: Milvus {version} keeps aliases only in the default database, so an "
+            f"index in database {location.db!r} would not be found; drop ?db= (one Milvus holds many indexes "
+            f"under other names) or use Milvus {'.'.join(map(str, DATABASE_SINCE))} or later"
+        )
 
 
 def grpc_status(exc: BaseException) -> Any:
