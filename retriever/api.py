@@ -188,7 +188,7 @@ class Retriever:
             raise RetrieverError(f"index_dir must be a folder path (str or Path), not {index_dir!r}")
         if store is not None and not isinstance(store, str):
             raise RetrieverError(
-                f"store must be milvus://HOST:PORT/NAME, a Milvus Lite .db path or None, not {store!r}"
+                f"store must be milvus://HOST:PORT/NAME, a Milvus Lite .db path or None, not a {type(store).__name__}"
             )
         if models is not None and not (
             isinstance(models, str) or (isinstance(models, Sequence) and all(isinstance(m, str) for m in models))

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from .errors import RetrieverError
 from .vectorstore import MILVUS_SCHEME
@@ -25,10 +25,44 @@ CREDENTIALS_HINT = f"{TOKEN_ENV}, or {USER_ENV} and {PASSWORD_ENV}"
 # The URL's query options; each may also come from RETRIEVER_MILVUS_<KEY>, which the URL's own value overrides.
 OPTIONS = ("db", "tls", "ca", "cert", "key", "server_name", "timeout", "connect_timeout")
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+DATABASE_SINCE = (2, 4)  # the first Milvus whose aliases keep to the client's database
 CONNECT_TIMEOUT = 10.0  # seconds for the server to answer a connection: it answers in milliseconds when up
 REQUEST_TIMEOUT = (
     15.0  # seconds for any one call (a question makes a few); flushes and index waits have their own bound
 )
+
+
+HIDDEN = "***"
+
+
+def shown(where: str) -> str:
+    """A store as given, rendered for people (messages, progress, `info`, `status`, logs, JSON): the one place
+    that decides what of a URL may be shown. Secrets arrive where they do not belong (`user:pass@`, `token=…`), so
+    everything not known to be harmless is hidden: userinfo, the fragment, the value of any option but the known
+    connection options (none of which is a secret), and an unknown option's name unless it reads as one (a pasted
+    key may stand alone, `?sk4Xq…`)."""
+    if "://" not in where:
+        return where  # a Milvus Lite file: a path
+    try:
+        parts = urlsplit(where)
+    except ValueError:  # an unclosed `[` of an IPv6 host: nothing of it is sure to be harmless
+        return f"{where.partition('://')[0]}://{HIDDEN}"
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{HIDDEN}@{host}" if "@" in parts.netloc else host
+    query = "&".join(
+        f"{option_name(key)}={quote(value, safe='/:.~') if key in OPTIONS else HIDDEN}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + ("#" + HIDDEN if parts.fragment else "")
+    )
+
+
+def option_name(key: str) -> str:
+    """An option's name as shown: a word of lowercase letters and underscores, as option names are, else hidden."""
+    return key if re.fullmatch(r"[a-z_]{1,40}", key) else HIDDEN
 
 
 class StoreUnreachable(RetrieverError):
@@ -45,7 +79,7 @@ class Location:
 
     uri: str  # what MilvusClient connects to: http(s)://host:port, or a Milvus Lite file
     name: str  # the alias readers resolve; generations are collections named NAME__g…
-    label: str  # the URL or file as the user gave it (never holding credentials: those are refused)
+    label: str  # the URL or file as the user gave it, for people: shown(), so it holds no secret
     db: str = ""
     tls: bool = False
     ca: Path | None = None
@@ -65,8 +99,11 @@ class Location:
         if not where.startswith(MILVUS_SCHEME):
             path = Path(where).expanduser().resolve()
             name = re.sub(r"\W", "_", path.stem, flags=re.ASCII) or "retriever"
-            return cls(str(path), checked_name(name, where), where)
-        parts = urlsplit(where)
+            return cls(str(path), checked_name(name, where), shown(where))
+        try:
+            parts = urlsplit(where)
+        except ValueError:
+            parts = urlsplit("")
         if "@" in parts.netloc:  # before anything else echoes `where`
             raise RetrieverError(
                 "a Milvus store URL must not carry credentials (they would show in messages and shell history); "
@@ -79,7 +116,7 @@ class Location:
             port = None
         if not parts.hostname or not port or not name or parts.fragment:
             raise RetrieverError(
-                f"store {where!r} should look like milvus://HOST:PORT/NAME[?OPTION=VALUE&…] (PORT from 1 to 65535)"
+                f"store {shown(where)!r} should look like milvus://HOST:PORT/NAME[?OPTION=VALUE&…] (PORT from 1 to 65535)"
             )
         settings = options_of(where, parts.query)
         tls = settings["tls"]
@@ -87,7 +124,7 @@ class Location:
         return cls(
             f"{'https' if tls else 'http'}://{host}:{port}",
             checked_name(name, where),
-            where,
+            shown(where),
             **{k: v for k, v in settings.items() if k != "given"},
             options=settings["given"],
         )
@@ -122,24 +159,26 @@ def options_of(where: str, query: str) -> dict[str, Any]:
     seen: set[str] = set()
     for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
         if key not in OPTIONS:
-            raise RetrieverError(f"store {where!r}: unknown option {key!r}; known: {', '.join(OPTIONS)}")
+            raise RetrieverError(
+                f"store {shown(where)!r}: unknown option {option_name(key)!r}; known: {', '.join(OPTIONS)}"
+            )
         if key in seen:
-            raise RetrieverError(f"store {where!r}: option {key!r} given twice")
+            raise RetrieverError(f"store {shown(where)!r}: option {option_name(key)!r} given twice")
         seen.add(key)
         given[key] = value
     out: dict[str, Any] = {"given": given}
     for key, value in given.items():
         out[key] = option_value(where, key, value)
     if ("cert" in out) != ("key" in out):
-        raise RetrieverError(f"store {where!r}: a client certificate needs both cert and key")
+        raise RetrieverError(f"store {shown(where)!r}: a client certificate needs both cert and key")
     if "cert" in out and "ca" not in out:
-        raise RetrieverError(f"store {where!r}: a client certificate needs the server's CA too (ca=PATH)")
+        raise RetrieverError(f"store {shown(where)!r}: a client certificate needs the server's CA too (ca=PATH)")
     out["tls"] = out.get("tls", False) or any(k in out for k in ("ca", "cert", "server_name"))
     return out
 
 
 def option_value(where: str, key: str, value: str) -> Any:
-    source = f"store {where!r}: option {key}={value!r}"
+    source = f"store {shown(where)!r}: option {key}={value!r}"
     if key == "db":
         return checked_name(value, where, what="database name")
     if key == "tls":
@@ -166,7 +205,9 @@ def option_value(where: str, key: str, value: str) -> Any:
 
 def checked_name(name: str, where: str, what: str = "collection name") -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", name) or "__" in name:
-        raise RetrieverError(f"store {where!r}: the {what} {name!r} must be letters, digits and single underscores")
+        raise RetrieverError(
+            f"store {shown(where)!r}: the {what} {name!r} must be letters, digits and single underscores"
+        )
     return name
 
 
@@ -207,9 +248,37 @@ def connect(location: Location) -> Any:
     arguments = location.client_arguments()
     try:
         # dedicated: a client of its own, so a connection given up on after a failure is not handed back again
-        return MilvusClient(location.uri, dedicated=True, **arguments)
+        client = MilvusClient(location.uri, dedicated=True, **arguments)
     except Exception as exc:  # pymilvus raises its own types, and grpc's, for the same failures
+        error = failure(location, exc)
+        if isinstance(error, StoreUnreachable) and location.is_server:
+            from .milvus_tls import tls_problem
+
+            if problem := tls_problem(location):
+                error = StoreUnreachable(f"cannot connect to Milvus store {location.label}: {problem}")
+        raise error from exc
+    if location.is_server and location.db not in ("", "default"):
+        check_database_support(location, client)
+    return client
+
+
+def check_database_support(location: Location, client: Any) -> None:
+    """A database other than the default works only where the server scopes aliases to it: Milvus before 2.4
+    resolves, creates and swaps aliases in the default database whatever the client's database (milvus-io/milvus
+    #30368), so a publish there would land where no reader finds it, or fail half way. Refused before any write."""
+    try:
+        version = str(client.get_server_version())
+    except Exception as exc:
+        client.close()
         raise failure(location, exc) from exc
+    found = re.search(r"(\d+)\.(\d+)", version)
+    if found and (int(found[1]), int(found[2])) < DATABASE_SINCE:
+        client.close()
+        raise RetrieverError(
+            f"Milvus store {location.label}: Milvus {version} keeps aliases only in the default database, so an "
+            f"index in database {location.db!r} would not be found; drop ?db= (one Milvus holds many indexes "
+            f"under other names) or use Milvus {'.'.join(map(str, DATABASE_SINCE))} or later"
+        )
 
 
 def grpc_status(exc: BaseException) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import RetrieverError
+from .milvus_connection import shown
 from .store import IndexStore
 from .vectorstore import MILVUS_SCHEME, is_milvus
 
@@ -19,7 +20,7 @@ def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore
         return IndexStore(index, notes)
     if not is_milvus(store):
         raise RetrieverError(
-            f"unknown store {store!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
+            f"unknown store {shown(store)!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
         )
     if not store.startswith(MILVUS_SCHEME):
         check_lite_path(store)

@@ -12,7 +12,7 @@ import pytest
 from helpers import cli
 
 from retriever.errors import RetrieverError
-from retriever.milvus_connection import Location
+from retriever.milvus_connection import Location, shown
 
 
 def test_a_url_with_credentials_is_refused_without_echoing_them(repo_notes: Path) -> None:
@@ -92,3 +92,37 @@ def test_a_server_that_never_answers_fails_within_the_timeout(repo_notes: Path) 
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"cannot reach Milvus store milvus://127.0.0.1:{port}/notes" in result.stderr
     assert took < 12, took  # imports ~3 s, then the 2 s connect timeout; before: 21 s with no way to set it
+
+
+SECRET = "Secret9"
+SECRET_URLS = (
+    f"milvus://127.0.0.1:19530/notes?token=root:{SECRET}",
+    f"milvus://127.0.0.1:19530/notes?db=team&password={SECRET}",
+    f"milvus://127.0.0.1:19530/notes?{SECRET}=1",
+    f"milvus://127.0.0.1:19530/notes?timeout=oops&api_key={SECRET}",
+    f"milvus://127.0.0.1:19530/notes#{SECRET}",
+    f"milvus://u:{SECRET}@127.0.0.1:99999/notes",
+    f"http://u:{SECRET}@127.0.0.1:19530/notes",
+    f"milvus://[::1/notes?token={SECRET}",
+)
+
+
+def test_a_secret_anywhere_in_a_url_is_never_shown(repo_notes: Path, tmp_path: Path) -> None:
+    """Every command that takes --store, in text and JSON, with the secret in each part a user may put one."""
+    runs = [("ask", "배치", "--no-server"), ("info", "--json"), ("index",), ("doctor",), ("serve", "--port", "0")]
+    for n, store in enumerate(SECRET_URLS):
+        command = runs[n % len(runs)]
+        result = cli(*command, "--notes", str(repo_notes), "--index", str(tmp_path / "i"), "--store", store)
+        assert result.returncode != 0 and result.stderr.strip().splitlines()[-1].startswith("error:"), result.stderr
+        assert SECRET not in result.stdout + result.stderr, (command, store, result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_a_store_is_shown_with_only_its_known_options() -> None:
+    assert shown(f"milvus://h:1/x?db=team&tls=1&token={SECRET}&ca=/a b.pem") == (
+        "milvus://h:1/x?db=team&tls=1&token=***&ca=/a%20b.pem"
+    )
+    assert shown(f"milvus://u:{SECRET}@h:1/x#{SECRET}") == "milvus://***@h:1/x#***"
+    assert shown("/data/store.db") == "/data/store.db"
+    where = Location.parse("milvus://h:19530/notes?db=team&timeout=5")
+    assert where.label == "milvus://h:19530/notes?db=team&timeout=5"  # what progress, info, status and serve show

@@ -261,3 +261,28 @@ except urllib.error.HTTPError as exc:
 """
     got = subprocess.run(in_namespace_python(pid, script), capture_output=True, text=True, timeout=180, check=False)
     return json.loads(got.stdout)
+
+
+def test_a_second_database_is_refused_naming_the_server_version(server: int, repo_notes: Path, tmp_path: Path) -> None:
+    """Milvus 2.3 keeps aliases in the default database whatever the client's (milvus-io/milvus#30368): a publish
+    to db=team landed where readers could not find it, or failed with its collections left behind."""
+    script = """
+from pymilvus import MilvusClient
+client = MilvusClient("http://127.0.0.1:19530", token="root:Milvus")
+if "team" not in client.list_databases():
+    client.create_database("team")
+print(sorted(MilvusClient("http://127.0.0.1:19530", token="root:Milvus", db_name="team").list_collections()))
+print(sorted(client.list_collections()))
+"""
+
+    def listed() -> str:
+        script_run = in_namespace_python(server, script)
+        return subprocess.run(script_run, capture_output=True, text=True, timeout=180, check=True).stdout
+
+    before = listed()
+    where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index")]
+    for args in (["index", "--encoders", "e5"], ["ask", "배치", "--no-server"], ["info"]):
+        refused = run(server, *args, *where, "--store", f"{STORE}?db=team")
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert "Milvus v2.3.5" in refused.stderr and "aliases only in the default database" in refused.stderr
+    assert listed() == before  # nothing written, in either database
