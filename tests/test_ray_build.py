@@ -1,0 +1,142 @@
+"""`index --ray`: a real Ray cluster of two processes (a head and a worker node, one CPU each) embeds a build that
+is published to Milvus Lite, and the published index ranks as a local build of the same notes does."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from helpers import cli, wait_for
+
+from retriever import Retriever
+
+pytest.importorskip("ray")
+pytest.importorskip("milvus_lite")
+
+QUESTIONS = [
+    "배치 사이즈는 어떻게 정하나요?",
+    "캐글은 어떻게 시작하나요?",
+    "How should I pick the learning rate?",
+    "what to study for a data science career",
+    "how does the Milvus store publish a build",
+    "what happens when a build is interrupted",
+]
+OBJECT_STORE = 80 * 1024 * 1024  # bytes per node: the steps in flight are a few MB
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def notes_of(folder: Path) -> Path:
+    """The repo's notes and the README's first sections as notes of their own: enough chunks for several steps
+    per model, so both nodes embed some."""
+    shutil.copytree(REPO / "notes", folder)
+    sections = (REPO / "README.md").read_text(encoding="utf-8").split("\n## ")[1:9]
+    for i, section in enumerate(sections):
+        (folder / f"readme-{i}.md").write_text(f"# {section}", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[str]:
+    """`ray start --head` and a second node joining it, each in its own process group, stopped by their ids."""
+    tmp = tmp_path_factory.mktemp("ray")
+    address = f"127.0.0.1:{free_port()}"
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # the cluster's own, for every process
+    for name, value in auth.items():
+        os.environ[name] = value  # the CLI processes the tests start inherit it
+    env = {
+        **auth,
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "RETRIEVER_CACHE_DIR": str(model_cache),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    ray = Path(sys.executable).with_name("ray")
+    common = ["--num-cpus", "1", f"--object-store-memory={OBJECT_STORE}", "--block", "--disable-usage-stats"]
+    head = [str(ray), "start", "--head", "--port", address.split(":")[1], "--include-dashboard=false"]
+    head += ["--node-ip-address", "127.0.0.1", f"--temp-dir={tmp}", *common]
+    nodes = [subprocess.Popen(head, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        wait_for(lambda: ray_status(address, env), 120, "the Ray head")
+        worker = [str(ray), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common]
+        nodes.append(subprocess.Popen(worker, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for(lambda: ray_status(address, env, nodes=2), 120, "the Ray worker node")
+        yield address
+    finally:
+        for node in reversed(nodes):
+            os.killpg(node.pid, signal.SIGTERM)
+            node.wait(60)
+        for name in auth:
+            os.environ.pop(name, None)
+
+
+def ray_status(address: str, env: dict[str, str], nodes: int = 1) -> bool:
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "status", "--address", address],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    return run.returncode == 0 and run.stdout.count("node_") >= nodes
+
+
+def test_a_build_sharded_over_ray_ranks_as_a_local_build(tmp_path: Path, model_cache: Path, ray_cluster: str) -> None:
+    notes = notes_of(tmp_path / "notes")
+    local = Retriever(notes, tmp_path / "local", cache_dir=model_cache)
+    local.index()
+    (tmp_path / "store").mkdir()
+    store = str(tmp_path / "store" / "notes.db")
+    run = cli("index", "--notes", str(notes), "--index", str(tmp_path / "staged"), "--store", store,
+              "--ray", ray_cluster, "--ray-workers", "2", env={"PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    assert f"embedding on the Ray cluster at {ray_cluster}" in run.stderr and "published the index" in run.stderr
+    assert "Traceback" not in run.stderr
+    staged = Retriever(notes, tmp_path / "staged", cache_dir=model_cache)  # the Ray build's own files
+    published = Retriever(notes, tmp_path / "staged", cache_dir=model_cache, store=store)
+    assert published.manifest().chunks == local.manifest().chunks
+    for each in (local, staged, published):  # candidates cut so Milvus's own searches pick them (test_milvus_store)
+        each.ranking = replace(each.ranking, candidates=4)
+    for question in QUESTIONS:
+        for mode in ("dense", "hybrid"):
+            want = [h.id for h in local.ask(question, k=5, mode=mode)]
+            assert [h.id for h in staged.ask(question, k=5, mode=mode)] == want, (question, mode)
+            assert [h.id for h in published.ask(question, k=5, mode=mode)] == want, (question, mode)
+
+
+def test_ray_to_no_cluster_is_one_line(tmp_path: Path) -> None:
+    notes = notes_of(tmp_path / "notes")
+    run = cli("index", "--notes", str(notes), "--index", str(tmp_path / "idx"), "--ray", f"127.0.0.1:{free_port()}")
+    assert run.returncode == 1 and "cannot join the Ray cluster" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def test_ray_workers_without_ray_is_a_usage_error(tmp_path: Path) -> None:
+    run = cli("index", "--notes", str(REPO / "notes"), "--index", str(tmp_path / "idx"), "--ray-workers", "2")
+    assert run.returncode == 2 and "--ray-workers needs --ray" in run.stderr
+
+
+def test_a_local_build_and_question_import_no_ray(tmp_path: Path, model_cache: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; from retriever import Retriever\n"
+        f"r = Retriever(Path({str(REPO / 'notes')!r}), Path({str(tmp_path / 'idx')!r}), cache_dir=Path({str(model_cache)!r}))\n"
+        "r.index(); r.ask('캐글은 어떻게 시작하나요?', k=3)\n"
+        "print('ray' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
