@@ -18,6 +18,7 @@ both without a dataset layer. Ray is imported only when a cluster is joined, and
 from __future__ import annotations
 
 import logging
+import socket
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ LOCAL = "local"  # --ray local: a cluster of this machine alone, started for the
 AHEAD = 2  # steps in flight per actor: one running, one waiting, so an actor never idles on the writer
 QUIET = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}  # the build's own
 # progress is what the user reads
+CONNECT_SECONDS = 10.0  # for the probe of a cluster's address: ray.init waits for a silent address past minutes
 RESTARTS = 3  # times an actor that died is started again, and a step it was running is retried
 
 
@@ -110,6 +112,7 @@ def cluster(settings: RaySettings, names: Sequence[str], cache_dir: Path) -> Ite
         if settings.address == LOCAL:
             ray.init(num_cpus=settings.cpus, object_store_memory=settings.store_bytes, **QUIET)
         else:
+            probe(settings.address)
             ray.init(address=settings.address, **QUIET)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RetrieverError(f"cannot join the Ray cluster at {settings.address!r}: {first_line(exc)}") from None
@@ -120,6 +123,23 @@ def cluster(settings: RaySettings, names: Sequence[str], cache_dir: Path) -> Ite
         yield Cluster(ActorPool(actors), count)
     finally:
         ray.shutdown()
+
+
+def probe(address: str) -> None:
+    """Refuses in seconds an address where no Ray head answers: Ray's own connect retries for minutes before it
+    gives up on a GCS that is not there. A TCP connect to the head's port is what every client does first."""
+    where = address.removeprefix("ray://")
+    host, sep, port = where.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # `auto`, or a form Ray resolves itself: its own errors come quickly for those
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        reason = f"no answer within {CONNECT_SECONDS:g} s" if isinstance(exc, TimeoutError) else exc.strerror
+        raise RetrieverError(
+            f"cannot join the Ray cluster at {address!r}: {(reason or type(exc).__name__).lower()}; "
+            "check that `ray start --head` runs there"
+        ) from None
 
 
 def fetch(pool: Any) -> list[Embedded]:

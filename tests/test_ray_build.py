@@ -115,6 +115,18 @@ def test_a_build_sharded_over_ray_ranks_as_a_local_build(tmp_path: Path, model_c
             assert [h.id for h in published.ask(question, k=5, mode=mode)][:1] == want[:1], (question, mode)
 
 
+def test_an_address_where_no_ray_listens_fails_in_one_line(tmp_path: Path, model_cache: Path) -> None:
+    """Ray's own connect to a silent address retries for minutes: the build must give up in seconds and say why,
+    with nothing written."""
+    address = f"127.0.0.1:{free_port()}"  # bound and released: nothing listens there
+    run = cli("index", "--notes", str(REPO / "notes"), "--index", str(tmp_path / "idx"), "--ray", address,
+              env={"PYTHONPATH": str(REPO), "RETRIEVER_CACHE_DIR": str(model_cache)})
+    assert run.returncode == 1, run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and f"cannot join the Ray cluster at '{address}'" in errors[0], run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "idx" / "CURRENT").exists()
+
+
 def test_ray_workers_without_ray_is_a_usage_error(tmp_path: Path) -> None:
     run = cli("index", "--notes", str(REPO / "notes"), "--index", str(tmp_path / "idx"), "--ray-workers", "2")
     assert run.returncode == 2 and "--ray-workers needs --ray" in run.stderr
