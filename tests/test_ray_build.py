@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,8 @@ from helpers import cli, wait_for
 
 from retriever import Retriever
 
-pytest.importorskip("ray")
-pytest.importorskip("milvus_lite")
+needs_ray = pytest.mark.skipif(find_spec("ray") is None, reason="the ray extra is not installed")
+needs_milvus_lite = pytest.mark.skipif(find_spec("milvus_lite") is None, reason="the milvus extra is not installed")
 
 QUESTIONS = [
     "배치 사이즈는 어떻게 정하나요?",
@@ -93,6 +94,8 @@ def ray_status(address: str, env: dict[str, str], nodes: int = 1) -> bool:
     return run.returncode == 0 and run.stdout.count("node_") >= nodes
 
 
+@needs_ray
+@needs_milvus_lite
 def test_a_build_sharded_over_ray_ranks_as_a_local_build(tmp_path: Path, model_cache: Path, ray_cluster: str) -> None:
     notes = notes_of(tmp_path / "notes")
     local = Retriever(notes, tmp_path / "local", cache_dir=model_cache)
@@ -115,6 +118,7 @@ def test_a_build_sharded_over_ray_ranks_as_a_local_build(tmp_path: Path, model_c
             assert [h.id for h in published.ask(question, k=5, mode=mode)][:1] == want[:1], (question, mode)
 
 
+@needs_ray
 def test_an_address_where_no_ray_listens_fails_in_one_line(tmp_path: Path, model_cache: Path) -> None:
     """Ray's own connect to a silent address retries for minutes: the build must give up in seconds and say why,
     with nothing written."""
