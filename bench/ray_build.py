@@ -58,8 +58,10 @@ def rows_of(work: Path, count: int, workers: list[int]) -> dict[str, dict[str, f
 def overhead(small: dict[str, dict[str, float]], large: dict[str, dict[str, float]]) -> dict[str, float]:
     """Ray's cost beyond the same passes run locally on one thread, as fixed seconds (the cluster's start, the
     actors' model loads) plus milliseconds per chunk (the steps' trips through Ray), from two corpus sizes."""
-    extra = [(run["local 1 thread"]["chunks"], run["ray 1 worker"]["seconds"] - run["local 1 thread"]["seconds"])
-             for run in (small, large)]
+    extra = [
+        (run["local 1 thread"]["chunks"], run["ray 1 worker"]["seconds"] - run["local 1 thread"]["seconds"])
+        for run in (small, large)
+    ]
     (n1, e1), (n2, e2) = extra
     per_chunk = (e2 - e1) / (n2 - n1)
     return {"fixed_s": round(e1 - per_chunk * n1, 1), "ms_per_chunk": round(per_chunk * 1000, 1)}
@@ -79,8 +81,10 @@ def main() -> None:
         results[str(count)] = rows_of(work, count, workers)
     small, large = (results[k] for k in list(results)[:2])
     results["overhead"] = cost = overhead(small, large)  # type: ignore[arg-type]
-    print(f"Ray's overhead (1 worker beyond local on 1 thread): {cost['fixed_s']} s fixed + "
-          f"{cost['ms_per_chunk']} ms per chunk")
+    print(
+        f"Ray's overhead (1 worker beyond local on 1 thread): {cost['fixed_s']} s fixed + "
+        f"{cost['ms_per_chunk']} ms per chunk"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     shutil.rmtree(work)
