@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
@@ -19,7 +19,7 @@ from .errors import RetrieverError, StaleRead
 from .extraction_cache import ExtractionCache
 from .filters import Filters
 from .generation import StoredIndex
-from .indexer import IndexReport, build, holds
+from .indexer import Embedders, IndexReport, build, holds
 from .korean import kiwi
 from .lexical import highlights, tokenize
 from .manifest import Manifest
@@ -32,6 +32,9 @@ from .store import IndexNotWritable, OlderFormat
 from .stores import open_store
 from .timings import phase
 from .vectorstore import IndexView
+
+if TYPE_CHECKING:
+    from .ray_build import RaySettings
 
 H = TypeVar("H", bound=Hit)
 
@@ -227,12 +230,13 @@ class Retriever:
         return [load_encoder(name, self.cache_dir) for name in names]
 
     # -- index -------------------------------------------------------------------------------------------------
-    def index(self, full: bool = False) -> IndexReport:
+    def index(self, full: bool = False, ray: RaySettings | None = None) -> IndexReport:
+        """ray: shard the passes over a Ray cluster (`ray_build`) instead of running them here."""
         with self._build_lock():
-            return self._build(full)
+            return self._build(full, ray=ray)
 
     @paused_gc()
-    def _build(self, full: bool, by_name: bool = True) -> IndexReport:
+    def _build(self, full: bool, by_name: bool = True, ray: RaySettings | None = None) -> IndexReport:
         """Only ever called with the build lock held, so what earlier builds left behind (a crash's temp folder,
         surplus generations) can be cleared first, even when nothing changed and nothing is written.
 
@@ -258,7 +262,8 @@ class Retriever:
             with phase("check previous index"):
                 previous = self._previous()
             progress = self.reporter.progress if self.reporter else None
-            report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress)
+            with self._passes(ray, names) as passes_of:
+                report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress, passes_of)
         extracted.prune(stamp.sha256 for stamp in scan.stamps.values())  # the live index holds these files now
         started = time.perf_counter()
         with phase("publish"):
@@ -270,6 +275,19 @@ class Retriever:
                 self.reporter.note(notice)
             self.reporter.note(f"published the index to {self.store.label}")
         return replace(report, seconds=report.seconds + time.perf_counter() - started, up_to_date=False)
+
+    @contextmanager
+    def _passes(self, ray: RaySettings | None, names: Sequence[str]) -> Iterator[Embedders | None]:
+        """Who runs a build's passes: this process (None), or a Ray cluster's actors, Ray imported only then."""
+        if ray is None:
+            yield None
+            return
+        from .ray_build import cluster
+
+        if self.reporter:
+            self.reporter.note(f"embedding on the Ray cluster at {ray.address}")
+        with cluster(ray, names, self.cache_dir) as pool:
+            yield pool.passes_of
 
     def _phase(self, message: str) -> AbstractContextManager[None]:
         return self.reporter.phase(message) if self.reporter else nullcontext()

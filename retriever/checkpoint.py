@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +33,7 @@ FOLDER = "checkpoint"
 FORMAT = 1
 STEP = 32  # texts embedded between two records: at most this many are embedded again after an interrupt
 Progress = Callable[[Sequence[Spans]], Callable[[int], None]]
+Step = tuple[Sequence[Spans], Sequence[int]]  # texts embedded together, and how many of each text's spans are parts
 
 
 @dataclass(frozen=True)
@@ -135,14 +136,26 @@ class Resumable:
     def key(self, item: Spans) -> str:
         return text_key(self.encoder.spec, item, self.tokens)
 
+    def embed_all(self, steps: Iterable[Step], progress: Progress) -> Iterator[list[Embedded]]:
+        """Each step's results, in order, a step at a time (a sharded build keeps several steps in flight)."""
+        for items, parts in steps:
+            yield self.embed(items, parts, progress)
+
     def embed(self, items: Sequence[Spans], parts: Sequence[int], progress: Progress) -> list[Embedded]:
         """Each item's results in order; parts: how many of its spans are parts (their tokens are kept); progress
         makes the progress callback of the texts actually embedded."""
-        keys = [self.key(item) for item in items]
-        todo = [i for i, key in enumerate(keys) if key not in self.done]
+        todo = self.todo(items)
         batch = [items[i] for i in todo]
         pooled = self.encoder.encode_spans(batch, progress(batch), self.tokens) if todo else []
-        fresh = [Embedded.of(p, parts[i], self.tokens) for i, p in zip(todo, pooled)]
+        return self.merge(items, todo, [Embedded.of(p, parts[i], self.tokens) for i, p in zip(todo, pooled)])
+
+    def todo(self, items: Sequence[Spans]) -> list[int]:
+        """Which of the items no interrupted build embedded."""
+        return [i for i, item in enumerate(items) if self.key(item) not in self.done]
+
+    def merge(self, items: Sequence[Spans], todo: Sequence[int], fresh: Sequence[Embedded]) -> list[Embedded]:
+        """The step's results in item order, the fresh ones kept in the checkpoint first."""
+        keys = [self.key(item) for item in items]
         if fresh:
             self.checkpoint.keep([keys[i] for i in todo], fresh)
         new = iter(fresh)

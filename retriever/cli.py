@@ -26,6 +26,7 @@ from .results import Hit, QuestionHit
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
     from .api import Retriever
     from .config import Settings
+    from .ray_build import RaySettings
     from .records import Record
     from .service import Service
 
@@ -271,6 +272,17 @@ def index(
     model: ModelOpt = None,
     full: Annotated[bool, typer.Option("--full", help="Re-embed everything instead of only what changed.")] = False,
     store: StoreOpt = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Run the embedding on a Ray cluster: its address, auto (the one `ray start` runs here), "
+            "or local (one started for this build). Needs `pip install retriever[ray]`.",
+        ),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option("--ray-workers", min=1, help="Ray workers (one CPU each). Default: one per CPU.")
+    ] = None,
     as_json: JsonOpt = False,
     show_timings: TimingsOpt = False,
     quiet: QuietOpt = False,
@@ -278,7 +290,8 @@ def index(
     """Build or update the index; only new or changed passages are embedded."""
     timings.mark("imports")
     with user_errors():
-        report = make_retriever(setup(notes, index, model), store=store, quiet=quiet).index(full=full)
+        sharding = ray_settings(ray, ray_workers)
+        report = make_retriever(setup(notes, index, model), store=store, quiet=quiet).index(full=full, ray=sharding)
     if show_timings:
         print_timings()
     for path, reason in report.skipped:
@@ -296,6 +309,21 @@ def index(
         f"indexed {report.notes} notes into {report.chunks} chunks: {report.added} added, "
         f"{report.unchanged} unchanged, {report.removed} removed ({report.seconds:.1f} s)"
     )
+
+
+def ray_settings(address: str | None, workers: int | None) -> RaySettings | None:
+    """--ray's settings, refused before any work when Ray is not installed (it is an extra)."""
+    from importlib.util import find_spec
+
+    from .ray_build import RaySettings
+
+    if address is None:
+        if workers is not None:
+            raise typer.BadParameter("--ray-workers needs --ray", param_hint="--ray-workers")
+        return None
+    if find_spec("ray") is None:
+        raise typer.BadParameter("Ray is not installed; install it with `pip install retriever[ray]`", param_hint="--ray")
+    return RaySettings(address.strip(), workers)
 
 
 def served(

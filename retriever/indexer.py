@@ -31,6 +31,12 @@ from .tokencodes import Codebook, int8_of, token_floats
 Progress = Callable[[EmbedProgress], None]
 Advance = Callable[[int, int], None]  # (texts, characters) just embedded
 Span = tuple[int, int, int]  # where a part's token vectors are: segment, first row, end row
+Embedders = Callable[[int, Encoder, bool, Checkpoint], Resumable]  # (model row, encoder, keep tokens, checkpoint)
+
+
+def local_passes(model: int, encoder: Encoder, tokens: bool, checkpoint: Checkpoint) -> Resumable:
+    """A model's passes run here, by the encoder loaded in this process."""
+    return Resumable(span_encoder(encoder), tokens, checkpoint)
 
 
 @dataclass(frozen=True)
@@ -257,10 +263,10 @@ def embed(
     items, offsets, question_of = layout.items, layout.offsets, layout.question_of
     fresh: Fresh = {c: {} for c in COLLECTIONS}
     spans: dict[str, Span] = {}
-    for start in range(0, len(rows), STEP):
-        window = rows[start : start + STEP]
-        parts = [int(offsets[r + 1] - offsets[r]) for r in window]
-        pooled = model.embed([items[r] for r in window], parts, lambda batch: counting(batch, advance))
+    windows = [rows[start : start + STEP] for start in range(0, len(rows), STEP)]
+    steps = (([items[r] for r in window], [int(offsets[r + 1] - offsets[r]) for r in window]) for window in windows)
+    results = model.embed_all(steps, lambda batch: counting(batch, advance))
+    for window, pooled in zip(windows, results):
         chunk_rows, part_rows, heading_rows = [], [], []
         for row, result in zip(window, pooled):
             fresh["chunks"][plans["chunks"].keys[row]] = writers["chunks"].rows + len(chunk_rows)
@@ -399,12 +405,14 @@ def build(
     old: StoredIndex | None,
     reuse: bool = True,
     progress: Progress | None = None,
+    passes_of: Embedders | None = None,
 ) -> IndexReport:
     """Write a new index generation for the scanned notes (at least one: the caller checks), streaming: memory holds the notes' text and metadata
     and one window of vectors, never a whole matrix.
 
     old is the current index: its vectors are reused when `reuse` holds and the model is the same, and the
     added/unchanged/removed counts always compare against its chunks, so --full still reports what changed.
+    passes_of makes each model's passes: in this process by default, or sharded over a cluster (`ray_build`).
     """
     started = time.perf_counter()
     specs = [e.spec for e in encoders]
@@ -429,7 +437,8 @@ def build(
     pending = [pending_chunks(corpus, each) for each in plans]
     layout = Layout.of(corpus)
     checkpoint = Checkpoint(store.root / CHECKPOINT)
-    resumable = [Resumable(span_encoder(e), each["parts"].tokens, checkpoint) for e, each in zip(encoders, plans)]
+    passes_of = passes_of or local_passes
+    resumable = [passes_of(m, e, each["parts"].tokens, checkpoint) for m, (e, each) in enumerate(zip(encoders, plans))]
     if reuse:  # what an interrupted build embedded; --full embeds everything afresh
         kept = checkpoint.kept({r.key(layout.items[row]) for r, rows in zip(resumable, pending) for row in rows})
         for each_model in resumable:

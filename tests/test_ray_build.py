@@ -1,0 +1,259 @@
+"""`index --ray`: a real Ray cluster of two processes (a head and a worker node, one CPU each) embeds a build that
+is published to Milvus Lite, and the published index ranks as a local build of the same notes does."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from helpers import cli, wait_for
+
+from retriever import Retriever
+
+needs_ray = pytest.mark.skipif(find_spec("ray") is None, reason="the ray extra is not installed")
+needs_milvus_lite = pytest.mark.skipif(find_spec("milvus_lite") is None, reason="the milvus extra is not installed")
+
+QUESTIONS = [
+    "배치 사이즈는 어떻게 정하나요?",
+    "캐글은 어떻게 시작하나요?",
+    "How should I pick the learning rate?",
+    "what to study for a data science career",
+    "how does the Milvus store publish a build",
+    "what happens when a build is interrupted",
+]
+OBJECT_STORE = 80 * 1024 * 1024  # bytes per node: the steps in flight are a few MB
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    address: str
+    sessions: tuple[int, ...]  # the nodes' session ids: every process of the cluster runs in one of them
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def notes_of(folder: Path) -> Path:
+    """The repo's notes and the README's first sections as notes of their own: enough chunks for several steps
+    per model, so both nodes embed some."""
+    shutil.copytree(REPO / "notes", folder)
+    sections = (REPO / "README.md").read_text(encoding="utf-8").split("\n## ")[1:9]
+    for i, section in enumerate(sections):
+        (folder / f"readme-{i}.md").write_text(f"# {section}", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[RayCluster]:
+    """`ray start --head` and a second node joining it, each in its own process group, stopped by their ids."""
+    tmp = tmp_path_factory.mktemp("ray")
+    address = f"127.0.0.1:{free_port()}"
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # the cluster's own, for every process
+    for name, value in auth.items():
+        os.environ[name] = value  # the CLI processes the tests start inherit it
+    env = {
+        **auth,
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "RETRIEVER_CACHE_DIR": str(model_cache),
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    ray = Path(sys.executable).with_name("ray")
+    common = ["--num-cpus", "1", f"--object-store-memory={OBJECT_STORE}", "--block", "--disable-usage-stats"]
+    head = [str(ray), "start", "--head", "--port", address.split(":")[1], "--include-dashboard=false"]
+    head += ["--node-ip-address", "127.0.0.1", f"--temp-dir={tmp}", *common]
+    nodes = [
+        subprocess.Popen(head, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ]
+    try:
+        wait_for(lambda: ray_status(address, env), 120, "the Ray head")
+        worker = [str(ray), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common]
+        nodes.append(
+            subprocess.Popen(
+                worker, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        )
+        wait_for(lambda: ray_status(address, env, nodes=2), 120, "the Ray worker node")
+        yield RayCluster(address, tuple(node.pid for node in nodes))
+    finally:
+        for node in reversed(nodes):
+            os.killpg(node.pid, signal.SIGTERM)
+            node.wait(60)
+        for name in auth:
+            os.environ.pop(name, None)
+
+
+def ray_status(address: str, env: dict[str, str], nodes: int = 1) -> bool:
+    run = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "status", "--address", address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return run.returncode == 0 and run.stdout.count("node_") >= nodes
+
+
+@needs_ray
+@needs_milvus_lite
+def test_a_build_sharded_over_ray_ranks_as_a_local_build(
+    tmp_path: Path, model_cache: Path, ray_cluster: RayCluster
+) -> None:
+    notes = notes_of(tmp_path / "notes")
+    local = Retriever(notes, tmp_path / "local", cache_dir=model_cache)
+    local.index()
+    (tmp_path / "store").mkdir()
+    store = str(tmp_path / "store" / "notes.db")
+    run = cli(
+        "index",
+        "--notes",
+        str(notes),
+        "--index",
+        str(tmp_path / "staged"),
+        "--store",
+        store,
+        "--ray",
+        ray_cluster.address,
+        "--ray-workers",
+        "2",
+        env={"PYTHONPATH": str(REPO)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert (
+        f"embedding on the Ray cluster at {ray_cluster.address}" in run.stderr and "published the index" in run.stderr
+    )
+    assert "Traceback" not in run.stderr
+    staged = Retriever(notes, tmp_path / "staged", cache_dir=model_cache)  # the Ray build's own files
+    published = Retriever(notes, tmp_path / "staged", cache_dir=model_cache, store=store)
+    assert published.manifest().chunks == local.manifest().chunks
+    for question in QUESTIONS:
+        for mode in ("dense", "hybrid"):
+            want = [h.id for h in local.ask(question, k=5, mode=mode)]
+            assert [h.id for h in staged.ask(question, k=5, mode=mode)] == want, (question, mode)
+            # Milvus's own searches may order the tail of its candidates otherwise (test_milvus_store)
+            assert [h.id for h in published.ask(question, k=5, mode=mode)][:1] == want[:1], (question, mode)
+
+
+@needs_ray
+def test_an_address_where_no_ray_listens_fails_in_one_line(tmp_path: Path, model_cache: Path) -> None:
+    """Ray's own connect to a silent address retries for minutes: the build must give up in seconds and say why,
+    with nothing written."""
+    address = f"127.0.0.1:{free_port()}"  # bound and released: nothing listens there
+    run = cli(
+        "index",
+        "--notes",
+        str(REPO / "notes"),
+        "--index",
+        str(tmp_path / "idx"),
+        "--ray",
+        address,
+        env={"PYTHONPATH": str(REPO), "RETRIEVER_CACHE_DIR": str(model_cache)},
+    )
+    assert run.returncode == 1, run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and f"cannot join the Ray cluster at '{address}'" in errors[0], run.stderr
+    assert "Traceback" not in run.stderr and not (tmp_path / "idx" / "CURRENT").exists()
+
+
+def embed_workers(cluster: RayCluster) -> list[int]:
+    """The pids of the build's actors: the cluster's processes Ray titles after their class."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            title = (entry / "cmdline").read_bytes()
+            if (
+                entry.name.isdigit()
+                and title.startswith(b"ray::EmbedWorker")
+                and os.getsid(int(entry.name)) in cluster.sessions
+            ):
+                pids.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+@needs_ray
+@needs_milvus_lite
+def test_an_actor_killed_mid_build_costs_a_retry_not_the_build(
+    tmp_path: Path, model_cache: Path, ray_cluster: RayCluster
+) -> None:
+    """Ray restarts a killed actor and runs its step again: the build still publishes, and ranks as a local one."""
+    notes = notes_of(tmp_path / "notes")
+    (tmp_path / "store").mkdir()
+    store = str(tmp_path / "store" / "notes.db")
+    command = [
+        sys.executable,
+        "-m",
+        "retriever",
+        "index",
+        "--notes",
+        str(notes),
+        "--index",
+        str(tmp_path / "staged"),
+        "--store",
+        store,
+        "--ray",
+        ray_cluster.address,
+        "--ray-workers",
+        "2",
+    ]
+    build = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        victim = wait_for(lambda: embed_workers(ray_cluster)[:1], 120, "an actor of the build")[0]
+        time.sleep(2)  # into its model load or its first steps: both are the build's, and both are retried
+        killed_while_building = build.poll() is None
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = build.communicate(timeout=300)
+    finally:
+        if build.poll() is None:
+            build.kill()
+    assert killed_while_building
+    assert build.returncode == 0, stderr
+    assert "published the index" in stderr and "Traceback" not in stderr
+    local = Retriever(notes, tmp_path / "local", cache_dir=model_cache)
+    local.index()
+    staged = Retriever(notes, tmp_path / "staged", cache_dir=model_cache)
+    for question in QUESTIONS:
+        assert [h.id for h in staged.ask(question, k=5)] == [h.id for h in local.ask(question, k=5)], question
+
+
+def test_ray_workers_without_ray_is_a_usage_error(tmp_path: Path) -> None:
+    run = cli("index", "--notes", str(REPO / "notes"), "--index", str(tmp_path / "idx"), "--ray-workers", "2")
+    assert run.returncode == 2 and "--ray-workers needs --ray" in run.stderr
+
+
+def test_a_local_build_and_question_import_no_ray(tmp_path: Path, model_cache: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; from retriever import Retriever\n"
+        f"r = Retriever(Path({str(REPO / 'notes')!r}), Path({str(tmp_path / 'idx')!r}), cache_dir=Path({str(model_cache)!r}))\n"
+        "r.index(); r.ask('캐글은 어떻게 시작하나요?', k=3)\n"
+        "print('ray' in sys.modules)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
