@@ -23,6 +23,7 @@ from .indexer import Embedders, IndexReport, build, holds
 from .korean import kiwi
 from .lexical import highlights, tokenize
 from .manifest import Manifest
+from .milvus_connection import CredentialsRefused, StoreUnreachable
 from .notes import Library, Listing, NoteScan, normalise, notes_changed, read_note, scan_notes
 from .progress import EmbedProgress, ticking
 from .question import clip_for, read_question, valid_k, valid_text
@@ -219,6 +220,8 @@ class Retriever:
         """The models of the existing index, or None when there is none (or it is broken and will be rebuilt)."""
         try:
             return [m.name for m in self.manifest().models] if self.store.exists() else None
+        except (StoreUnreachable, CredentialsRefused):
+            raise  # the store's connection, not its index: going on would wait out the connect timeout again
         except RetrieverError:
             return None
 

@@ -544,9 +544,11 @@ def serve(
 ) -> None:
     """Keep models and index loaded and answer over HTTP on 127.0.0.1; `ask` and `similar` use it by themselves."""
     from .server import serve as serve_http
+    from .stores import check_store
 
     with user_errors():
         chosen = setup(notes, index, model)
+        check_store(store)
         feed = Feed(ConsoleReporter(err))
         serve_http(
             lambda: start_service(chosen, watch, store, feed),
@@ -650,8 +652,11 @@ def mcp(
     store: StoreOpt = None,
 ) -> None:
     """Serve the notes to AI assistants over MCP: tools ask, similar, get and status."""
+    from .stores import check_store
+
     with user_errors():
         chosen = setup(notes, index, model)
+        check_store(store)
         if http:
             from .mcp_http import serve as serve_mcp
 

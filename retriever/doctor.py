@@ -53,12 +53,14 @@ def release(retriever: Retriever) -> str:
 
 def diagnose(retriever: Retriever) -> list[Finding]:
     store = retriever.store
+    reader = store.shared and not store.local.exists()  # a machine that only reads a shared store: nothing staged
     try:
         held = lock_findings(store) if store.shared else []
-        store.verified(full=True)
+        if not reader:
+            store.verified(full=True)
         loaded = store.load()
     except RetrieverError as exc:
-        return [Finding("broken", str(exc))]
+        return [Finding("broken", str(exc), fix=getattr(exc, "fix", None))]
     manifest = loaded.manifest
     where = loaded.generation.name if isinstance(loaded.generation, Path) else f"{store.label}: {loaded.generation}"
     checked = f"{len(manifest.checksums)} data files verified" if manifest.checksums else "manifest checksum verified"
@@ -70,6 +72,8 @@ def diagnose(retriever: Retriever) -> list[Finding]:
         ),
         *held,
     ]
+    if reader:  # the notes and the staged build are the writer's: its own `doctor` compares them
+        return [*findings, Finding("ok", f"no staged build at {store.local.root}: this machine reads the store")]
     if manifest.chunker != retriever.chunker.as_dict():
         findings.append(Finding("stale", f"chunk settings changed since the build ({manifest.chunker})"))
     try:
@@ -99,7 +103,8 @@ def remedy(findings: list[Finding], retriever: Retriever) -> str | None:
     """The one command that fixes what was found, if anything was."""
     levels = {f.level for f in findings}
     if "broken" in levels:
-        return retriever.store.index_command(full=True)
+        repairs = [f.fix for f in findings if f.level == "broken" and f.fix]  # a store that loses less than a build
+        return repairs[0] if repairs else retriever.store.index_command(full=True)
     own = [f.fix for f in findings if f.fix]
     if own:
         return own[0]

@@ -23,7 +23,7 @@ from .generation import StoredIndex
 from .lexical import LexicalIndex
 from .manifest import FORMAT, LEXICAL, SPANS, VERSION, Manifest, write_json
 from .milvus_connection import Connected
-from .milvus_layout import BATCH, LAYOUT, PIECES_PER_PART, TOKEN_PIECE
+from .milvus_layout import BATCH, HEADER_ID, LAYOUT, PIECES_PER_PART, TOKEN_PIECE
 from .rowfile import RowReader
 from .tokencodes import Codebook, int8_of, token_floats
 
@@ -143,29 +143,38 @@ class Publisher:
         vocab = LexicalIndex.load(self.staged.path / LEXICAL).vocab
         rows: list[dict[str, Any]] = []
         for kind, data in (("manifest", raw), ("vocab", json.dumps(vocab, ensure_ascii=False).encode("utf-8"))):
-            text = base64.b64encode(zlib.compress(data, 6)).decode("ascii")
-            for seq, start in enumerate(range(0, len(text), BLOB_BYTES)):
-                rows.append(
-                    {
-                        "id": len(rows),
-                        "v": [0.0, 0.0],
-                        "kind": kind,
-                        "seq": seq,
-                        "blob": text[start : start + BLOB_BYTES],
-                    }
-                )
+            rows += blob_rows(kind, data, len(rows))
         self.insert(name, rows)
-        models = ",".join(m.name for m in manifest.models)
-        properties = {
-            "retriever.format": FORMAT,
-            "retriever.version": str(VERSION),
-            "retriever.layout": str(LAYOUT),
-            "retriever.sha256": hashlib.sha256(raw).hexdigest(),
-            "retriever.fingerprint": manifest.fingerprint,
-            "retriever.models": models,
-            "retriever.staged": self.staged.path.name,
-        }
-        self.store.call(self.client.alter_collection_properties, name, properties=properties)
+        write_header(self.store, name, header_of(raw, manifest, self.staged.path.name))
+
+
+def blob_rows(kind: str, data: bytes, first: int) -> list[dict[str, Any]]:
+    """A document as meta-collection rows, ids from `first`: zlib, base64, cut to fit a VARCHAR each."""
+    text = base64.b64encode(zlib.compress(data, 6)).decode("ascii")
+    return [
+        {"id": first + seq, "v": [0.0, 0.0], "kind": kind, "seq": seq, "blob": text[start : start + BLOB_BYTES]}
+        for seq, start in enumerate(range(0, len(text), BLOB_BYTES))
+    ]
+
+
+def header_of(raw: bytes, manifest: Manifest, staged: str) -> dict[str, str]:
+    """What a reader checks before trusting a generation: format, versions, the manifest's checksum."""
+    return {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "layout": str(LAYOUT),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "fingerprint": manifest.fingerprint,
+        "models": ",".join(m.name for m in manifest.models),
+        "staged": staged,
+    }
+
+
+def write_header(store: Connected, collection: str, header: dict[str, str]) -> None:
+    """The header as a row of the meta collection, where a server keeps it: a 2.3 server loses collection
+    properties (`alter_collection_properties`) when it restarts, and its readers would then find no index."""
+    [row] = blob_rows("header", json.dumps(header, sort_keys=True).encode("utf-8"), HEADER_ID)
+    store.call(store.client.upsert, collection, [row])
 
 
 def schema_of(client: Any, vectors: list[tuple[str, int]], **scalars: Any) -> Any:

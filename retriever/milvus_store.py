@@ -23,12 +23,12 @@ from typing import Any
 from .errors import RetrieverError, StaleRead
 from .failpoints import failpoint
 from .generation import StoredIndex
-from .manifest import FORMAT, VERSION, Manifest
+from .manifest import FORMAT, SPANS, VERSION, Manifest
 from .milvus_connection import Location, StoreUnreachable, connect, failure
 from .milvus_index import MilvusIndex
 from .milvus_layout import LAYOUT, MAX_LIMIT
 from .milvus_lock import Holder, WriterLock, drop_lock, lock_holder
-from .milvus_publish import Publisher
+from .milvus_publish import Publisher, header_of, write_header
 from .store import IndexStore
 
 MISSING = 100  # Milvus's code for a collection (Lite: or an alias) that does not exist
@@ -177,29 +177,59 @@ class MilvusStore:
             with suppress(Exception):  # already broken: closing it is all that is wanted
                 client.close()
 
-    def properties(self, collection: str) -> dict[str, str]:
-        described = self.call(self.client.describe_collection, collection)
-        return {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
+    def header(self, gen: str) -> dict[str, str]:
+        """The generation's header row (format, versions, the manifest's checksum); when it is missing, one line
+        saying exactly what is and what to do."""
+        described = self.call(self.client.describe_collection, gen)
+        fields = {str(f.get("name")) for f in described.get("fields") or []}
+        if not {"kind", "seq", "blob"} <= fields:
+            raise RetrieverError(
+                f"Milvus store {self.label} holds no retriever index under its alias; {self.rebuild_hint}"
+            )
+        try:
+            return {str(k): str(v) for k, v in json.loads(self.blob(gen, "header")).items()}
+        except MissingMetadata:
+            pass
+        old = {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
+        if old.get("retriever.format") == FORMAT:  # before LAYOUT 4, in properties a 2.3 server forgets on restart
+            found = f"{old.get('retriever.version')}/{old.get('retriever.layout')}"
+            raise MissingMetadata(
+                f"Milvus store {self.label} has index format {found}, this retriever reads {VERSION}/{LAYOUT}; "
+                f"republish it with `{self.index_command()}` where it was built (nothing is embedded again)",
+                fix=self.index_command(),
+            )
+        raise MissingMetadata(
+            f"Milvus store {self.label}: the live generation {gen} lacks its header row (format, versions and "
+            "manifest checksum; a retriever before layout 4 kept them in collection properties, which a Milvus 2.3 "
+            f"server forgets on restart); repair it with `{self.index_command()}` where it was built "
+            "(nothing is embedded again)",
+            fix=self.index_command(),
+        )
 
     def manifest_of(self, gen: str) -> Manifest:
         if gen in self._manifests:
             return self._manifests[gen]
-        props = self.properties(gen)
-        if props.get("retriever.format") != FORMAT:
+        header = self.header(gen)
+        if header.get("format") != FORMAT:
             raise RetrieverError(
                 f"Milvus store {self.label} holds no retriever index under its alias; {self.rebuild_hint}"
             )
-        found = f"{props.get('retriever.version')}/{props.get('retriever.layout')}"
+        found = f"{header.get('version')}/{header.get('layout')}"
         if found != f"{VERSION}/{LAYOUT}":
             raise RetrieverError(
                 f"Milvus store {self.label} has index format {found}, this retriever reads {VERSION}/{LAYOUT}; "
                 f"{self.rebuild_hint}"
             )
         raw = self.blob(gen, "manifest")
-        if hashlib.sha256(raw).hexdigest() != props.get("retriever.sha256"):
+        if hashlib.sha256(raw).hexdigest() != header.get("sha256"):
             raise StaleRead(
                 f"the manifest in Milvus store {self.label} does not match its checksum; {self.rebuild_hint}"
             )
+        manifest = self.parsed(raw)
+        self._manifests = {gen: manifest}
+        return manifest
+
+    def parsed(self, raw: bytes) -> Manifest:
         try:
             manifest = Manifest.from_json(json.loads(raw))
             manifest.check()
@@ -211,7 +241,6 @@ class MilvusStore:
             raise RetrieverError(
                 f"Milvus store {self.label} holds a manifest of a {manifest.store} index; {self.rebuild_hint}"
             )
-        self._manifests = {gen: manifest}
         return manifest
 
     def blob(self, gen: str, kind: str) -> bytes:
@@ -226,11 +255,50 @@ class MilvusStore:
             limit=MAX_LIMIT,
             consistency_level="Strong",
         )
+        if not rows:
+            raise MissingMetadata(f"Milvus store {self.label}: {gen} has no {kind} rows; {self.rebuild_hint}")
         text = "".join(r["blob"] for r in sorted(rows, key=lambda r: r["seq"]))
         try:
             return zlib.decompress(base64.b64decode(text))
         except (ValueError, zlib.error) as exc:
             raise StaleRead(f"the {kind} in Milvus store {self.label} is corrupt; {self.rebuild_hint}") from exc
+
+    def repair(self, gen: str, staged: StoredIndex) -> None:
+        """Write the header of a live generation that lost it, once its data is checked whole and made from this
+        staged build: its manifest's checksum is taken afresh, and nothing is embedded or uploaded again."""
+        raw = self.blob(gen, "manifest")
+        manifest = self.parsed(raw)
+        self.blob(gen, "vocab")
+        missing = [
+            f"{name} ({rows} rows)"
+            for name, rows in self.expected_rows(gen.removesuffix("__meta"), manifest).items()
+            if not self.call(self.client.has_collection, name)
+            or int(self.call(self.client.get_collection_stats, name).get("row_count", -1)) < rows
+        ]
+        if manifest.fingerprint != staged.manifest.fingerprint or len(manifest.chunks) != len(staged.manifest.chunks):
+            missing.append(f"a manifest matching the staged build {staged.path.name}")
+        if missing:
+            raise RetrieverError(
+                f"Milvus store {self.label}: the live generation {gen} lacks its header and cannot be repaired, it "
+                f"lacks {', '.join(missing)}; {self.rebuild_hint}"
+            )
+        write_header(self, gen, header_of(raw, manifest, staged.path.name))
+        self.call(self.client.flush, gen)
+        self._manifests = {}
+        self.notices.append(
+            f"repaired Milvus store {self.label}: its live generation had lost its header row; rewrote it from the "
+            "published manifest (nothing embedded or uploaded again)"
+        )
+
+    @staticmethod
+    def expected_rows(prefix: str, manifest: Manifest) -> dict[str, int]:
+        """The generation's collections and the fewest rows each holds when whole."""
+        expected = {f"{prefix}__{m.replace('.', '_')}": rows for m, (rows, _) in manifest.matrices().items()}
+        if SPANS in manifest.extras:
+            expected[f"{prefix}__tokens"] = 1 if manifest.chunks else 0
+        if manifest.ann.get("bm25", {}).get("kind") != "none":
+            expected[f"{prefix}__bm25"] = 0  # chunks of no weighted term have no row: only its presence is checked
+        return expected
 
     # -- publishing --------------------------------------------------------------------------------------------
     def publish(self) -> bool:
@@ -242,6 +310,11 @@ class MilvusStore:
         gen = f"{self.location.name}__{generation_id(staged.path.name)}_l{LAYOUT}"  # a new layout: republished
         live = self.generation()
         if live == f"{gen}__meta":
+            try:
+                self.manifest_of(live)
+            except MissingMetadata:  # what a server forgot on restart, or lost otherwise: the data may be whole
+                self.repair(live, staged)
+                return True
             return False
         self.drop_generations(keep={(live or "").removesuffix("__meta")}, only=gen)  # a killed publish's remains
         Publisher(self, staged, gen).write()
@@ -268,6 +341,15 @@ class MilvusStore:
 
 class MissingAlias(RetrieverError):
     """Nothing was published under the store's name yet."""
+
+
+class MissingMetadata(RetrieverError):
+    """A generation's collections are there, but a document of its meta collection is not; fix: the command that
+    repairs it, where that is less than a full build (doctor proposes it)."""
+
+    def __init__(self, message: str, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 def generation_id(staged: str) -> str:

@@ -18,15 +18,27 @@ def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore
     (`milvus://host:port/name`, or a Milvus Lite file `path.db`), for which `index` only stages builds."""
     if not store:
         return IndexStore(index, notes)
+    check_store(store)
+    from .milvus_store import MilvusStore
+
+    return MilvusStore(store, IndexStore(index, notes))
+
+
+def check_store(store: str | None) -> None:
+    """All of --store that can be checked without connecting: a server checks it before it listens, so that a bad
+    store is its one line, not an error after its `serving … on http://…` announcement."""
+    if not store:
+        return
     if not is_milvus(store):
         raise RetrieverError(
             f"unknown store {shown(store)!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
         )
-    if not store.startswith(MILVUS_SCHEME):
-        check_lite_path(store)
-    from .milvus_store import MilvusStore
+    if store.startswith(MILVUS_SCHEME):
+        from .milvus_connection import Location
 
-    return MilvusStore(store, IndexStore(index, notes))
+        Location.parse(store)
+    else:
+        check_lite_path(store)
 
 
 def check_lite_path(store: str) -> None:

@@ -5,7 +5,7 @@ Milvus 2.3 has no sparse vectors (2.4 brought them), so there the index is publi
 dense questions must equal the local store's, hybrid ranks by the dense channels, lexical mode is refused.
 
 Beyond answers: writers (one SIGKILLed holding the lock, two at once), a reader asking across publishes, user +
-password and token authentication, and a server restarted under a running `serve`."""
+password and token authentication, and a server restarted under a running `serve`, then read by new readers."""
 
 from __future__ import annotations
 
@@ -183,14 +183,34 @@ def test_user_and_password_or_a_token_authenticate(server: int, repo_notes: Path
         assert "refused the credentials" in refused.stderr and "wrong" not in refused.stderr
 
 
-def test_serve_outlives_a_server_restart(server: int, folder: Path, repo_notes: Path, tmp_path: Path) -> None:
+LAYOUT_3 = "fbe1f6c"  # the last commit whose stores kept their header in collection properties
+
+
+def test_a_server_restart_keeps_the_store_for_new_readers(
+    server: int, folder: Path, repo_notes: Path, tmp_path: Path
+) -> None:
     """Asked while the server is down, serve shows the outage; once the server listens again, its retries answer
-    within one backoff step (30 s) and a call's timeouts."""
+    within one backoff step (30 s) and a call's timeouts. New readers, a cold `ask` and a new `serve`, answer too:
+    the store's header is a row, which the server keeps, not a collection property, which a 2.3 server forgets.
+    A store published by a retriever of layout 3 loses its header on restart: a reader says so and what to do, and
+    `index` republishes it without embedding again."""
     from milvus_server import crash, launch
 
     where = ["--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--encoders", "e5", "--store", STORE]
+    old_code = tmp_path / "layout3"
+    old_code.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", LAYOUT_3, "retriever"], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive.stdout, check=True)
+    old_store = f"{STORE[: STORE.rindex('/')]}/layout3"
+    old = ["--notes", str(repo_notes), "--index", str(tmp_path / "old"), "--encoders", "e5", "--store", old_store]
+    assert run(server, "index", *old, PYTHONPATH=str(old_code)).returncode == 0
+    assert run(server, "ask", "배치", *old, "--no-server", PYTHONPATH=str(old_code)).returncode == 0
+    asked = ["ask", "배치", *where, "--mode", "dense", "--json", "--no-server"]
     with serving(server, where) as url:
         assert fetch(server, url, "ask")["results"]
+        before = ids(run(server, *asked))
         crash(folder)
         seen = [fetch(server, url, "ask"), fetch(server, url, "status")]  # the first finds it gone
         assert "error" in seen[0] and seen[1]["store"]["state"] == "unreachable", seen
@@ -201,6 +221,15 @@ def test_serve_outlives_a_server_restart(server: int, folder: Path, repo_notes: 
         print(f"answered {time.monotonic() - listening:.1f} s after the restarted server listened")
         assert answer.get("results"), answer
         assert fetch(server, url, "status")["store"]["state"] == "ok"
+    assert ids(run(server, *asked)) == before  # a cold reader
+    with serving(server, where) as url:  # a new serve; its `index` first finds the store up to date
+        assert fetch(server, url, "ask")["results"]
+    lost = run(server, "ask", "배치", *old, "--no-server")
+    assert lost.returncode == 1 and len(lost.stderr.strip().splitlines()) == 1, lost.stderr
+    assert "lacks its header row" in lost.stderr and "retriever index" in lost.stderr, lost.stderr
+    republished = run(server, "index", *old, "--json")
+    assert republished.returncode == 0 and json.loads(republished.stdout)["embedded"] == 0, republished.stderr
+    assert run(server, "ask", "배치", *old, "--no-server").returncode == 0
 
 
 ASKER = """

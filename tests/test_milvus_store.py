@@ -3,7 +3,12 @@ generations and embed only new text, and a bad store is one line with nothing li
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
+import socket
+import threading
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -160,3 +165,76 @@ def test_a_store_built_by_another_model_refuses_the_question(repo_notes: Path, t
     built.store.close()  # type: ignore[attr-defined]  (Milvus Lite: one process at a time)
     other = cli("ask", "배치", "--notes", str(repo_notes), "--store", store, "--encoders", "use", "--no-server")
     assert other.returncode == 1 and "was built with model" in other.stderr and "--store" in other.stderr
+
+
+def test_a_store_that_lost_its_header_says_so_and_index_repairs_it_without_embedding(
+    repo_notes: Path, tmp_path: Path
+) -> None:
+    """The header (format, versions, checksum) is a row of the meta collection, where a server keeps it across a
+    restart, not a collection property (which a 2.3 server forgets). Lost anyway, a reader names what is missing,
+    and the next `index` rewrites it from the published manifest: nothing embedded, the same generation live."""
+    store, index = db(tmp_path), str(tmp_path / "index")
+    common = ["--notes", str(repo_notes), "--index", index, "--store", store, "--encoders", "e5"]
+    assert cli("index", *common).returncode == 0
+    holder = MilvusStore(store, Retriever(repo_notes, Path(index)).store)  # type: ignore[arg-type]
+    gen = holder.live_generation()
+    assert not any(k.startswith("retriever.") for k in holder.client.describe_collection(gen).get("properties", {}))
+    assert holder.header(gen)["sha256"] == hashlib.sha256(holder.blob(gen, "manifest")).hexdigest()
+    holder.client.delete(gen, filter='kind == "header"')
+    holder.close()
+    ask = ["ask", "배치 사이즈", "--notes", str(repo_notes), "--index", index, "--store", store, "--no-server"]
+    broken = cli(*ask)
+    assert broken.returncode == 1 and f"{gen} lacks its header row" in broken.stderr, broken.stderr
+    assert "retriever index" in broken.stderr and "--full" not in broken.stderr
+    repaired = cli("index", *common, "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert json.loads(repaired.stdout)["embedded"] == 0 and "repaired Milvus store" in repaired.stderr
+    answer = cli(*ask)
+    assert answer.returncode == 0 and answer.stdout.strip(), answer.stderr
+    again = cli("index", *common)
+    assert again.returncode == 0 and "repaired" not in again.stderr and "up to date" in again.stdout
+    holder = MilvusStore(store, Retriever(repo_notes, Path(index)).store)  # type: ignore[arg-type]
+    assert holder.live_generation() == gen
+    holder.close()
+
+
+def test_doctor_on_a_reader_machine_checks_the_store_not_a_local_folder(repo_notes: Path, tmp_path: Path) -> None:
+    """A reader machine has no staged build: doctor checks what is published, and finds nothing to fix."""
+    store = db(tmp_path)
+    built = cli(
+        "index", "--notes", str(repo_notes), "--index", str(tmp_path / "index"), "--store", store, "--encoders", "e5"
+    )
+    assert built.returncode == 0, built.stderr
+    elsewhere = tmp_path / "reader-index"
+    doctor = cli("doctor", "--notes", str(repo_notes), "--index", str(elsewhere), "--store", store, "--json")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    findings = json.loads(doctor.stdout)
+    assert findings["fix"] is None and {f["level"] for f in findings["findings"]} == {"ok"}, findings
+    assert "this machine reads the store" in findings["findings"][-1]["message"]
+
+
+def test_ask_against_a_silent_server_connects_once(repo_notes: Path) -> None:
+    """A server that accepts connections and never answers: `ask` gives up after one connection, not two (each
+    waits out the connect timeout)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with suppress(OSError):  # the listener closed
+            while True:
+                accepted.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    store = f"milvus://127.0.0.1:{listener.getsockname()[1]}/notes?connect_timeout=2"
+    result = cli("ask", "배치", "--notes", str(repo_notes), "--store", store, "--no-server")
+    listener.close()
+    assert result.returncode == 1 and "cannot reach Milvus store" in result.stderr, result.stderr
+    assert len(accepted) == 1
+
+
+@pytest.mark.parametrize("command", ["serve", "mcp"])
+def test_a_server_refuses_a_bad_store_before_it_announces_itself(command: str, tmp_path: Path) -> None:
+    extra = ["--port", "0"] if command == "serve" else ["--http", "--port", "0"]
+    result = cli(command, *extra, "--index", str(tmp_path / "index"), "--store", "milvus://u:secret@127.0.0.1:1/n")
+    assert result.returncode == 1 and "must not carry credentials" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "secret" not in result.stderr, result.stderr
