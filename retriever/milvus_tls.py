@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 from .milvus_connection import Location
 
 NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH: the certificate holds other names
+# A handshake with a live server takes milliseconds; a server that accepts and never answers must not cost the user
+# a second connect timeout on top of the one pymilvus already waited out.
+PROBE_SECONDS = 2.0
 
 
 def tls_problem(location: Location) -> str | None:
@@ -22,7 +25,7 @@ def tls_problem(location: Location) -> str | None:
     parts = urlsplit(location.uri)
     host, port = parts.hostname or "", parts.port or 0
     try:
-        with socket.create_connection((host, port), timeout=location.connect_timeout) as raw:
+        with socket.create_connection((host, port), timeout=min(location.connect_timeout, PROBE_SECONDS)) as raw:
             return handshake_problem(location, raw, host) if location.tls else plaintext_problem(raw, host)
     except OSError:
         return None  # no connection at all: not a TLS matter
