@@ -112,6 +112,18 @@ def ray_status(address: str, env: dict[str, str], nodes: int = 1) -> bool:
     return run.returncode == 0 and run.stdout.count("node_") >= nodes
 
 
+def ray_index(tmp_path: Path, notes: Path, cluster: RayCluster) -> list[str]:
+    """`retriever index` arguments that build notes with two of the cluster's workers into Milvus Lite under tmp_path."""
+    (tmp_path / "store").mkdir()
+    store = str(tmp_path / "store" / "notes.db")
+    return ["index", "--notes", str(notes), "--index", str(tmp_path / "staged"), "--store", store] + [
+        "--ray",
+        cluster.address,
+        "--ray-workers",
+        "2",
+    ]
+
+
 @needs_ray
 @needs_milvus_lite
 def test_a_build_sharded_over_ray_ranks_as_a_local_build(
@@ -120,22 +132,9 @@ def test_a_build_sharded_over_ray_ranks_as_a_local_build(
     notes = notes_of(tmp_path / "notes")
     local = Retriever(notes, tmp_path / "local", cache_dir=model_cache)
     local.index()
-    (tmp_path / "store").mkdir()
-    store = str(tmp_path / "store" / "notes.db")
-    run = cli(
-        "index",
-        "--notes",
-        str(notes),
-        "--index",
-        str(tmp_path / "staged"),
-        "--store",
-        store,
-        "--ray",
-        ray_cluster.address,
-        "--ray-workers",
-        "2",
-        env={"PYTHONPATH": str(REPO)},
-    )
+    arguments = ray_index(tmp_path, notes, ray_cluster)
+    store = arguments[arguments.index("--store") + 1]
+    run = cli(*arguments, env={"PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr
     assert (
         f"embedding on the Ray cluster at {ray_cluster.address}" in run.stderr and "published the index" in run.stderr
@@ -197,24 +196,7 @@ def test_an_actor_killed_mid_build_costs_a_retry_not_the_build(
 ) -> None:
     """Ray restarts a killed actor and runs its step again: the build still publishes, and ranks as a local one."""
     notes = notes_of(tmp_path / "notes")
-    (tmp_path / "store").mkdir()
-    store = str(tmp_path / "store" / "notes.db")
-    command = [
-        sys.executable,
-        "-m",
-        "retriever",
-        "index",
-        "--notes",
-        str(notes),
-        "--index",
-        str(tmp_path / "staged"),
-        "--store",
-        store,
-        "--ray",
-        ray_cluster.address,
-        "--ray-workers",
-        "2",
-    ]
+    command = [sys.executable, "-m", "retriever", *ray_index(tmp_path, notes, ray_cluster)]
     build = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         victim = wait_for(lambda: embed_workers(ray_cluster)[:1], 120, "an actor of the build")[0]
