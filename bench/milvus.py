@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpora import materialise
 from scale import CACHE, WARM, K, embeddings, exact, fresh, rss, synthesize
 
-from retriever.rowfile import RowReader
+from retriever.index.rowfile import RowReader
 
 REPO = Path(__file__).resolve().parent.parent
 CANDIDATES = 200  # what ranking asks each channel for
 
 
 def faiss_run(matrix: Path, queries: np.ndarray, truth: np.ndarray) -> dict[str, object]:
-    from retriever.ann import build_index
+    from retriever.index.ann import build_index
 
     base, reader = rss(), RowReader(matrix)
     started = time.perf_counter()
@@ -58,10 +58,10 @@ def milvus_run(
 ) -> dict[str, object]:
     """where: a Milvus Lite file (it runs inside this process: memory is this process's growth) or a server URL
     (memory is the growth of the server's processes, server: its process group)."""
-    from retriever.milvus_index import search_matrix
-    from retriever.milvus_publish import write_matrix
-    from retriever.milvus_store import MilvusStore
-    from retriever.store import IndexStore
+    from retriever.local.store import IndexStore
+    from retriever.milvus.index import search_matrix
+    from retriever.milvus.publish import write_matrix
+    from retriever.milvus.store import MilvusStore
 
     memory = (lambda: group_rss(server)) if server else rss
     base = memory()

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpora import CORPORA
 
-from retriever.documents import DOCUMENT_SUFFIXES, read_document
-from retriever.notes import normalise
+from retriever.reading.documents import DOCUMENT_SUFFIXES, read_document
+from retriever.reading.notes import normalise
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 LATIN = re.compile(r"[A-Za-z]")

@@ -13,7 +13,7 @@ no gap between Korean words at all (render one: "이릴리스에는패키지를�
 runs and scores ~25 % against its spaced HTML; the measure there is of the document, not of a library.
 
 Speed: pages per second, of wall time and of CPU time, over the whole documents (every page, not the cut): the
-bare PDFium call beside retriever's own reader (retriever.pdf.read_pdf: sections, navigation left out,
+bare PDFium call beside retriever's own reader (retriever.reading.pdf.read_pdf: sections, navigation left out,
 hyphenation joined), each the median of REPEATS runs after one warm-up read, with the load average printed,
 since the machine is shared. The "cut" column is one timed pass over the cut pages of each library.
 
@@ -136,7 +136,7 @@ def pymupdf_pages(data: bytes) -> list[str]:
 
 
 def retriever_pages(data: bytes) -> list[str]:
-    from retriever.pdf import read_pdf
+    from retriever.reading.pdf import read_pdf
 
     return [read_pdf(data)]
 

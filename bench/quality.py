@@ -26,8 +26,8 @@ from corpora import CORPORA, materialise
 
 from retriever import Retriever
 from retriever.encoders import DEFAULT_MODEL, USE_MODEL
-from retriever.evaluation import evaluate, read_queries
-from retriever.ranking import RankSettings
+from retriever.search.evaluation import evaluate, read_queries
+from retriever.search.ranking import RankSettings
 
 E5, BOTH = (DEFAULT_MODEL,), (DEFAULT_MODEL, USE_MODEL)
 THIRDS = {"section": 1 / 3, "part": 1 / 3, "heading": 1 / 3}

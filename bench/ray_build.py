@@ -24,7 +24,7 @@ import torch
 from many_notes import generate
 
 from retriever.api import Retriever
-from retriever.ray_build import LOCAL, RaySettings
+from retriever.indexing.ray_build import LOCAL, RaySettings
 
 
 def timed_build(notes: Path, index: Path, ray: RaySettings | None) -> tuple[int, float]:

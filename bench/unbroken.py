@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 
 from retriever.api import default_cache_dir
-from retriever.chunking import ChunkerSettings, chunk_section, parts_of, split_sections
 from retriever.encoders import DEFAULT_MODEL, load_encoder
-from retriever.korean import kiwi
-from retriever.notes import Note
+from retriever.reading.chunking import ChunkerSettings, chunk_section, parts_of, split_sections
+from retriever.reading.korean import kiwi
+from retriever.reading.notes import Note
 
 SHAPES: dict[str, Callable[[random.Random, int], str]] = {
     "spaced sentences (reference)": lambda rnd, n: " ".join(

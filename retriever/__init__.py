@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import timings  # noqa: F401 - first, so its clock starts with the package
 from .errors import RetrieverError
-from .notes import Folder, Library
-from .results import Hit, QuestionHit
+from .reading.notes import Folder, Library
+from .search.results import Hit, QuestionHit
 
 if TYPE_CHECKING:
     from .api import Retriever

@@ -13,29 +13,29 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .chunking import Chunk, ChunkerSettings
 from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
 from .errors import RetrieverError, StaleRead
-from .extraction_cache import ExtractionCache
-from .filters import Filters
-from .generation import StoredIndex
-from .indexer import Embedders, IndexReport, build, holds
-from .korean import kiwi
-from .lexical import highlights, tokenize
-from .manifest import Manifest
-from .milvus_connection import CredentialsRefused, StoreUnreachable
-from .notes import Library, Listing, NoteScan, normalise, notes_changed, read_note, scan_notes
+from .index.generation import StoredIndex
+from .index.lexical import highlights, tokenize
+from .index.manifest import Manifest
+from .indexing.indexer import Embedders, IndexReport, build, holds
+from .local.store import IndexNotWritable, OlderFormat
+from .milvus.connection import CredentialsRefused, StoreUnreachable
 from .progress import EmbedProgress, ticking
-from .question import clip_for, read_question, valid_k, valid_text
-from .ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
-from .results import Hit, QuestionHit
-from .store import IndexNotWritable, OlderFormat
+from .reading.chunking import Chunk, ChunkerSettings
+from .reading.extraction_cache import ExtractionCache
+from .reading.korean import kiwi
+from .reading.notes import Library, Listing, NoteScan, normalise, notes_changed, read_note, scan_notes
+from .search.filters import Filters
+from .search.question import clip_for, read_question, valid_k, valid_text
+from .search.ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
+from .search.results import Hit, QuestionHit
+from .search.view import IndexView
 from .stores import open_store
 from .timings import phase
-from .vectorstore import IndexView
 
 if TYPE_CHECKING:
-    from .ray_build import RaySettings
+    from .indexing.ray_build import RaySettings
 
 H = TypeVar("H", bound=Hit)
 
@@ -285,7 +285,7 @@ class Retriever:
         if ray is None:
             yield None
             return
-        from .ray_build import cluster
+        from .indexing.ray_build import cluster
 
         if self.reporter:
             self.reporter.note(f"embedding on the Ray cluster at {ray.address}")
@@ -499,7 +499,7 @@ class Retriever:
     def ask(
         self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None, **filters: Any
     ) -> list[Hit]:
-        """The k passages closest to the question. Filters (see retriever.filters) narrow the search itself:
+        """The k passages closest to the question. Filters (see retriever.search.filters) narrow the search itself:
         path (glob or list of them), tag (one or a list: all required), since and until (YYYY-MM-DD, inclusive),
         collection (a name from retriever.toml)."""
         wanted = Filters.named(filters)

@@ -21,14 +21,14 @@ from . import timings, version
 from .errors import RetrieverError
 from .progress import ConsoleReporter, Feed, safe
 from .render import hit_lines, located, plain
-from .results import Hit, QuestionHit
+from .search.results import Hit, QuestionHit
 
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
     from .api import Retriever
     from .config import Settings
-    from .ray_build import RaySettings
-    from .records import Record
-    from .service import Service
+    from .indexing.ray_build import RaySettings
+    from .serving.records import Record
+    from .serving.service import Service
 
 # typer's usage error (click's, vendored or not): what BadParameter and "No such command" are
 UsageError = next(kind for kind in typer.BadParameter.__mro__ if kind.__name__ == "UsageError")
@@ -240,7 +240,7 @@ def read_question(question: str | None) -> str:
             question = data.decode("utf-8")
         except UnicodeDecodeError:
             raise RetrieverError("the question on stdin is not UTF-8 text") from None
-    from .question import valid_text  # checked here, before a running server is sent text it cannot encode
+    from .search.question import valid_text  # checked here, before a running server is sent text it cannot encode
 
     return valid_text(question)
 
@@ -315,14 +315,16 @@ def ray_settings(address: str | None, workers: int | None) -> RaySettings | None
     """--ray's settings, refused before any work when Ray is not installed (it is an extra)."""
     from importlib.util import find_spec
 
-    from .ray_build import RaySettings
+    from .indexing.ray_build import RaySettings
 
     if address is None:
         if workers is not None:
             raise typer.BadParameter("--ray-workers needs --ray", param_hint="--ray-workers")
         return None
     if find_spec("ray") is None:
-        raise typer.BadParameter("Ray is not installed; install it with `pip install retriever[ray]`", param_hint="--ray")
+        raise typer.BadParameter(
+            "Ray is not installed; install it with `pip install retriever[ray]`", param_hint="--ray"
+        )
     return RaySettings(address.strip(), workers)
 
 
@@ -337,12 +339,12 @@ def served(
     reporter: ConsoleReporter,
 ) -> list[Hit] | None:
     """The answer of a running `retriever serve` for the same notes and index, or None when there is none; with
-    `start`, one is started in the background first (retriever.daemon), to stay warm for the next question. What
+    `start`, one is started in the background first (retriever.serving.daemon), to stay warm for the next question. What
     the server's load or build tells its log is shown here too, as an in-process build would show it."""
     from functools import partial
 
-    from .client import ask_server
     from .progress import replay
+    from .serving.client import ask_server
 
     ask = partial(
         ask_server,
@@ -356,7 +358,7 @@ def served(
     with timings.phase("server"):
         answer = ask()
         if answer is None and start:
-            from .daemon import start_daemon
+            from .serving.daemon import start_daemon
 
             if start_daemon(chosen.index, chosen.notes, reporter.note):
                 answer = ask()
@@ -456,7 +458,7 @@ def evaluate_command(
     """Measure Recall@1, Recall@5 and MRR@10 of `ask` on a query file, per language and direction; list the misses."""
     from rich.table import Table
 
-    from .evaluation import evaluate, read_queries
+    from .search.evaluation import evaluate, read_queries
 
     with user_errors():
         retriever = make_retriever(setup(notes, index, model, mode), store)
@@ -515,8 +517,8 @@ WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes cha
 def start_service(chosen: Settings, watch: bool, store: str | None, reporter: Feed | None = None) -> Service:
     """Index if needed, load every model and the index, and start watching: all before the first question (run in
     the servers' background thread, after they listen)."""
-    from .service import Service
-    from .watch import start_watching
+    from .serving.service import Service
+    from .serving.watch import start_watching
 
     service = Service(make_retriever(chosen, store=store, reporter=reporter))
     service.retriever.ensure_index()
@@ -543,7 +545,7 @@ def serve(
     ] = 0,
 ) -> None:
     """Keep models and index loaded and answer over HTTP on 127.0.0.1; `ask` and `similar` use it by themselves."""
-    from .server import serve as serve_http
+    from .serving.server import serve as serve_http
     from .stores import check_store
 
     with user_errors():
@@ -577,8 +579,8 @@ def status(as_json: JsonOpt = False) -> None:
     idle time."""
     from rich.table import Table
 
-    from .control import servers
     from .progress import duration
+    from .serving.control import servers
 
     with user_errors():
         seen = servers()
@@ -616,9 +618,9 @@ def stop(
     every: Annotated[bool, typer.Option("--all", help="Stop every server of yours, of any index.")] = False,
 ) -> None:
     """Stop the servers of an index (the background one `ask` started, `serve`, `mcp --http`), or --all of them."""
-    from . import records
-    from .control import same_index
-    from .control import stop as stop_server
+    from .serving import records
+    from .serving.control import same_index
+    from .serving.control import stop as stop_server
 
     with user_errors():
         chosen = None if every else setup(None, index).index
@@ -658,7 +660,7 @@ def mcp(
         chosen = setup(notes, index, model)
         check_store(store)
         if http:
-            from .mcp_http import serve as serve_mcp
+            from .serving.mcp_http import serve as serve_mcp
 
             serve_mcp(
                 lambda: start_service(chosen, watch, store),
@@ -668,7 +670,7 @@ def mcp(
                 lambda record, new: err.print(mcp_announcement(record, new)),
             )
             return
-        from .mcp_server import run
+        from .serving.mcp import run
 
         run(lambda: start_service(chosen, watch, store), lambda message: err.print(f"[dim]{safe(message)}[/dim]"))
 
@@ -676,7 +678,7 @@ def mcp(
 def mcp_announcement(record: Record, new: bool) -> str:
     """mcp --http's first line: where clients connect, the header they must send (a new token is shown this once;
     the user's own from RETRIEVER_MCP_TOKEN never), and what ends it."""
-    from .mcp_http import ENDPOINT, TOKEN_ENV
+    from .serving.mcp_http import ENDPOINT, TOKEN_ENV
 
     token = record.token if new else f"<{TOKEN_ENV}>"
     return (

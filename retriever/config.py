@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RetrieverError
-from .notes import Folder, Library
+from .reading.notes import Folder, Library
 
 CONFIG_FILE = "retriever.toml"
 KEYS = {"notes", "index", "encoders", "mode", "exclude", "collections"}

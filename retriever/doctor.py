@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 from .api import Retriever
 from .errors import RetrieverError
-from .extraction_cache import ExtractionCache
-from .notes import scan_notes
+from .reading.extraction_cache import ExtractionCache
+from .reading.notes import scan_notes
 
 Level = Literal["ok", "stale", "broken"]
 

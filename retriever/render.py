@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from rich.text import Text
 
 from .progress import CONTROL
-from .results import Hit
+from .search.results import Hit
 
 MARK = "bold yellow"  # the question's words; without colour, bold alone
 INDENT = "   "

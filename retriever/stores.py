@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import RetrieverError
-from .milvus_connection import shown
-from .store import IndexStore
-from .vectorstore import MILVUS_SCHEME, is_milvus
+from .local.store import IndexStore
+from .milvus.connection import shown
+from .search.view import MILVUS_SCHEME, is_milvus
 
 
 def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore:
@@ -19,7 +19,7 @@ def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore
     if not store:
         return IndexStore(index, notes)
     check_store(store)
-    from .milvus_store import MilvusStore
+    from .milvus.store import MilvusStore
 
     return MilvusStore(store, IndexStore(index, notes))
 
@@ -34,7 +34,7 @@ def check_store(store: str | None) -> None:
             f"unknown store {shown(store)!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
         )
     if store.startswith(MILVUS_SCHEME):
-        from .milvus_connection import Location
+        from .milvus.connection import Location
 
         Location.parse(store)
     else:

@@ -16,7 +16,7 @@ from typing import Self, TypeVar
 
 import pytest
 
-from retriever.client import Connection, connect, ready
+from retriever.serving.client import Connection, connect, ready
 
 T = TypeVar("T")
 

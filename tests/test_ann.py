@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever.ann import FlatIndex, IVFIndex, Training, VectorIndex, build_index, load_index
-from retriever.rowfile import RowReader
+from retriever.index.ann import FlatIndex, IVFIndex, Training, VectorIndex, build_index, load_index
+from retriever.index.rowfile import RowReader
 
 DIM = 64
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import cli
 
 from retriever import Retriever, RetrieverError
-from retriever.milvus_connection import quiet_pymilvus
+from retriever.milvus.connection import quiet_pymilvus
 
 
 @pytest.mark.parametrize("k", [None, "5", 1.5, float("inf"), float("nan"), 0, 101, True])
@@ -82,7 +82,7 @@ def test_info_takes_the_notes_folder_as_every_command_does(small: tuple[Path, Pa
 
 
 def test_get_never_reads_a_note_past_the_size_bound(small: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from retriever import notes as notes_module
+    from retriever.reading import notes as notes_module
 
     notes, index = small
     retriever = Retriever(notes, index, auto_update=False)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from helpers import cli, make_notes, serving, wait_for
 
-from retriever.client import Connection
 from retriever.errors import RetrieverError
-from retriever.globs import MAX_GLOB_CHARS, gitignore_spec
-from retriever.notes import scan_notes
-from retriever.records import ADDRESS_FILE
+from retriever.reading.globs import MAX_GLOB_CHARS, gitignore_spec
+from retriever.reading.notes import scan_notes
+from retriever.serving.client import Connection
+from retriever.serving.records import ADDRESS_FILE
 
 M = 1 << 20
 BLANKS = " " * M
@@ -39,7 +39,7 @@ STARS = "*" * 3000 + "b"
 
 def test_a_glob_of_thousands_of_stars_matches_at_once() -> None:
     found = child(
-        "import sys; from retriever.globs import gitignore_spec\n"
+        "import sys; from retriever.reading.globs import gitignore_spec\n"
         "spec = gitignore_spec([sys.argv[1]], 'path')\n"
         "print(spec.match_file('journal/2024/some-long-note-name-aaaa.md'), spec.match_file('journal/b'))",
         STARS,
@@ -49,7 +49,7 @@ def test_a_glob_of_thousands_of_stars_matches_at_once() -> None:
 
 def test_a_path_filter_of_thousands_of_stars_answers_at_once() -> None:
     child(
-        "import sys; from retriever.filters import NoteTable\n"
+        "import sys; from retriever.search.filters import NoteTable\n"
         "class Manifest: chunks = []\n"
         "table = NoteTable(Manifest())\n"
         "table.__dict__['paths'] = ['journal/2024/some-long-note-name-aaaa.md', 'journal/b']\n"
@@ -66,7 +66,7 @@ def test_exclude_globs_and_gitignore_lines_of_thousands_of_stars_are_walked_at_o
     (notes / "deep/.gitignore").write_text("*" * 3000 + "x\n", encoding="utf-8")
     found = child(
         "import sys; from pathlib import Path\n"
-        "from retriever.notes import Folder, Library, scan_notes\n"
+        "from retriever.reading.notes import Folder, Library, scan_notes\n"
         "scan = scan_notes(Library((Folder(Path(sys.argv[1]), exclude=(sys.argv[2],)),)))\n"
         "print(*sorted(n.path for n in scan.notes))",
         str(notes),
@@ -141,8 +141,8 @@ SHAPES = {
 CHUNK = """
 import sys
 from pathlib import Path
-from retriever.chunking import ChunkerSettings, chunk_note
-from retriever.notes import Note, note_text
+from retriever.reading.chunking import ChunkerSettings, chunk_note
+from retriever.reading.notes import Note, note_text
 rel, data = sys.argv[2], Path(sys.argv[1]).read_bytes()
 chunks = chunk_note(Note(rel, note_text(rel, data)), ChunkerSettings(), lambda text: len(text.split()))
 print(len(chunks))
@@ -160,7 +160,7 @@ def test_megabyte_lines_of_every_heading_shape_are_read_and_chunked_in_linear_ti
 SCAN = """
 import sys
 from pathlib import Path
-from retriever.notes import scan_notes
+from retriever.reading.notes import scan_notes
 scan = scan_notes(Path(sys.argv[1]))
 print(sorted(n.path for n in scan.notes), dict(scan.skipped))
 """
@@ -227,7 +227,9 @@ def test_serve_stops_at_sigterm_while_a_question_runs_and_no_question_waits_behi
         with serving(notes, index) as (server, process):
             threading.Thread(target=busy, args=(server, "/ask", {"question": "held"}), daemon=True).start()
             wait_for(lambda: busy(server, "/status"))  # the held question has the index: status waited its bound
-            refused = busy(server, "/ask", {"question": "배치사이즈"})  # answered within its wait, not after the held one
+            refused = busy(
+                server, "/ask", {"question": "배치사이즈"}
+            )  # answered within its wait, not after the held one
             assert refused == "busy: a question before this one has run for over 1 s; ask again"
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)  # it ran until the question ended: here, never

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from retriever.chunking import SENTENCE_WINDOW, ChunkerSettings, chunk_note, split_sections, split_sentences
-from retriever.notes import Note, normalise
+from retriever.reading.chunking import SENTENCE_WINDOW, ChunkerSettings, chunk_note, split_sections, split_sentences
+from retriever.reading.notes import Note, normalise
 
 QA = """## 배치사이즈
 - GPU가 허용한 크게

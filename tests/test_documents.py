@@ -14,10 +14,10 @@ import pytest
 from helpers import cli
 
 from retriever import Retriever
-from retriever.chunking import split_sections
-from retriever.documents import read_document
-from retriever.indexer import IndexReport
-from retriever.notes import Note, scan_notes
+from retriever.indexing.indexer import IndexReport
+from retriever.reading.chunking import split_sections
+from retriever.reading.documents import read_document
+from retriever.reading.notes import Note, scan_notes
 
 KOREAN_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")  # Debian's fonts-nanum
 PARSERS = ("pypdfium2", "selectolax", "docx", "dochan")
@@ -242,7 +242,7 @@ def test_a_question_over_an_up_to_date_index_imports_no_parser(indexed: Indexed)
     assert '"path": "ops.org"' in done.stdout
     assert "indexing" not in done.stderr  # up to date: nothing was read but bytes
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
-    assert "retriever.documents" in imported  # the check sees modules at all
+    assert "retriever.reading.documents" in imported  # the check sees modules at all
     assert not {name for name in imported if name.split(".")[0] in PARSERS}
 
 
@@ -299,7 +299,7 @@ def test_a_missing_parser_skips_its_files_naming_the_package(tmp_path: Path, mon
 def test_a_document_is_bounded_by_its_own_bytes_and_by_its_text(
     indexed: Indexed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from retriever import notes as notes_module
+    from retriever.reading import notes as notes_module
 
     notes = tmp_path / "notes"
     notes.mkdir()

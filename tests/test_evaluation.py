@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from retriever import Hit, RetrieverError
 from retriever.cli import app
-from retriever.evaluation import EvalQuery, Metrics, Outcome, evaluate, read_queries
+from retriever.search.evaluation import EvalQuery, Metrics, Outcome, evaluate, read_queries
 
 
 def hit(rank: int, heading: str, text: str = "") -> Hit:

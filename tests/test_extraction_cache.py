@@ -14,10 +14,10 @@ import pytest
 from helpers import cli
 from test_documents import HTML, write_pdf
 
-from retriever import extraction_cache
-from retriever.documents import DOCUMENT_SUFFIXES
-from retriever.extraction_cache import FOLDER, ExtractionCache, entry_text
-from retriever.notes import scan_notes
+from retriever.reading import extraction_cache
+from retriever.reading.documents import DOCUMENT_SUFFIXES
+from retriever.reading.extraction_cache import FOLDER, ExtractionCache, entry_text
+from retriever.reading.notes import scan_notes
 
 
 def make_folder(notes: Path) -> Path:
@@ -47,7 +47,9 @@ def without_pdfium(tmp_path: Path) -> dict[str, str]:
     """An environment in which `import pypdfium2` fails, as where it is not installed: a PDF read then is skipped."""
     shadow = tmp_path / "shadow"
     (shadow / "pypdfium2").mkdir(parents=True, exist_ok=True)
-    (shadow / "pypdfium2" / "__init__.py").write_text('raise ImportError("pypdfium2 is hidden here")\n', encoding="utf-8")
+    (shadow / "pypdfium2" / "__init__.py").write_text(
+        'raise ImportError("pypdfium2 is hidden here")\n', encoding="utf-8"
+    )
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")]))}
 
 

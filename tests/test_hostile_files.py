@@ -15,14 +15,14 @@ import pytest
 from helpers import make_notes
 
 from retriever.errors import RetrieverError
-from retriever.notes import NoteScan, notes_changed, read_note, scan_notes
+from retriever.reading.notes import NoteScan, notes_changed, read_note, scan_notes
 
 # Root ignores permission bits; without these two capabilities it obeys them like anyone else.
 UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.geteuid() == 0 else []
 SCAN = """
 import json, sys
 from pathlib import Path
-from retriever.notes import notes_changed, scan_notes
+from retriever.reading.notes import notes_changed, scan_notes
 scan = scan_notes(Path(sys.argv[1]))
 print(json.dumps({"notes": [n.path for n in scan.notes], "skipped": dict(scan.skipped),
                   "stamps": {p: s.sha256 for p, s in scan.stamps.items()},

@@ -29,12 +29,13 @@ from test_serve import QUESTION
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from flood import asked, burst, flooded
 
-from retriever import Library, records
-from retriever import server as server_module
-from retriever.client import Connection, ask_server, connect, ready
-from retriever.loading import Loading
-from retriever.records import ADDRESS_FILE
-from retriever.server import HOST, MAX_BODY, MAX_K, Server, make_server
+from retriever import Library
+from retriever.serving import records
+from retriever.serving import server as server_module
+from retriever.serving.client import Connection, ask_server, connect, ready
+from retriever.serving.loading import Loading
+from retriever.serving.records import ADDRESS_FILE
+from retriever.serving.server import HOST, MAX_BODY, MAX_K, Server, make_server
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import cli
 
-from retriever.documents import read_document
+from retriever.reading.documents import read_document
 
 OUTLINE_1 = "2"  # the style a blank Hancom document numbers 개요 1: its first outline level
 

@@ -15,10 +15,10 @@ import pytest
 from helpers import cli, wait_for
 
 from retriever import Retriever
-from retriever.checkpoint import STEP
 from retriever.encoders import ModelSpec
 from retriever.errors import RetrieverError
-from retriever.generation import Generation, StoredIndex
+from retriever.index.generation import Generation, StoredIndex
+from retriever.indexing.checkpoint import STEP
 
 QUESTION = "배치 사이즈는 어떻게 정하나요?"
 
@@ -42,7 +42,9 @@ def write_coded_notes(folder: Path) -> Path:
     for n in range(60):
         (folder / f"n{n}.md").write_text(
             f"# 메모 {n}\n\n## 질문 {n}은 무엇인가요?\n"
-            + "".join(f"- {n}번째 메모의 {i}번째 답변: 배치 크기와 학습률 {n * i}를 함께 정합니다.\n" for i in range(6)),
+            + "".join(
+                f"- {n}번째 메모의 {i}번째 답변: 배치 크기와 학습률 {n * i}를 함께 정합니다.\n" for i in range(6)
+            ),
             encoding="utf-8",
         )
     return folder

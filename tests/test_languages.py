@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from retriever import Retriever
-from retriever.language import is_korean, passage_languages
+from retriever.reading.language import is_korean, passage_languages
 
 ENGLISH = {  # an HTTP client's docs: one section each
     "Retries": "Failed requests are retried up to maxRetries times (default 5), waiting minTimeout between attempts.",
@@ -107,7 +107,7 @@ def test_a_korean_question_finds_its_english_answer_above_korean_passages_that_s
 
 def test_each_language_is_normalised_only_where_both_are_many(mixed: tuple[Path, Path]) -> None:
     """Both languages hold 24 passages here; a folder with a few passages of the other language ranks as before."""
-    from retriever.ranking import MIN_LANGUAGE, language_groups
+    from retriever.search.ranking import MIN_LANGUAGE, language_groups
 
     notes, index = mixed
     view = Retriever(notes, index).loaded()
@@ -155,7 +155,7 @@ def test_bm25_only_reorders_within_a_language_so_a_shared_word_does_not_lift_a_k
 
 
 def test_a_question_knows_which_of_its_words_an_english_passage_could_hold() -> None:
-    from retriever.lexical import term_ids
+    from retriever.index.lexical import term_ids
 
     vocab = {"요청": 0, "취소": 1, "abortsignal": 2, "debian": 3}
     ids, coverage, foreign = term_ids(vocab, "요청을 취소하려면 AbortSignal을 넘겨?")

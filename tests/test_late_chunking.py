@@ -12,9 +12,9 @@ from helpers import cli
 from retriever import Retriever
 from retriever.encoders import Spans
 from retriever.encoders.use import UseEncoder
-from retriever.manifest import SPANS
-from retriever.ranking import CLIP, winsorised
-from retriever.tokencodes import MIN_TRAIN, Codebook, pool_tokens, token_floats
+from retriever.index.manifest import SPANS
+from retriever.index.tokencodes import MIN_TRAIN, Codebook, pool_tokens, token_floats
+from retriever.search.ranking import CLIP, winsorised
 
 HEAD = "배치 사이즈 > 질문"
 TEXT = f"{HEAD}\n- 이미지면 아담과 lr=1e-3을 즐겨 씀\n- 텍스트면 bert에 warm-up scheduler를 씀"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retriever.lexical import LexicalIndex, tokenize
+from retriever.index.lexical import LexicalIndex, tokenize
 
 
 def test_particles_and_endings_are_stripped_so_forms_meet() -> None:

@@ -19,7 +19,7 @@ from helpers import NOTES, cli, wait_for
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
-from retriever import records
+from retriever.serving import records
 
 QUESTION = "배치 사이즈는 얼마나 크게?"
 INITIALIZE = {

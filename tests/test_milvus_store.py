@@ -19,7 +19,7 @@ from helpers import cli
 
 from retriever import Retriever
 from retriever.doctor import diagnose
-from retriever.milvus_store import MilvusStore
+from retriever.milvus.store import MilvusStore
 
 pytest.importorskip("milvus_lite")
 

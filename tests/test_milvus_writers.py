@@ -17,9 +17,9 @@ from filelock import Timeout
 from helpers import cli
 
 from retriever.errors import RetrieverError
-from retriever.milvus_lock import HOLDER, Holder, lock_schema
-from retriever.milvus_store import MilvusStore
-from retriever.store import IndexStore
+from retriever.local.store import IndexStore
+from retriever.milvus.lock import HOLDER, Holder, lock_schema
+from retriever.milvus.store import MilvusStore
 
 pytest.importorskip("milvus_lite")
 
@@ -37,7 +37,7 @@ def leave_lock(db: Path, holder: Holder) -> None:
 
 
 def test_a_second_writer_waits_for_the_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("retriever.milvus_lock.POLL", 0.1)
+    monkeypatch.setattr("retriever.milvus.lock.POLL", 0.1)
     db = tmp_path / "notes.db"
     first, second = store(db, tmp_path / "a"), store(db, tmp_path / "b")  # two machines' staging folders
     held = first.lock()

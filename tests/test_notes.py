@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from retriever.errors import RetrieverError
-from retriever.notes import notes_changed, scan_notes
+from retriever.reading.notes import notes_changed, scan_notes
 
 
 def write(path: Path, data: bytes | str) -> Path:

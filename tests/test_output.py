@@ -30,9 +30,9 @@ from rich.console import Console
 
 from retriever import Retriever, RetrieverError
 from retriever.cli import show
-from retriever.client import Connection
 from retriever.render import INDENT, hit_lines, plain
-from retriever.results import Hit
+from retriever.search.results import Hit
+from retriever.serving.client import Connection
 
 BROKEN = "이번 실험의 배치\n사이즈는 32로 했다.\n"  # a hard-wrapped line: the highlight of 배치사이즈 spans the break
 HOSTILE = [

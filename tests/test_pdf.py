@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from retriever.chunking import split_sections
-from retriever.documents import read_document
-from retriever.notes import Note
+from retriever.reading.chunking import split_sections
+from retriever.reading.documents import read_document
+from retriever.reading.notes import Note
 
 KOREAN_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")  # Debian's fonts-nanum
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")  # Debian's fonts-dejavu-core

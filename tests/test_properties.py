@@ -9,8 +9,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from retriever.chunking import ChunkerSettings, chunk_note, parts_of, split_sections
-from retriever.notes import MAX_NOTE_BYTES, Note, normalise, scan_notes
+from retriever.reading.chunking import ChunkerSettings, chunk_note, parts_of, split_sections
+from retriever.reading.notes import MAX_NOTE_BYTES, Note, normalise, scan_notes
 
 LINES = st.lists(
     st.one_of(

@@ -48,10 +48,10 @@ def test_numpy_engine_agrees_with_sentence_transformers(
 
 def test_int8_passage_encoder_stays_within_cosine_099_of_float32(float32_encoder, encoder) -> None:
     """The build's int8 graph against the float32 weights, on real passages: the notes' chunks and parts."""
-    from retriever.chunking import ChunkerSettings
     from retriever.encoders import pieces_of
-    from retriever.indexer import collect
-    from retriever.notes import scan_notes
+    from retriever.indexing.indexer import collect
+    from retriever.reading.chunking import ChunkerSettings
+    from retriever.reading.notes import scan_notes
 
     corpus = collect(scan_notes(Path(__file__).parent.parent / "notes"), ChunkerSettings(), encoder.count_tokens)
     items = corpus.items()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from retriever import Retriever
-from retriever.chunking import split_sections
-from retriever.notes import scan_notes
+from retriever.reading.chunking import split_sections
+from retriever.reading.notes import scan_notes
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ import pytest
 from helpers import Hammer, cli, make_notes, rewrite_manifest
 from typer.testing import CliRunner
 
-from retriever import Retriever, RetrieverError, integrity
+from retriever import Retriever, RetrieverError
 from retriever.cli import app
-from retriever.store import CURRENT
+from retriever.index import integrity
+from retriever.local.store import CURRENT
 
 
 def current(index: Path) -> str:

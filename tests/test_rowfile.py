@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retriever.rowfile import RowReader, RowWriter, gather
+from retriever.index.rowfile import RowReader, RowWriter, gather
 
 
 @pytest.mark.parametrize("rows", [0, 1, 7, 3000])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from retriever import Retriever
-from retriever.indexer import collect
-from retriever.loaded import LoadedIndex
-from retriever.manifest import SPANS
-from retriever.notes import scan_notes
-from retriever.tokencodes import token_floats
+from retriever.index.manifest import SPANS
+from retriever.index.tokencodes import token_floats
+from retriever.indexing.indexer import collect
+from retriever.local.loaded import LoadedIndex
+from retriever.reading.notes import scan_notes
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from helpers import Hammer, cli, make_notes, serving, wait_for
 
 from retriever import Retriever, RetrieverError
 from retriever.config import settings
-from retriever.records import ADDRESS_FILE
-from retriever.service import Service
-from retriever.watch import start_watching
+from retriever.serving.records import ADDRESS_FILE
+from retriever.serving.service import Service
+from retriever.serving.watch import start_watching
 
 QUESTION = "배치 사이즈는 얼마나 크게?"
 

@@ -40,8 +40,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
-from retriever.documents import DOCUMENT_SUFFIXES
-from retriever.extraction_cache import entry_text
+from retriever.reading.documents import DOCUMENT_SUFFIXES
+from retriever.reading.extraction_cache import entry_text
 
 SCORE_TOLERANCE = 1e-4  # scores come as JSON rounded to 4 decimals, and a fresh build sums BM25 and z-scores over
 # the same floats in another row order: equal answers may differ in the last printed digit, never by more

@@ -27,9 +27,10 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from retriever import Library, records
-from retriever.client import Connection, proof
-from retriever.records import ADDRESS_FILE
+from retriever import Library
+from retriever.serving import records
+from retriever.serving.client import Connection, proof
+from retriever.serving.records import ADDRESS_FILE
 
 QUESTION = "배치 사이즈는 얼마나 크게?"
 

@@ -10,11 +10,12 @@ import pytest
 from helpers import rewrite_manifest
 from typer.testing import CliRunner
 
-from retriever import Retriever, RetrieverError, ann
-from retriever.chunking import ChunkerSettings
+from retriever import Retriever, RetrieverError
 from retriever.cli import app
-from retriever.manifest import VERSION
-from retriever.store import CURRENT
+from retriever.index import ann
+from retriever.index.manifest import VERSION
+from retriever.local.store import CURRENT
+from retriever.reading.chunking import ChunkerSettings
 
 
 @pytest.fixture
@@ -154,7 +155,7 @@ def test_broken_current_pointer_is_reported(built: Retriever, repo_notes: Path) 
 def test_manifest_json_streams_lists_in_slices_without_changing_them(rows: int) -> None:
     import io
 
-    from retriever.manifest import write_json
+    from retriever.index.manifest import write_json
 
     data = {"chunks": [{"text": f"메모 {i}", "n": i} for i in range(rows)], "files": {"a.md": [1, "é"]}, "v": 3}
     handle = io.StringIO()

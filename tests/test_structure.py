@@ -1,8 +1,8 @@
 """Structure read from the shapes real folders come in: front matter, setext and numbered headings, contents."""
 
-from retriever.chunking import split_sections
-from retriever.notes import Note
-from retriever.structure import Heading, is_question, outline
+from retriever.reading.chunking import split_sections
+from retriever.reading.notes import Note
+from retriever.reading.structure import Heading, is_question, outline
 
 FAQ = """데비안 FAQ
 

@@ -18,7 +18,7 @@ import pytest
 from helpers import make_notes, serving, wait_for
 
 from retriever import Retriever
-from retriever.client import Connection
+from retriever.serving.client import Connection
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = shutil.which("chromium")

@@ -1,0 +1,169 @@
+"""The lexical channel: BM25 (bm25s) over Kiwi morphemes, for exact terms the dense models blur.
+
+Korean glues particles and endings onto words (배치사이즈는, 정하나요), so whitespace tokens rarely match across
+question and note; Kiwi's morphemes do. Latin-script words come through Kiwi as foreign tokens and are lower-cased,
+so English terms inside Korean notes (lr, bert, GPU) match too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from ..reading.korean import UNBROKEN_RUN, kiwi
+from ..reading.language import is_korean
+
+# content-bearing parts of speech: nouns, verb/adjective stems, roots, foreign words, numbers, Hanja
+CONTENT_TAGS = ("NNG", "NNP", "NNB", "NR", "VV", "VA", "XR", "SL", "SN", "SH", "MAG")
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    """bm25s's own English and Korean lists: question words (what, how, 어떻다) carry no topic."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_KOREAN
+
+    return frozenset(STOPWORDS_EN_PLUS) | frozenset(STOPWORDS_KOREAN)
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased content morphemes, and each unbroken run (see korean.UNBROKEN) whole, as one token."""
+    return [form for form, _, _ in located_tokens(text)]
+
+
+def located_tokens(text: str) -> Iterator[tuple[str, int, int]]:
+    """Each token with the characters of `text` it was read from."""
+    start = 0
+    for run in UNBROKEN_RUN.finditer(text):
+        yield from morphemes(text[start : run.start()], start)
+        yield run.group().lower(), run.start(), run.end()
+        start = run.end()
+    yield from morphemes(text[start:], start)
+
+
+def morphemes(text: str, offset: int) -> Iterator[tuple[str, int, int]]:
+    """Verb and adjective stems get 다 so 정하나요 and 정하는 meet at 정하다."""
+    for token in kiwi().tokenize(text):
+        tag = token.tag.split("-")[0]  # Kiwi marks irregular conjugations as VV-R / VV-I
+        if tag.startswith(CONTENT_TAGS):
+            form = token.form.lower() + ("다" if tag in ("VV", "VA") else "")
+            if form not in stopwords():
+                yield form, offset + token.start, offset + token.start + token.len
+
+
+def highlights(text: str, wanted: set[str]) -> tuple[tuple[int, int], ...]:
+    """The character spans of `text` that are words of the question (`wanted`: its tokens), by morpheme as BM25
+    matches them (정하는 for 정하나요), and compounds holding one (배치사이즈는 for 배치 사이즈), adjacent spans joined."""
+    parts = [word for word in wanted if len(word) > 1]
+    spans: list[tuple[int, int]] = []
+    for form, start, end in located_tokens(text):
+        if form in wanted or any(word in form for word in parts):
+            if spans and text[spans[-1][1] : start].strip() == "":
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+    return tuple(spans)
+
+
+def quiet_bm25s() -> ModuleType:
+    """bm25s sets its own logger to DEBUG, so any handler on the root logger (a user's, or a library's
+    basicConfig) would print its progress lines."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+@dataclass
+class LexicalScores:
+    """Scores of every chunk at once: from local files, scoring them all is one vectorised pass."""
+
+    scores: np.ndarray  # one BM25 score per document
+    coverage: float  # share of the question's tokens that occur anywhere in the corpus
+    foreign: float = 0.0  # share of them that a passage in another language than Korean could hold (see term_ids)
+
+    def top(self, n: int) -> np.ndarray:
+        return np.argsort(-self.scores, kind="stable")[:n]
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        return self.scores[rows]
+
+
+DOC_TOKENS = "doc_tokens.json"  # each document's tokens by its text hash, so a rebuild re-tokenises only new text
+
+
+class LexicalIndex:
+    """A thin layer over bm25s: its index is computed once at build time and saved as .npy + JSON."""
+
+    def __init__(self, bm25, doc_tokens: dict[str, list[str]] | None = None) -> None:
+        self.bm25 = bm25
+        self.vocab: dict[str, int] = bm25.vocab_dict
+        self.doc_tokens = doc_tokens or {}
+
+    @classmethod
+    def build(cls, texts: list[str], keys: list[str], known: dict[str, list[str]]) -> LexicalIndex:
+        """keys are the texts' hashes; known holds tokens of texts an earlier build tokenised (Kiwi takes ~2 ms
+        a passage, which on a large corpus is most of a re-index)."""
+        bm25s = quiet_bm25s()
+        tokens = {key: known[key] if key in known else tokenize(text) for key, text in zip(keys, texts)}
+        bm25 = bm25s.BM25()
+        bm25.index([tokens[key] or [""] for key in keys], show_progress=False)
+        return cls(bm25, tokens)
+
+    @staticmethod
+    def known_tokens(folder: Path) -> dict[str, list[str]]:
+        try:
+            return json.loads((folder / DOC_TOKENS).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # an index from before tokens were kept: everything is tokenised afresh
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        bm25s = quiet_bm25s()
+        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False, allow_pickle=False))
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False, allow_pickle=False)
+        (folder / DOC_TOKENS).write_text(json.dumps(self.doc_tokens, ensure_ascii=False), encoding="utf-8")
+
+    def score(self, question: str) -> LexicalScores:
+        return self.scores_of(*self.term_ids(question))
+
+    def scores_of(self, ids: list[int], coverage: float, foreign: float = 0.0) -> LexicalScores:
+        """The scores of a question already read into vocabulary ids."""
+        if not ids:
+            return LexicalScores(np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), 0.0)
+        return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), coverage, foreign)
+
+    def term_ids(self, question: str) -> tuple[list[int], float, float]:
+        """The question's known terms as vocabulary ids (repeats kept: each adds its weight again), the share of
+        its terms the corpus knows, and the share it knows outside Hangul."""
+        return term_ids(self.vocab, question)
+
+    def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each chunk's BM25 weight per term as CSR rows (data, term ids, row pointers): a score is the sum of
+        the weights of the question's terms, so a store with sparse vectors reproduces these scores exactly."""
+        scores = self.bm25.scores
+        indptr = np.asarray(scores["indptr"], dtype=np.int64)
+        docs = np.asarray(scores["indices"], dtype=np.int64)
+        terms = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+        order = np.lexsort((terms, docs))
+        pointers = np.searchsorted(docs[order], np.arange(int(scores["num_docs"]) + 1))
+        return np.asarray(scores["data"], dtype=np.float32)[order], terms[order], pointers.astype(np.int64)
+
+
+def term_ids(vocab: dict[str, int], question: str) -> tuple[list[int], float, float]:
+    """(ids, coverage, foreign coverage). A Hangul word can only be found in a Korean passage, so of a Korean
+    question's known words, those written otherwise (API names, numbers, English terms) are all an English
+    passage could match: ranking weighs BM25 within English passages by that share, not the whole coverage."""
+    tokens = tokenize(question)
+    known = [t for t in tokens if t in vocab]
+    if not tokens:
+        return [], 0.0, 0.0
+    return [vocab[t] for t in known], len(known) / len(tokens), sum(not is_korean(t) for t in known) / len(tokens)

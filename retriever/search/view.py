@@ -1,0 +1,105 @@
+"""The seam between ranking and where an index lives: what a question reads of an index, and which store holds it.
+
+Ranking asks an `IndexView` for nearest rows, rows of vectors, token vectors of parts and lexical scores, and never
+touches files or a server itself. Two stores implement it: local files with FAISS (`local/loaded.py`, the default) and a
+Milvus collection set (`milvus/store.py`), which any number of stateless servers can share; `stores.py` picks one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable
+from functools import cached_property
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from ..reading.language import passage_languages
+from .boilerplate import boilerplate_rows
+from .filters import NoteTable
+
+if TYPE_CHECKING:
+    from ..index.manifest import Manifest
+
+MILVUS_SCHEME = "milvus://"
+
+
+class LexicalRanking(Protocol):
+    """BM25 scores of one question, without promising to hold them for every row: a server computes them for the
+    rows asked about."""
+
+    coverage: float  # share of the question's tokens that occur anywhere in the corpus
+    foreign: float  # share of them not written in Hangul: what a passage that is not Korean could match
+
+    def top(self, n: int) -> np.ndarray:
+        """The n best-scoring chunk rows, best first (ties by row)."""
+        ...
+
+    def of(self, rows: np.ndarray) -> np.ndarray:
+        """Scores of these chunk rows, float32."""
+        ...
+
+
+class IndexView(ABC):
+    """A loaded index as ranking sees it: the manifest (rows, text, layout) and reads of its vectors."""
+
+    manifest: Manifest
+    generation: Hashable  # which build this is: a view whose generation is no longer live is reloaded
+
+    @abstractmethod
+    def nearest(self, matrix: str, vector: np.ndarray, k: int) -> np.ndarray:
+        """Rows of the matrix nearest to vector ([1, dim]) by inner product, best first, at most k."""
+
+    @abstractmethod
+    def scores(self, matrix: str, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Inner products of vector ([dim]) with these rows of a matrix, float32, in the order asked. Ranking asks
+        for scores, never vectors, so a server can compute them where the vectors are."""
+
+    @property
+    @abstractmethod
+    def has_tokens(self) -> bool:
+        """Whether the primary model's token vectors of the parts are kept, for the late re-rank."""
+
+    @abstractmethod
+    def token_scores(self, parts: np.ndarray, query_tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(inner products of each question token with every token of these parts, [question tokens, part tokens]
+        with the parts' tokens one after another in order; number of tokens of each part)."""
+
+    @abstractmethod
+    def lexical(self, question: str) -> LexicalRanking | None:
+        """BM25 of the question, or None where the store could not keep the lexical channel."""
+
+    @cached_property
+    def part_owners(self) -> np.ndarray:
+        """Chunk row of every part; parts are stored in chunk order."""
+        parts = self.manifest.parts
+        return np.fromiter((p.chunk for p in parts), dtype=np.int64, count=len(parts))
+
+    @cached_property
+    def part_offsets(self) -> np.ndarray:
+        """offsets[c]:offsets[c+1] are the parts of chunk c."""
+        return np.searchsorted(self.part_owners, np.arange(len(self.manifest.chunks) + 1))
+
+    @cached_property
+    def notes(self) -> NoteTable:
+        """What filters ask of each note, worked out at the first filtered question and kept with the index."""
+        return NoteTable(self.manifest)
+
+    @cached_property
+    def chunk_korean(self) -> np.ndarray:
+        """Which chunks are in Korean, for ranking to normalise each language on its own (see ranking)."""
+        return passage_languages(f"{c.heading}\n{c.text}" for c in self.manifest.chunks)
+
+    @cached_property
+    def boilerplate(self) -> np.ndarray:
+        """Chunk rows no ranking shows: sections repeated across the folder's notes (see boilerplate.py)."""
+        return boilerplate_rows(self.manifest.chunks)
+
+    @cached_property
+    def chunk_questions(self) -> np.ndarray:
+        return np.asarray(self.manifest.chunk_question, dtype=np.int64)
+
+
+def is_milvus(where: str) -> bool:
+    """A Milvus server URL, or a Milvus Lite database file (a path ending in .db)."""
+    return where.startswith(MILVUS_SCHEME) or where.endswith(".db")
