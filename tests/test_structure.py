@@ -1,8 +1,10 @@
 """Structure read from the shapes real folders come in: front matter, setext and numbered headings, contents."""
 
 from retriever.reading.chunking import split_sections
+from retriever.reading.headings.faq import is_question
+from retriever.reading.headings.lines import Heading
 from retriever.reading.notes import Note
-from retriever.reading.structure import Heading, is_question, outline
+from retriever.reading.structure import outline
 
 FAQ = """데비안 FAQ
 

@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
+from .headings.faq import is_question
+from .headings.markup import markup_of
 from .korean import UNBROKEN, kiwi
 from .notes import Note
-from .structure import FrontMatter, is_document, is_markdown, is_question, markup_of, outline
+from .structure import FrontMatter, is_document, is_markdown, outline
 
 TokenCounter = Callable[[str], int]
 SENTENCE_WINDOW = 4000  # characters
