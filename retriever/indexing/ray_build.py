@@ -50,8 +50,8 @@ class EmbedWorker:
     """One actor: the build's encoders, loaded once, running whole steps."""
 
     def __init__(self, names: Sequence[str], cache_dir: str) -> None:
-        from ..api import single_threaded_blas
         from ..encoders import load_encoder
+        from ..encoders.threads import single_threaded_blas
 
         single_threaded_blas()
         self.encoders = [span_encoder(load_encoder(name, Path(cache_dir))) for name in names]
