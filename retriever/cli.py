@@ -18,9 +18,9 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from . import timings, version
+from .commands.render import hit_lines, located, plain
 from .errors import RetrieverError
 from .progress import ConsoleReporter, Feed, safe
-from .render import hit_lines, located, plain
 from .search.results import Hit, QuestionHit
 
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
@@ -489,7 +489,7 @@ def doctor(
 ) -> None:
     """Check the index against its manifest and the notes: what is stale or broken, and the command that fixes it."""
     from .api import Retriever
-    from .doctor import diagnose, release, remedy
+    from .commands.doctor import diagnose, release, remedy
 
     with user_errors():
         chosen = setup(notes, index)

@@ -18,7 +18,7 @@ from conftest import REPO
 from helpers import cli
 
 from retriever import Retriever
-from retriever.doctor import diagnose
+from retriever.commands.doctor import diagnose
 from retriever.milvus.store import MilvusStore
 
 pytest.importorskip("milvus_lite")

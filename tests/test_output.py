@@ -30,7 +30,7 @@ from rich.console import Console
 
 from retriever import Retriever, RetrieverError
 from retriever.cli import show
-from retriever.render import INDENT, hit_lines, plain
+from retriever.commands.render import INDENT, hit_lines, plain
 from retriever.search.results import Hit
 from retriever.serving.client import Connection
 

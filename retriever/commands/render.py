@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 
 from rich.text import Text
 
-from .progress import CONTROL
-from .search.results import Hit
+from ..progress import CONTROL
+from ..search.results import Hit
 
 MARK = "bold yellow"  # the question's words; without colour, bold alone
 INDENT = "   "

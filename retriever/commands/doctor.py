@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .api import Retriever
-from .errors import RetrieverError
-from .reading.extraction_cache import ExtractionCache
-from .reading.notes import scan_notes
+from ..api import Retriever
+from ..errors import RetrieverError
+from ..reading.extraction_cache import ExtractionCache
+from ..reading.notes import scan_notes
 
 Level = Literal["ok", "stale", "broken"]
 
