@@ -29,7 +29,7 @@ from mcp.types import TextContent
 from rich.console import Console
 
 from retriever import Retriever, RetrieverError
-from retriever.cli import show
+from retriever.commands.common import show
 from retriever.commands.render import INDENT, hit_lines, plain
 from retriever.search.results import Hit
 from retriever.serving.client import Connection
