@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .documents import OLE_MAGIC, Unreadable, check_inflation, collapsed, escaped, heading, parser, tidy
+from .conversion import OLE_MAGIC, Unreadable, check_inflation, collapsed, escaped, heading, parser, tidy
 
 ZIP_MAGIC = b"PK\x03\x04"
 ENCRYPTED = ("암호화", "DRM")  # how dochan's errors name a password or DRM protection

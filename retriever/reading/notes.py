@@ -14,7 +14,8 @@ from typing import Any
 
 from ..errors import RetrieverError
 from ..failpoints import holdpoint
-from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, Unreadable, read_document
+from .conversion import Unreadable
+from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, read_document
 from .extraction_cache import ExtractionCache
 from .globs import gitignore_spec
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from .documents import Unreadable, escaped, heading, parser
+from .conversion import Unreadable, escaped, heading, parser
 
 PAGE_MARK = "<!-- p. {} -->"
 MAX_HEADING_CHARS = 100
