@@ -284,30 +284,81 @@ def index(
         int | None, typer.Option("--ray-workers", min=1, help="Ray workers (one CPU each). Default: one per CPU.")
     ] = None,
     as_json: JsonOpt = False,
+    no_server: Annotated[
+        bool,
+        typer.Option(
+            "--no-server",
+            envvar="RETRIEVER_NO_SERVER",
+            help="Build in this process even if a server of the index runs.",
+        ),
+    ] = False,
     show_timings: TimingsOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Build or update the index; only new or changed passages are embedded."""
+    """Build or update the index; only new or changed passages are embedded. A running server of the same notes
+    and index (`serve`, or the background one `ask` starts) builds it, with the models it holds."""
     timings.mark("imports")
     with user_errors():
         sharding = ray_settings(ray, ray_workers)
-        report = make_retriever(setup(notes, index, model), store=store, quiet=quiet).index(full=full, ray=sharding)
+        chosen = setup(notes, index, model)
+        reporter = ConsoleReporter(err, quiet)
+        report = None if no_server or store or sharding else built_by_server(chosen, full, reporter)
+        if report is None:
+            built = make_retriever(chosen, store=store, reporter=reporter).index(full=full, ray=sharding)
+            report = built.to_json()
     if show_timings:
         print_timings()
-    for path, reason in report.skipped:
+    for path, reason in report["skipped"]:
         err.print(f"[yellow]warning:[/yellow] skipped {safe(path)}: {safe(reason)}")
     if as_json:
-        print_json({k: v for k, v in vars(report).items() if k != "skipped"} | {"skipped": report.skipped})
+        print_json(report)
         return
-    if report.up_to_date:
+    if report["up_to_date"]:
         out.print(
-            f"index is up to date: {report.notes} notes, {report.chunks} chunks; nothing to embed, "
-            f"no model loaded ({report.seconds:.2f} s)"
+            f"index is up to date: {report['notes']} notes, {report['chunks']} chunks; nothing to embed, "
+            f"no model loaded ({report['seconds']:.2f} s)"
         )
         return
     out.print(
-        f"indexed {report.notes} notes into {report.chunks} chunks: {report.added} added, "
-        f"{report.unchanged} unchanged, {report.removed} removed ({report.seconds:.1f} s)"
+        f"indexed {report['notes']} notes into {report['chunks']} chunks: {report['added']} added, "
+        f"{report['unchanged']} unchanged, {report['removed']} removed ({report['seconds']:.1f} s)"
+    )
+
+
+REPORT_FIELDS = {"notes": int, "chunks": int, "added": int, "unchanged": int, "removed": int, "seconds": float}
+REPORT_FIELDS |= {"embedded": int, "up_to_date": bool, "extracted": int, "skipped": list}
+
+
+def built_by_server(chosen: Settings, full: bool, reporter: ConsoleReporter) -> dict[str, Any] | None:
+    """The report of the update a running server of the same notes and index built, None when there is none (or
+    it declined, or went away, or gave an answer that is none: the update is then built here, under the same
+    writer lock). The server's build progress is shown here, as an in-process build would show it."""
+    from functools import partial
+
+    from .client import send_update
+    from .progress import replay
+
+    encoders = [m.strip() for m in chosen.encoders.split(",") if m.strip()] if chosen.encoders else None
+    show = None if reporter.quiet else partial(replay, reporter=reporter)
+    with timings.phase("server"):
+        report = send_update(chosen.index, chosen.notes, {"full": full, "encoders": encoders}, reporter.note, show)
+    if report is None:
+        return None
+    if is_report(report):
+        return report
+    reporter.note(f"the server of {chosen.index} gave a report that is none; building here")
+    return None
+
+
+def is_report(report: dict[str, Any]) -> bool:
+    """Whether a server's answer has the fields of `index --json`, each of its type, skipped as (path, reason)."""
+    typed = list(report) == list(REPORT_FIELDS) and all(
+        isinstance(report[name], kind) and (kind is bool or not isinstance(report[name], bool))
+        for name, kind in REPORT_FIELDS.items()
+    )
+    return typed and all(
+        isinstance(item, list) and len(item) == 2 and all(isinstance(word, str) for word in item)
+        for item in report["skipped"]
     )
 
 
@@ -322,7 +373,9 @@ def ray_settings(address: str | None, workers: int | None) -> RaySettings | None
             raise typer.BadParameter("--ray-workers needs --ray", param_hint="--ray-workers")
         return None
     if find_spec("ray") is None:
-        raise typer.BadParameter("Ray is not installed; install it with `pip install retriever[ray]`", param_hint="--ray")
+        raise typer.BadParameter(
+            "Ray is not installed; install it with `pip install retriever[ray]`", param_hint="--ray"
+        )
     return RaySettings(address.strip(), workers)
 
 
@@ -515,12 +568,15 @@ WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes cha
 def start_service(chosen: Settings, watch: bool, store: str | None, reporter: Feed | None = None) -> Service:
     """Index if needed, load every model and the index, and start watching: all before the first question (run in
     the servers' background thread, after they listen)."""
+    from .client import connect
     from .service import Service
     from .watch import start_watching
 
     service = Service(make_retriever(chosen, store=store, reporter=reporter))
     service.retriever.ensure_index()
-    if watch:  # the indexing models too, so the first change is not kept waiting for them
+    if watch and (store or connect(chosen.index, chosen.notes, exclude=os.getpid()) is None):
+        # the indexing models too, so the first change is not kept waiting for them; unless another process's
+        # server of the index runs, which the watcher sends its rebuilds to (if it goes, they load at the first)
         service.retriever.encoders(service.retriever.index_models())
     service.warm()
     if watch:
