@@ -133,18 +133,18 @@ class Service:
         else here. Called when notes changed, so it builds without first checking the folder (twice, before and
         after taking the lock: 0.7 s at 10 000 notes); a build over unchanged notes writes nothing. The report is
         what `index --json` prints."""
-        report = self.elsewhere(full=False) or self.retriever.index().to_json()
+        report = self.elsewhere() or self.retriever.index().to_json()
         self.retriever.loaded()
         return report
 
-    def elsewhere(self, full: bool) -> dict[str, Any] | None:
+    def elsewhere(self) -> dict[str, Any] | None:
         """The report of an update built by another process's server of this index, None when none runs (or it
         declines); a build it ran and failed is a RetrieverError, as the same build here would be."""
         retriever = self.retriever
         if retriever.store.shared:
             return None
         tell = retriever.reporter.note if retriever.reporter else None
-        request = {"full": full, "encoders": retriever.requested_models}
+        request = {"full": False, "encoders": retriever.requested_models}
         return send_update(retriever.store.root, retriever.notes, request, tell, exclude=os.getpid())
 
     def build(self, full: bool) -> dict[str, Any]:

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import anyio
 import pytest
 from helpers import Hammer, cli, make_notes, serving, wait_for
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from retriever import Retriever, RetrieverError
 from retriever.client import connect, ready
@@ -199,3 +201,37 @@ def test_a_server_that_dies_mid_update_leaves_the_update_to_the_client(small: tu
     assert built.returncode == 0, built.stderr
     assert "went away during the update; building here" in built.stderr
     assert json.loads(built.stdout)["added"] == 1 and live(index) != before
+
+
+def mapped_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_mcp_watch_beside_a_serve_sends_its_rebuilds_there(small: tuple[Path, Path]) -> None:
+    """`mcp --watch` over the notes a `serve` already serves: its watcher has the serve build each change, so it
+    never loads the passage encoder (onnxruntime, which its numpy question encoder does without), and it answers
+    from the new generation once the serve has committed it."""
+    notes, index = small
+    command = ["-m", "retriever", "mcp", "--notes", str(notes), "--index", str(index), "--watch"]
+    params = StdioServerParameters(command=sys.executable, args=command, env=dict(os.environ))
+
+    async def status(client: ClientSession) -> dict:
+        return (await client.call_tool("status", {})).structured_content or {}
+
+    async def session() -> tuple[int, dict]:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            while (seen := await status(client)).get("status") == "loading" or not seen.get("watching"):
+                await anyio.sleep(0.2)
+            (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작해서 과적합이면 올린다\n", encoding="utf-8")
+            with anyio.fail_after(120):
+                while (seen := await status(client)).get("chunks") != 3:
+                    await anyio.sleep(0.2)
+            answer = (await client.call_tool("ask", {"question": "dropout 은 얼마로?", "k": 1})).structured_content
+            return seen["pid"], answer or {}
+
+    with serving(notes, index) as (_, serve):
+        watcher, answer = anyio.run(session)
+        assert "onnxruntime" in mapped_libraries(serve.pid)  # the serve built the change
+    assert answer["results"][0]["heading"] == "드롭아웃 비율"
+    assert watcher != serve.pid
