@@ -1,8 +1,9 @@
 """Updates sent to a running server: `retriever index`, and the watcher of another process (`mcp --watch` beside a
 `serve`), hand the incremental build to the server that already holds the models instead of loading them again.
-Measured on the Hecto FAQ (440 chunks), one edited note: a new `index` process 15.6 s wall, 4.8 CPU-s, of which
-7.9 s model load and 4.5 s chunking (Kiwi and the tokenizer loading); through a warm server, about its embedding
-(see bench/update.py for the same-run figures).
+Measured by bench/update.py on the Hecto FAQ (440 chunks), one edited note (2 texts to embed), taking turns on a
+busy 2-core machine (load ~20): a new `index` process 65.1 s wall and 6.67 CPU-s, most of it loading the models,
+Kiwi and the tokenizer; through a warm `serve` 8.07 s and 0.90 CPU-s (0.12× and 0.13×), of which the server's
+build 3.9 s, beside 0.76 s for the bare embedding of the edited section.
 
 An update runs in a thread of the server through Retriever.index, under the same writer lock and commit check as
 any build (a generation goes live only once it loads and answers), and the new generation is loaded before the
