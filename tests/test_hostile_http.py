@@ -346,3 +346,29 @@ def test_a_killed_server_leaves_ask_working_and_its_record_removed(tmp_path: Pat
     run = cli("ask", QUESTION, "--notes", str(notes), "--index", str(index), "--json")
     assert run.returncode == 0 and json.loads(run.stdout)["results"], run.stderr
     assert not (index / ADDRESS_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[]",
+        '{"full": "yes"}',
+        '{"full": 1}',
+        '{"encoders": "e5"}',
+        '{"encoders": []}',
+        '{"encoders": [5]}',
+        '{"encoders": [""]}',
+        f'{{"encoders": {json.dumps(["e5"] * 17)}}}',
+        '{"full": false, "colour": "red"}',
+        "[" * 100_000,
+    ],
+)
+def test_a_bad_update_is_a_400_and_builds_nothing(api: Served, body: str) -> None:
+    before = (api.index / "CURRENT").read_text()
+    assert refused(post(api.port, body.encode(), "/index", api.token), 400)
+    assert (api.index / "CURRENT").read_text() == before
+
+
+@pytest.mark.parametrize("number", ["", "x", "-1", "1" * 19, "%D9%A1"])
+def test_a_bad_update_number_is_a_400(api: Served, number: str) -> None:
+    assert refused(get(api.port, f"/update?id={number}", api.token), 400)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -11,11 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
+import anyio
 import pytest
 from helpers import Hammer, cli, make_notes, serving, wait_for
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from retriever import Retriever, RetrieverError
 from retriever.config import settings
+from retriever.serving.client import connect, ready
 from retriever.serving.records import ADDRESS_FILE
 from retriever.serving.service import Service
 from retriever.serving.watch import start_watching
@@ -85,7 +90,7 @@ def test_queries_during_a_swap_see_one_whole_index(small: tuple[Path, Path]) -> 
     with Hammer(lambda: len(service.search("ask", QUESTION, 10)["results"]), threads=3) as asking:
         for n in range(3):
             (notes / f"new{n}.md").write_text(f"## 새 질문 {n}\n- 새 답변 {n}\n", encoding="utf-8")
-            assert service.refresh().added == 1
+            assert service.refresh()["added"] == 1
         # one more whole round after the last swap, so the newest index is seen before the threads stop
         count = len(asking.results)
         while len(asking.results) < count + 3 and not asking.failures:
@@ -131,3 +136,102 @@ def test_a_folder_named_relative_to_the_config_is_watched(tmp_path: Path, monkey
     finally:
         stop.set()
     assert service.status()["stale"] is None
+
+
+def live(index: Path) -> str:
+    return (index / "CURRENT").read_text()
+
+
+def test_index_is_built_by_the_server_that_holds_the_models(small: tuple[Path, Path]) -> None:
+    """`retriever index` beside a running serve: the server embeds the edit with the models it holds, under the
+    writer lock, and answers from the new generation at once; the report is `index --json`'s, field for field."""
+    notes, index = small
+    where = ["--notes", str(notes), "--index", str(index)]
+    with serving(notes, index) as (connection, _):
+        before = live(index)
+        (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작해서 과적합이면 올린다\n", encoding="utf-8")
+        served = cli("index", *where, "--json", "--timings")
+        assert served.returncode == 0, served.stderr
+        assert "server" in served.stderr and "model load" not in served.stderr  # built without a model here
+        report = json.loads(served.stdout)
+        assert (report["added"], report["unchanged"], report["embedded"], report["up_to_date"]) == (1, 2, 1, False)
+        assert live(index) != before
+        answer = connection.call("/ask", {"question": "dropout 은 얼마로?", "k": 1})
+        assert answer is not None and answer["results"][0]["heading"] == "드롭아웃 비율"  # loaded, no rebuild
+
+        again = cli("index", *where, "--json")  # nothing changed: the server says so, as a local build would
+        assert again.returncode == 0 and json.loads(again.stdout)["up_to_date"] is True, again.stderr
+
+        (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.2에서 시작한다\n", encoding="utf-8")
+        local = cli("index", *where, "--json", "--no-server", "--timings")
+        assert local.returncode == 0 and "model load" in local.stderr, local.stderr
+        assert list(json.loads(local.stdout)) == list(report)  # the same fields, in the same order
+
+        other = cli("index", *where, "--encoders", "use", "--timings")  # not what the server builds with: built here
+        assert other.returncode == 0, other.stderr
+        assert "does not build this update" in other.stderr and "model load" in other.stderr
+
+        (notes / "a.md").unlink()
+        (notes / "b.md").unlink()
+        (notes / "c.md").unlink()
+        failed = cli("index", *where)  # the server's failed build is the client's one-line error
+        assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and "no notes to index" in failed.stderr
+        assert connection.call("/health")["status"] == "ok"  # and the server still answers from the last index
+
+
+def test_a_server_that_dies_mid_update_leaves_the_update_to_the_client(small: tuple[Path, Path]) -> None:
+    """The server is killed as by a power cut while it embeds the update: the client builds it itself, under the
+    writer lock the dead server no longer holds, and the previous generation stayed live meanwhile."""
+    notes, index = small
+    before = live(index)
+    where = ["--notes", str(notes), "--index", str(index), "--port", "0"]
+    dying = subprocess.Popen(
+        [sys.executable, "-m", "retriever", "serve", *where],
+        env={**os.environ, "RETRIEVER_FAILPOINT": "embedding"},
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: (found := connect(index, notes)) is not None and ready(found))
+        (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작한다\n", encoding="utf-8")
+        built = cli("index", "--notes", str(notes), "--index", str(index), "--json")
+        assert dying.wait(timeout=60) == -signal.SIGKILL  # it died at the fail point, in the update
+    finally:
+        if dying.poll() is None:
+            dying.kill()
+    assert built.returncode == 0, built.stderr
+    assert "went away during the update; building here" in built.stderr
+    assert json.loads(built.stdout)["added"] == 1 and live(index) != before
+
+
+def mapped_libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_mcp_watch_beside_a_serve_sends_its_rebuilds_there(small: tuple[Path, Path]) -> None:
+    """`mcp --watch` over the notes a `serve` already serves: its watcher has the serve build each change, so it
+    never loads the passage encoder (onnxruntime, which its numpy question encoder does without), and it answers
+    from the new generation once the serve has committed it."""
+    notes, index = small
+    command = ["-m", "retriever", "mcp", "--notes", str(notes), "--index", str(index), "--watch"]
+    params = StdioServerParameters(command=sys.executable, args=command, env=dict(os.environ))
+
+    async def status(client: ClientSession) -> dict:
+        return (await client.call_tool("status", {})).structured_content or {}
+
+    async def session() -> tuple[int, dict]:
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            while (seen := await status(client)).get("status") == "loading" or not seen.get("watching"):
+                await anyio.sleep(0.2)
+            (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작해서 과적합이면 올린다\n", encoding="utf-8")
+            with anyio.fail_after(120):
+                while (seen := await status(client)).get("chunks") != 3:
+                    await anyio.sleep(0.2)
+            answer = (await client.call_tool("ask", {"question": "dropout 은 얼마로?", "k": 1})).structured_content
+            return seen["pid"], answer or {}
+
+    with serving(notes, index) as (_, serve):
+        watcher, answer = anyio.run(session)
+        assert "onnxruntime" in mapped_libraries(serve.pid)  # the serve built the change
+    assert answer["results"][0]["heading"] == "드롭아웃 비율"
+    assert watcher != serve.pid

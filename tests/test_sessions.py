@@ -11,6 +11,8 @@ promises checked after every step:
 - a build killed (SIGKILL at a drawn moment or at a failpoint) or interrupted (SIGINT) leaves the previous
   generation live and whole;
 - a background server answers as the process itself would, and once stopped leaves no process behind;
+- `index` beside a running server of the same notes is built by that server (the client loads no model), which
+  then answers from the new generation, as a fresh process does;
 - answers equal those of a fresh build of a copy of the same notes (at teardown; `bench/soak.py` also every few
   steps).
 
@@ -40,8 +42,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
+from retriever.config import library, read_config
 from retriever.reading.documents import DOCUMENT_SUFFIXES
 from retriever.reading.extraction_cache import entry_text
+from retriever.reading.notes import Library
 
 SCORE_TOLERANCE = 1e-4  # scores come as JSON rounded to 4 decimals, and a fresh build sums BM25 and z-scores over
 # the same floats in another row order: equal answers may differ in the last printed digit, never by more
@@ -203,9 +207,11 @@ def alive(pid: int) -> bool:
     return "zombie" not in state
 
 
-def http_json(record: dict[str, Any], route: str) -> dict[str, Any] | None:
+def http_json(record: dict[str, Any], route: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """A recorded server's answer, asked with its secret as its own user's client asks."""
-    request = urllib.request.Request(record["url"] + route, headers={"Authorization": f"Bearer {record['token']}"})
+    headers = {"Authorization": f"Bearer {record['token']}", "Content-Type": "application/json"}
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(record["url"] + route, data, headers)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
@@ -473,7 +479,12 @@ class SessionMachine(RuleBasedStateMachine):
                 one_line_error(result, "index without notes")
             return
         assert result.returncode == 0, result.stderr
-        report = json.loads(result.stdout)
+        self.built(target, json.loads(result.stdout), before, full)
+        self.check(target)
+
+    def built(self, target: Target, report: dict[str, Any], before: Generation | None, full: bool) -> None:
+        """What must hold after an `index` that succeeded, wherever it was built."""
+        index = self.root / target.index
         after = live_generation(index)
         assert after is not None, "index succeeded but no generation is live"
         known = set() if full or before is None else {c["hash"] for c in before[1]["chunks"]}
@@ -487,7 +498,62 @@ class SessionMachine(RuleBasedStateMachine):
             promise("embedded-once", report["embedded"] == texts, f"a text embedded twice: {report}, {texts} new texts")
         self.interrupted.pop(target.name, None)
         self.extraction_kept(index, report, before, after)
-        self.check(target)
+
+    def identity(self, target: Target) -> str:
+        """What a server of the target's notes records as the notes it serves, with retriever.toml as it is now."""
+        if target.name != "config":
+            return Library.of(self.root / target.name).identity()
+        where = self.root / "retriever.toml"
+        found = library(read_config(where), where)
+        assert found is not None
+        return found.identity()
+
+    def served(self) -> list[Target]:
+        """Targets with notes and a running server of them, of the notes as retriever.toml names them now."""
+        return [
+            t
+            for t in TARGETS
+            if t.name in self.servers
+            and self.has_notes(t)
+            and (record := recorded_server(self.root / t.index)) is not None
+            and record["notes"] == self.identity(t)
+        ]
+
+    @precondition(lambda self: bool(self.served()))
+    @rule(pick=st.integers(0, 9), full=st.booleans(), question=questions)
+    @step
+    def index_through_server(self, pick: int, full: bool, question: str) -> None:
+        """`index` beside a running server of the same notes and index: the server builds the update with the
+        models it holds (the client loads none), stays the one recorded, and answers from the new generation at
+        once, as an in-process ask of it does; the build keeps every promise of a local one."""
+        served = self.served()
+        target = served[pick % len(served)]
+        self.last = target
+        index = self.root / target.index
+        record = recorded_server(index)
+        assert record is not None
+        before = live_generation(index)
+        result = self.run("index", "--json", "--timings", *target.args, *(["--full"] if full else []))
+        assert result.returncode == 0, result.stderr
+        promise(
+            "update-through-server",
+            "model load" not in result.stderr and "server" in result.stderr,
+            f"index loaded models beside the server of {target.name}\n{result.stderr}",
+        )
+        promise("same-server", recorded_server(index) == record, "the update replaced the server")
+        self.built(target, json.loads(result.stdout), before, full)
+        after = live_generation(index)
+        status = http_json(record, "/status")
+        assert status is not None and after is not None
+        promise(
+            "server-answers-update",
+            status["stale"] is None and status["built_at"] == after[1]["created_at"],
+            f"the server of {target.name} answers from {status['built_at']}, not the update's {after[1]['created_at']}",
+        )
+        answer = http_json(record, "/ask", {"question": question, "k": 5})
+        assert answer is not None
+        self.answers[(target.name, question)] = ranked(answer)
+        self.check(target, question)
 
     @rule(where=targets, question=questions, through_server=st.booleans(), one_collection=st.booleans())
     @step
@@ -548,7 +614,8 @@ class SessionMachine(RuleBasedStateMachine):
     )
     @step
     def interrupt_build(self, where: Target, how: str, delay: float, full: bool) -> None:
-        """A build killed like a power cut (at a failpoint, or after a drawn delay), or stopped by Ctrl-C."""
+        """A build killed like a power cut (at a failpoint, or after a drawn delay), or stopped by Ctrl-C: built in
+        its own process (--no-server), since a client killed while a server builds leaves the server building."""
         target = where
         self.last = target
         index = self.root / target.index
@@ -558,7 +625,7 @@ class SessionMachine(RuleBasedStateMachine):
             env["RETRIEVER_FAILPOINT"] = how
         COUNTS.processes += 1
         with subprocess.Popen(
-            [sys.executable, "-m", "retriever", "index", *target.args, *(["--full"] if full else [])],
+            [sys.executable, "-m", "retriever", "index", "--no-server", *target.args, *(["--full"] if full else [])],
             cwd=self.root,
             env=env,
             stdout=subprocess.PIPE,
@@ -768,3 +835,22 @@ SESSIONS = settings(  # the same few sessions on every run, so a change is judge
 
 def test_sessions_keep_every_promise() -> None:
     run_state_machine_as_test(SessionMachine, settings=SESSIONS)
+
+
+def test_an_update_through_a_background_server_keeps_every_promise() -> None:
+    """The steps an update through a server needs, in order, so that every run has them whatever the drawn
+    sessions hold: a background server started by an ask, an edit, then `index` and `index --full` through it."""
+    machine = SessionMachine()
+    try:
+        machine.start([("a", "n1", ("md", [0, 1]))])
+        machine.ask(where=TARGETS[1], question=QUESTIONS[0], through_server=True, one_collection=False)
+        assert machine.served() == [TARGETS[1]]
+        machine.add_or_edit_note(folder="a", name="n2", content=("md", [2, 3]))
+        machine.index_through_server(pick=0, full=False, question=QUESTIONS[1])
+        machine.add_or_edit_note(folder="a", name="n1", content=("big", [4]))
+        machine.index_through_server(pick=0, full=True, question=QUESTIONS[0])
+    except BaseException:
+        machine.failed = True
+        raise
+    finally:
+        machine.teardown()

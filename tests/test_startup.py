@@ -27,7 +27,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
 
-from retriever import Library
+from retriever import Library, RetrieverError
 from retriever.serving import records
 from retriever.serving.client import Connection, proof
 from retriever.serving.records import ADDRESS_FILE
@@ -246,11 +246,18 @@ def test_only_the_user_who_started_a_server_can_ask_it(small: tuple[Path, Path])
         assert stat.S_IMODE(address.stat().st_mode) == 0o600  # the secret is this user's alone
         secret_line = NOTES["a.md"].splitlines()[1]
         for token in ("", "a-guess"):  # what another user can send: no token, or a wrong one
-            for method, route, body in (("POST", "/ask", {"question": QUESTION}), ("GET", "/get?id=a.md", None)):
+            for method, route, body in (
+                ("POST", "/ask", {"question": QUESTION}),
+                ("GET", "/get?id=a.md", None),
+                ("POST", "/index", {"full": True}),  # a stranger can neither set off a build
+                ("GET", "/update?id=1", None),  # nor read one's report
+            ):
                 status, answer = raw(server.url, method, route, body, bearer(token) if token else {})
                 assert status == 401 and list(answer) == ["error"] and secret_line not in json.dumps(answer)
         assert raw(server.url, "POST", "/stop", {}, bearer("a-guess"))[0] == 401
         assert server.call("/health")["status"] == "ok"  # not stopped by a stranger
+        with pytest.raises(RetrieverError, match="no update 1 here"):  # nor made to build
+            server.call("/update?id=1")
         if os.getuid() == 0 and shutil.which("setpriv"):  # and as another uid for real, where it can be had
             nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-I", "-c"]
             seen = subprocess.run(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .. import timings
-from ..progress import safe
+from ..progress import ConsoleReporter, safe
 from .common import (
     IndexOpt,
     JsonOpt,
@@ -29,6 +29,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:  # the API pulls in numpy and model code: imported by the commands that need it
+    from ..config import Settings
     from ..indexing.ray_build import RaySettings
 
 
@@ -51,30 +52,81 @@ def index(
         int | None, typer.Option("--ray-workers", min=1, help="Ray workers (one CPU each). Default: one per CPU.")
     ] = None,
     as_json: JsonOpt = False,
+    no_server: Annotated[
+        bool,
+        typer.Option(
+            "--no-server",
+            envvar="RETRIEVER_NO_SERVER",
+            help="Build in this process even if a server of the index runs.",
+        ),
+    ] = False,
     show_timings: TimingsOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Build or update the index; only new or changed passages are embedded."""
+    """Build or update the index; only new or changed passages are embedded. A running server of the same notes
+    and index (`serve`, or the background one `ask` starts) builds it, with the models it holds."""
     timings.mark("imports")
     with user_errors():
         sharding = ray_settings(ray, ray_workers)
-        report = make_retriever(setup(notes, index, model), store=store, quiet=quiet).index(full=full, ray=sharding)
+        chosen = setup(notes, index, model)
+        reporter = ConsoleReporter(err, quiet)
+        report = None if no_server or store or sharding else built_by_server(chosen, full, reporter)
+        if report is None:
+            built = make_retriever(chosen, store=store, reporter=reporter).index(full=full, ray=sharding)
+            report = built.to_json()
     if show_timings:
         print_timings()
-    for path, reason in report.skipped:
+    for path, reason in report["skipped"]:
         err.print(f"[yellow]warning:[/yellow] skipped {safe(path)}: {safe(reason)}")
     if as_json:
-        print_json({k: v for k, v in vars(report).items() if k != "skipped"} | {"skipped": report.skipped})
+        print_json(report)
         return
-    if report.up_to_date:
+    if report["up_to_date"]:
         out.print(
-            f"index is up to date: {report.notes} notes, {report.chunks} chunks; nothing to embed, "
-            f"no model loaded ({report.seconds:.2f} s)"
+            f"index is up to date: {report['notes']} notes, {report['chunks']} chunks; nothing to embed, "
+            f"no model loaded ({report['seconds']:.2f} s)"
         )
         return
     out.print(
-        f"indexed {report.notes} notes into {report.chunks} chunks: {report.added} added, "
-        f"{report.unchanged} unchanged, {report.removed} removed ({report.seconds:.1f} s)"
+        f"indexed {report['notes']} notes into {report['chunks']} chunks: {report['added']} added, "
+        f"{report['unchanged']} unchanged, {report['removed']} removed ({report['seconds']:.1f} s)"
+    )
+
+
+REPORT_FIELDS = {"notes": int, "chunks": int, "added": int, "unchanged": int, "removed": int, "seconds": float}
+REPORT_FIELDS |= {"embedded": int, "up_to_date": bool, "extracted": int, "skipped": list}
+
+
+def built_by_server(chosen: Settings, full: bool, reporter: ConsoleReporter) -> dict[str, Any] | None:
+    """The report of the update a running server of the same notes and index built, None when there is none (or
+    it declined, or went away, or gave an answer that is none: the update is then built here, under the same
+    writer lock). The server's build progress is shown here, as an in-process build would show it."""
+    from functools import partial
+
+    from ..progress import replay
+    from ..serving.client import send_update
+
+    encoders = [m.strip() for m in chosen.encoders.split(",") if m.strip()] if chosen.encoders else None
+    show = None if reporter.quiet else partial(replay, reporter=reporter)
+    with timings.phase("server"):
+        report = send_update(chosen.index, chosen.notes, {"full": full, "encoders": encoders}, reporter.note, show)
+    if report is None:
+        return None
+    if is_report(report):
+        return report
+    reporter.note(f"the server of {chosen.index} gave a report that is none; building here")
+    return None
+
+
+def is_report(report: dict[str, Any]) -> bool:
+    """Whether a server's answer has the fields of `index --json`, each of its type, skipped as (path, reason)."""
+    typed = list(report) == list(REPORT_FIELDS) and all(
+        isinstance(report[name], kind) and (kind is bool or not isinstance(report[name], bool))
+        for name, kind in REPORT_FIELDS.items()
+    )
+    return typed and all(
+        isinstance(item, list) and len(item) == 2 and all(isinstance(word, str) for word in item)
+        for item in report["skipped"]
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,12 +36,15 @@ WatchOpt = Annotated[bool, typer.Option("--watch", help="Re-index when notes cha
 def start_service(chosen: Settings, watch: bool, store: str | None, reporter: Feed | None = None) -> Service:
     """Index if needed, load every model and the index, and start watching: all before the first question (run in
     the servers' background thread, after they listen)."""
+    from ..serving.client import connect
     from ..serving.service import Service
     from ..serving.watch import start_watching
 
     service = Service(make_retriever(chosen, store=store, reporter=reporter))
     service.retriever.ensure_index()
-    if watch:  # the indexing models too, so the first change is not kept waiting for them
+    if watch and (store or connect(chosen.index, chosen.notes, exclude=os.getpid()) is None):
+        # the indexing models too, so the first change is not kept waiting for them; unless another process's
+        # server of the index runs, which the watcher sends its rebuilds to (if it goes, they load at the first)
         service.retriever.encoders(service.retriever.index_models())
     service.warm()
     if watch:

@@ -63,7 +63,9 @@ class Codebook:
         dim = vectors.shape[1]
         quantiser = faiss.ProductQuantizer(dim, dim // SLICE, 8)
         quantiser.cp.niter = TRAIN_ROUNDS
-        quantiser.cp.min_points_per_centroid = MIN_TRAIN // CENTROIDS  # faiss warns on stderr below its 39, once a slice
+        quantiser.cp.min_points_per_centroid = (
+            MIN_TRAIN // CENTROIDS
+        )  # faiss warns on stderr below its 39, once a slice
         quantiser.train(np.ascontiguousarray(vectors, dtype=np.float32))
         centroids = faiss.vector_to_array(quantiser.centroids).reshape(dim // SLICE, CENTROIDS, SLICE)
         return cls(centroids.astype(np.float16).astype(np.float32))  # as it will be stored

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -67,6 +68,11 @@ class IndexReport:
         chunks = len(manifest.chunks)
         seconds = time.perf_counter() - started
         return cls(len(scan.notes), chunks, 0, chunks, 0, scan.skipped, seconds, 0, up_to_date, scan.extracted)
+
+    def to_json(self) -> dict[str, Any]:
+        """What `index --json` prints, and what a server that built for a client sends it: the same keys in the
+        same order, skipped last."""
+        return {k: v for k, v in vars(self).items() if k != "skipped"} | {"skipped": [list(s) for s in self.skipped]}
 
 
 @dataclass

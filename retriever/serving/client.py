@@ -111,12 +111,15 @@ class Connection:
         return None
 
 
-def connect(index_dir: Path, notes: Library | Path, tell: Tell | None = None) -> Connection | None:
-    """The proven server recorded for this index, if it serves the same notes folder. A record whose port
-    answers without the proof is not our server's: it is removed, and `tell` says so."""
+def connect(
+    index_dir: Path, notes: Library | Path, tell: Tell | None = None, exclude: int | None = None
+) -> Connection | None:
+    """The proven server recorded for this index, if it serves the same notes folder (and is not the process
+    `exclude`). A record whose port answers without the proof is not our server's: it is removed, and `tell` says
+    so."""
     path = records.address(index_dir)
     record = records.read(path)
-    if record is None or record.notes != Library.of(notes).identity():
+    if record is None or record.notes != Library.of(notes).identity() or record.pid == exclude:
         return None
     connection = Connection(record.url, record.token)
     proven = connection.proven()
@@ -145,6 +148,57 @@ def ask_server(
         if not ready(connection):
             return None
         return connection.call(f"/{method}", payload)
+
+
+def send_update(
+    index_dir: Path,
+    notes: Library | Path,
+    request: dict[str, Any],
+    tell: Tell | None = None,
+    show: Callable[[object], None] | None = None,
+    exclude: int | None = None,
+) -> dict[str, Any] | None:
+    """The report of an update (`{"full": …, "encoders": […] or null}`) built by the proven server of this index
+    (retriever.serving.updates), as `index --json` prints it; None when there is no server, it declines, or it went away
+    before the build was done (the caller then builds in its own process, under the same writer lock). A build the
+    server ran and failed is its one-line RetrieverError. `show` gets the build's progress events meanwhile."""
+    connection = connect(index_dir, notes, tell, exclude)
+    if connection is None:
+        return None
+    with watching(connection, show):
+        if not ready(connection):
+            return None
+        queued = connection.call("/index", request)
+        number = queued.get("update") if queued else None
+        if queued is not None and isinstance(queued.get("declined"), str) and tell is not None:
+            tell(f"the server of {index_dir} does not build this update ({queued['declined']}); building here")
+        if type(number) is not int:
+            return None
+        try:
+            return finished(connection, number, index_dir, tell)
+        except KeyboardInterrupt:
+            if tell is not None:
+                tell(f"the server of {index_dir} goes on with the update it started; `retriever stop` ends it")
+            raise
+
+
+def finished(connection: Connection, number: int, index_dir: Path, tell: Tell | None) -> dict[str, Any] | None:
+    """The report of update `number` once the server has built it, polled; None if the server went away."""
+    while True:
+        time.sleep(POLL_SECONDS)
+        state = connection.call(f"/update?id={number}", timeout=HEALTH_SECONDS)
+        if state is None:
+            if connection.proven():
+                continue  # there, but slow to answer while it builds
+            if tell is not None:
+                tell(f"the server of {index_dir} went away during the update; building here")
+            return None
+        if state.get("state") == "done" and isinstance(state.get("report"), dict):
+            return state["report"]
+        if state.get("state") == "failed" and isinstance(state.get("error"), str):
+            raise RetrieverError(state["error"])
+        if state.get("state") not in ("queued", "building"):
+            return None  # not an answer: built here instead, which finds done whatever the server did
 
 
 def ready(connection: Connection) -> bool:

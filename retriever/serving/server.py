@@ -138,10 +138,13 @@ def admissible(request: Request, port: int) -> None:
 def route(loading: Loading[Service], request: Request) -> dict[str, Any]:
     """A question waits for the service to load; /status says it is loading instead."""
     url = urlsplit(request.target)
+    if request.method == "POST" and url.path == "/index":
+        full, encoders = index_args(read_json(request.body))
+        return loading.wait().update(full, encoders)
     if request.method == "POST":
         method = url.path.strip("/")
         if method not in METHODS:
-            raise Rejected(HTTPStatus.NOT_FOUND, f"no route /{method}; POST /ask or /similar")
+            raise Rejected(HTTPStatus.NOT_FOUND, f"no route /{method}; POST /ask, /similar or /index")
         body = read_json(request.body)
         question, k, explain, mode = search_args(body)
         service = loading.wait()
@@ -153,8 +156,14 @@ def route(loading: Loading[Service], request: Request) -> dict[str, Any]:
         return loading.health() if ready is None else ready.status()
     if url.path == "/get":
         return loading.wait().get(parse_qs(url.query).get("id", [""])[0])
+    if url.path == "/update":
+        number = parse_qs(url.query).get("id", [""])[0]
+        if not number.isascii() or not number.isdigit() or len(number) > 18:
+            raise Rejected(HTTPStatus.BAD_REQUEST, "bad request: /update?id= takes the number POST /index gave")
+        return loading.wait().updates.state(int(number))
     raise Rejected(
-        HTTPStatus.NOT_FOUND, f"no route {url.path}; try / (the web page), /health, /status, /ask, /similar, /get"
+        HTTPStatus.NOT_FOUND,
+        f"no route {url.path}; try / (the web page), /health, /status, /ask, /similar, /get, /index, /update",
     )
 
 
@@ -200,6 +209,25 @@ def search_args(body: Any) -> tuple[str, int, bool, str | None]:
     if mode is not None and not isinstance(mode, str):
         raise bad_request('"mode" must be a string')
     return question, k, explain, mode
+
+
+MAX_ENCODERS = 16
+
+
+def index_args(body: Any) -> tuple[bool, list[str] | None]:
+    """An update's full flag and encoders (null: the index's own), each checked for its JSON type."""
+    if not isinstance(body, dict) or not set(body) <= {"full", "encoders"}:
+        raise Rejected(HTTPStatus.BAD_REQUEST, 'bad request: send {"full": false, "encoders": null}')
+    full, encoders = body.get("full", False), body.get("encoders")
+    if not isinstance(full, bool):
+        raise Rejected(HTTPStatus.BAD_REQUEST, 'bad request: "full" must be true or false')
+    if encoders is not None and not (
+        isinstance(encoders, list)
+        and 0 < len(encoders) <= MAX_ENCODERS
+        and all(isinstance(name, str) and 0 < len(name) <= 1000 for name in encoders)
+    ):
+        raise Rejected(HTTPStatus.BAD_REQUEST, f'bad request: "encoders" must be null or 1-{MAX_ENCODERS} names')
+    return full, encoders
 
 
 def bad_request(problem: str) -> Rejected:
@@ -267,13 +295,18 @@ class Server:
     async def stop_when_idle(self, seconds: float) -> None:
         """Idle time counts from the end of the load, so a long first build is not mistaken for idleness."""
         while True:
-            if self.loading.state == "loading" or self.open:
+            if self.busy():
                 self.active = time.monotonic()
             quiet = time.monotonic() - self.active
             if quiet >= seconds:
                 self.stop()
                 return
             await asyncio.sleep(min(seconds - quiet, 1.0))
+
+    def busy(self) -> bool:
+        """Loading, answering, or building an update a client sent (which it waits for, or has left to finish)."""
+        service = self.loading.ready
+        return self.loading.state == "loading" or bool(self.open) or (service is not None and service.updates.busy)
 
     def stop(self) -> None:
         """From any thread or a signal handler."""
@@ -361,7 +394,7 @@ class Server:
         """/health: loading, ok or failed, and how long nothing was asked; /progress: what the load or a build
         told its log since the `since`-th event, for the terminal that waits for it."""
         if path == "/health":
-            quiet = 0.0 if self.open or self.loading.state == "loading" else time.monotonic() - self.active
+            quiet = 0.0 if self.busy() else time.monotonic() - self.active
             return {**self.loading.health(), "idle_seconds": round(quiet, 1)}
         since = parse_qs(query).get("since", ["0"])[0]
         told = self.feed.since(int(since) if since.isdigit() else 0) if self.feed else {"events": [], "next": 0}

@@ -4,8 +4,9 @@ rebuilds run beside them and swap in whole.
 A question takes ~25 ms and both cores, so serialising them costs nothing in throughput and keeps the models'
 and Kiwi's state out of reach of concurrent calls. A question that waits for another does so for QUESTION_WAIT
 seconds at most, then gets one line (busy): however long one question takes, the others are answered or refused
-within that bound rather than queued behind it. A rebuild (from --watch) writes a new generation and loads it
-before the next question sees it, so no question ever meets a half-written index.
+within that bound rather than queued behind it. A rebuild (from --watch, or an update a client sent: updates.py)
+writes a new generation and loads it before the next question sees it, so no question ever meets a half-written
+index.
 
 A shared store's server can go away (a restart, a network cut): the first question that finds it gone puts the
 service into an outage, questions meanwhile get one line at once instead of each waiting out the timeout, and a
@@ -21,13 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..api import Retriever
+from ..api import Retriever, canonical_model
+from ..builder import DEFAULT_MODELS, short_name
 from ..errors import Busy, RetrieverError
 from ..failpoints import holdpoint
-from ..indexing.indexer import IndexReport
 from ..milvus.connection import StoreUnreachable
 from ..search.question import METHODS
 from ..search.ranking import Mode
+from .client import send_update
+from .updates import Updates
 
 FIRST_RETRY, LAST_RETRY = 1.0, 30.0  # seconds between tries of an unreachable store: doubling, up to the last
 QUESTION_WAIT = float(os.environ.get("RETRIEVER_QUESTION_WAIT", "30"))  # seconds a question waits for the one before
@@ -55,7 +58,7 @@ class Service:
         self.retriever = retriever
         self.queries = threading.Lock()
         self.watching = False
-        self.last_build: IndexReport | None = None
+        self.updates = Updates(self.build)
         self.outage: Outage | None = None
         self._outages = threading.Lock()  # guards outage and the retry thread's start
 
@@ -125,14 +128,43 @@ class Service:
             with self._outages:
                 self.outage = None
 
-    def refresh(self) -> IndexReport:
-        """Bring the index up to date with the notes, then load it, all outside the query lock. Called when notes
-        changed, so it builds without first checking the folder (twice, before and after taking the lock: 0.7 s at
-        10 000 notes); a build over unchanged notes writes nothing."""
-        report = self.retriever.index()
+    def refresh(self) -> dict[str, Any]:
+        """Bring the index up to date with the notes, then load it, all outside the query lock: through another
+        process's server of this index when one runs (it holds the indexing models; this process then needs none),
+        else here. Called when notes changed, so it builds without first checking the folder (twice, before and
+        after taking the lock: 0.7 s at 10 000 notes); a build over unchanged notes writes nothing. The report is
+        what `index --json` prints."""
+        report = self.elsewhere() or self.retriever.index().to_json()
         self.retriever.loaded()
-        self.last_build = report
         return report
+
+    def elsewhere(self) -> dict[str, Any] | None:
+        """The report of an update built by another process's server of this index, None when none runs (or it
+        declines); a build it ran and failed is a RetrieverError, as the same build here would be."""
+        retriever = self.retriever
+        if retriever.store.shared:
+            return None
+        tell = retriever.reporter.note if retriever.reporter else None
+        request = {"full": False, "encoders": retriever.requested_models}
+        return send_update(retriever.store.root, retriever.notes, request, tell, exclude=os.getpid())
+
+    def build(self, full: bool) -> dict[str, Any]:
+        """An update a client sent (run by self.updates, one at a time): built and loaded here."""
+        report = self.retriever.index(full=full).to_json()
+        self.retriever.loaded()
+        return report
+
+    def update(self, full: bool, encoders: list[str] | None) -> dict[str, Any]:
+        """POST /index: the number of the update queued for this request, or why this server does not build it
+        (the client then builds in its own process)."""
+        retriever = self.retriever
+        if retriever.store.shared:
+            return {"declined": f"its index is in {retriever.store.label}, which only `index --store` builds"}
+        ours = retriever.index_models()
+        theirs = [canonical_model(name) for name in encoders] if encoders else retriever.built_models()
+        if (theirs or list(DEFAULT_MODELS)) != ours:  # what the client's own build would embed with
+            return {"declined": f"it builds with the encoders {', '.join(short_name(name) for name in ours)}"}
+        return {"update": self.updates.start(full).number}
 
     def status(self) -> dict[str, Any]:
         """What is served; during an outage, only what needs no store, with the outage under "store"."""

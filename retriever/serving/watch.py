@@ -1,7 +1,9 @@
 """`--watch`: re-index when notes change, so a server's answers follow the notes without anyone running `index`.
 
 watchfiles batches the events of one save (editors write, rename and touch several files) within the debounce
-window, and the rebuild is incremental, so one edit costs one note's embeddings.
+window, and the rebuild is incremental, so one edit costs one note's embeddings. Where another process's server of
+the same index runs (an `mcp --watch` beside a `serve`), the rebuild is sent to it (Service.refresh), and this
+process never loads the indexing models.
 """
 
 from __future__ import annotations
@@ -61,7 +63,8 @@ def watch_notes(service: Service, stop: threading.Event, ready: threading.Event,
             say(f"re-index after {len(changes)} change(s) failed: unexpected {type(exc).__name__}: {exc}")
             continue
         say(
-            f"re-indexed: {report.added} added, {report.removed} removed, {report.embedded} embedded ({report.seconds:.1f} s)"
+            f"re-indexed: {report['added']} added, {report['removed']} removed, {report['embedded']} embedded "
+            f"({report['seconds']:.1f} s)"
         )
 
 
