@@ -150,8 +150,12 @@ def differences(example: Example, printed: list[str]) -> list[str]:
     mine, theirs = [masked(line) for line in shown], [masked(line) for line in printed]
     if mine == theirs:
         return []
+    common = min(len(mine), len(theirs))
+    unmatched = [f"  shown only:   {a!r}" for a in mine[common:]] + [f"  printed only: {b!r}" for b in theirs[common:]]
     return [f"{example.command}:", *(f"  shown:  {a!r}\n  prints: {b!r}" for a, b in zip(mine, theirs) if a != b)] + (
-        [f"  the page has {len(mine)} lines, the command prints {len(theirs)}"] if len(mine) != len(theirs) else []
+        [f"  the page has {len(mine)} lines, the command prints {len(theirs)}", *unmatched]
+        if len(mine) != len(theirs)
+        else []
     )
 
 
