@@ -49,12 +49,11 @@ def free_port() -> int:
 
 
 def notes_of(folder: Path) -> Path:
-    """The repo's notes and the README's first sections as notes of their own: enough chunks for several steps
-    per model, so both nodes embed some."""
+    """The repo's notes and the manual's pages as notes of their own: enough chunks for several steps per model, so
+    both nodes embed some."""
     shutil.copytree(REPO / "notes", folder)
-    sections = (REPO / "README.md").read_text(encoding="utf-8").split("\n## ")[1:9]
-    for i, section in enumerate(sections):
-        (folder / f"readme-{i}.md").write_text(f"# {section}", encoding="utf-8")
+    for page in (REPO / "docs").glob("*.md"):
+        shutil.copy(page, folder / f"docs-{page.name}")
     return folder
 
 

@@ -73,7 +73,7 @@ def winsorised(values: np.ndarray, reference: np.ndarray | None = None) -> np.nd
     few matches get z of 5-10, which outvoted every dense channel even at a small weight (hecto's English questions:
     R@1 0.42 with e5+use, 0.19 with BM25 added). Dense channels keep plain z: their best candidates are outliers by
     nature, and clipping them too tied the top (dense mode on kobill 0.49 → 0.44, undici 0.61 → 0.58). Rank fusion (RRF) fixed
-    hecto as well but cost elsewhere (see README)."""
+    hecto as well but cost elsewhere (see docs/quality.md)."""
     return np.clip(zscore(values, reference), -CLIP, CLIP)
 
 
