@@ -21,7 +21,7 @@ from .filters import Filters
 from .generation import StoredIndex
 from .indexer import Embedders, IndexReport, build, holds
 from .korean import kiwi
-from .lexical import highlights, tokenize
+from .lexical import highlights, recent_tokens
 from .manifest import Manifest
 from .milvus_connection import CredentialsRefused, StoreUnreachable
 from .notes import Library, Listing, NoteScan, normalise, notes_changed, read_note, scan_notes
@@ -66,7 +66,7 @@ def lit(hits: list[H], query: Query, settings: RankSettings) -> list[H]:
     finds the words, and such a question would otherwise never wait the second it takes to load."""
     if settings.mode == "dense":
         return hits
-    wanted = set(tokenize(query.text))  # once for all the hits
+    wanted = {form for form, _, _ in recent_tokens(query.text)}  # once for all the hits; BM25 has read it already
     return [replace(hit, highlights=highlights(hit.text, wanted)) for hit in hits]
 
 
@@ -435,7 +435,7 @@ class Retriever:
             self.reporter.note(asked.notice)
         query, text = Query(loaded, text=asked.text, allowed=allowed), asked.text
         for model, encoder in zip(use, encoders):
-            with phase("encode"):
+            with phase(f"encode {short_name(names[model])}"):
                 if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
                     vectors, tokens = encoder.encode_with_tokens([text], "query")
                     query.vectors[model], query.tokens = vectors, tokens[0]
@@ -509,7 +509,9 @@ class Retriever:
         settings = self.settings(mode)
         query = self._prepare(question, k, settings, filters)
         with phase("rank"):
-            return lit(hits_of(rank(query, settings, explain), query.index.manifest.chunks, k), query, settings)
+            hits = hits_of(rank(query, settings, explain), query.index.manifest.chunks, k)
+        with phase("highlights"):
+            return lit(hits, query, settings)
 
     def similar(
         self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None, **filters: Any
