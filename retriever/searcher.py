@@ -8,10 +8,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from .builder import Builder, paused_gc
+from .builder import Builder, paused_gc, short_name
 from .encoders import Encoder, load_query_encoder
 from .errors import RetrieverError, StaleRead
-from .index.lexical import highlights, tokenize
+from .index.lexical import highlights, recent_tokens
 from .index.manifest import Manifest
 from .reading.chunking import Chunk
 from .reading.extraction_cache import ExtractionCache
@@ -41,7 +41,7 @@ def lit(hits: list[H], query: Query, settings: RankSettings) -> list[H]:
     finds the words, and such a question would otherwise never wait the second it takes to load."""
     if settings.mode == "dense":
         return hits
-    wanted = set(tokenize(query.text))  # once for all the hits
+    wanted = {form for form, _, _ in recent_tokens(query.text)}  # once for all the hits; BM25 has read it already
     return [replace(hit, highlights=highlights(hit.text, wanted)) for hit in hits]
 
 
@@ -151,7 +151,7 @@ class Searcher(Builder):
             self.reporter.note(asked.notice)
         query, text = Query(loaded, text=asked.text, allowed=allowed), asked.text
         for model, encoder in zip(use, encoders):
-            with phase("encode"):
+            with phase(f"encode {short_name(names[model])}"):
                 if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
                     vectors, tokens = encoder.encode_with_tokens([text], "query")
                     query.vectors[model], query.tokens = vectors, tokens[0]
@@ -225,7 +225,9 @@ class Searcher(Builder):
         settings = self.settings(mode)
         query = self._prepare(question, k, settings, filters)
         with phase("rank"):
-            return lit(hits_of(rank(query, settings, explain), query.index.manifest.chunks, k), query, settings)
+            hits = hits_of(rank(query, settings, explain), query.index.manifest.chunks, k)
+        with phase("highlights"):
+            return lit(hits, query, settings)
 
     def similar(
         self, question: str, k: int = 5, explain: bool = False, mode: Mode | None = None, **filters: Any

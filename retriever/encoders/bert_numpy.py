@@ -51,6 +51,10 @@ class NumpyBertQueryEncoder:
         self.max_tokens = int(config["max_position_embeddings"])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.prompts: dict[str, str] = dict(settings.get("prompts", {}))
+        # <s> and each prompt's tokens, which the pooled token vectors leave out: counted once, not per question
+        self.prompt_lengths = {
+            role: len(self.tokenizer.encode(prompt).ids) - 1 if prompt else 1 for role, prompt in self.prompts.items()
+        }
         self.weights = safe_open(str(folder / "model.safetensors"), "np")
         # float32 throughout (a float64 scalar would silently upcast every product); dense weights stored
         # transposed and contiguous, the layout a row-vector product reads fastest
@@ -110,8 +114,7 @@ class NumpyBertQueryEncoder:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Like the sentence-transformers encoder: mean-pooled unit vectors, and each text's unit token vectors
         with prompt and special tokens dropped (float16, as stored)."""
-        prompt = self.prompts.get(role, "")
-        prompt_length = len(self.tokenizer.encode(prompt).ids) - 1 if prompt else 1  # <s> and the prompt's tokens
+        prompt, prompt_length = self.prompts.get(role, ""), self.prompt_lengths.get(role, 1)
         vectors = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
         tokens = []
         for row, text in enumerate(texts):

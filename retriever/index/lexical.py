@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -35,6 +35,18 @@ def stopwords() -> frozenset[str]:
 def tokenize(text: str) -> list[str]:
     """Lower-cased content morphemes, and each unbroken run (see korean.UNBROKEN) whole, as one token."""
     return [form for form, _, _ in located_tokens(text)]
+
+
+RECENT_TEXTS = 256  # questions and shown passages whose tokens a warm process keeps: ~10 MB at most
+
+
+@lru_cache(maxsize=RECENT_TEXTS)
+def recent_tokens(text: str) -> tuple[tuple[str, int, int], ...]:
+    """located_tokens of a question or a passage shown as a hit, kept for the next question. Kiwi was a fifth of
+    a warm question (seven analyses: the question for BM25 and again for highlighting, then each of five hits), and
+    a warm server shows the same passages again and again. A build tokenises each passage once and does not come
+    here."""
+    return tuple(located_tokens(text))
 
 
 def located_tokens(text: str) -> Iterator[tuple[str, int, int]]:
@@ -62,7 +74,7 @@ def highlights(text: str, wanted: set[str]) -> tuple[tuple[int, int], ...]:
     matches them (정하는 for 정하나요), and compounds holding one (배치사이즈는 for 배치 사이즈), adjacent spans joined."""
     parts = [word for word in wanted if len(word) > 1]
     spans: list[tuple[int, int]] = []
-    for form, start, end in located_tokens(text):
+    for form, start, end in recent_tokens(text):
         if form in wanted or any(word in form for word in parts):
             if spans and text[spans[-1][1] : start].strip() == "":
                 spans[-1] = (spans[-1][0], end)
@@ -162,7 +174,7 @@ def term_ids(vocab: dict[str, int], question: str) -> tuple[list[int], float, fl
     """(ids, coverage, foreign coverage). A Hangul word can only be found in a Korean passage, so of a Korean
     question's known words, those written otherwise (API names, numbers, English terms) are all an English
     passage could match: ranking weighs BM25 within English passages by that share, not the whole coverage."""
-    tokens = tokenize(question)
+    tokens = [form for form, _, _ in recent_tokens(question)]
     known = [t for t in tokens if t in vocab]
     if not tokens:
         return [], 0.0, 0.0
