@@ -483,7 +483,11 @@ def build(
         )
         with phase("bm25"):
             same_kiwi = old is not None and reuse and old.manifest.chunker == settings.as_dict()
-            known = LexicalIndex.known_tokens(old.path / LEXICAL) if same_kiwi else {}  # type: ignore[union-attr]
+            known = (
+                LexicalIndex.known_tokens(old.path / LEXICAL, [c.content_hash for c in old.manifest.chunks])  # type: ignore[union-attr]
+                if same_kiwi
+                else {}
+            )
             lexical = LexicalIndex.build([c.embed_text for c in corpus.chunks], keys["chunks"], known)
         with phase("commit (ANN, checksums, manifest)"):
             store.commit(generation, manifest, lexical, previous)

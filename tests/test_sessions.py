@@ -42,6 +42,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 
 from retriever.documents import DOCUMENT_SUFFIXES
 from retriever.extraction_cache import entry_text
+from retriever.metatable import Strings, read_tables
 
 SCORE_TOLERANCE = 1e-4  # scores come as JSON rounded to 4 decimals, and a fresh build sums BM25 and z-scores over
 # the same floats in another row order: equal answers may differ in the last printed digit, never by more
@@ -231,7 +232,7 @@ def stop_background_server(machine: SessionMachine, target: Target) -> int | Non
     return None if record is None else int(record["pid"])
 
 
-Generation = tuple[str, dict[str, Any]]  # a generation's folder name and its manifest
+Generation = tuple[str, dict[str, Any]]  # a generation's folder name and its manifest's header, chunk hashes added
 
 
 def document_hashes(generation: Generation | None) -> set[str]:
@@ -243,8 +244,10 @@ def document_hashes(generation: Generation | None) -> set[str]:
 def live_generation(index: Path) -> Generation | None:
     try:
         name = (index / "CURRENT").read_text().strip()
-        return name, json.loads((index / name / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        header = json.loads((index / name / "manifest.json").read_text(encoding="utf-8"))
+        chunks = read_tables(index / name, Strings.from_json(header["strings"])).chunks
+        return name, header | {"chunk_hashes": [chunk.content_hash for chunk in chunks]}
+    except (OSError, ValueError, KeyError):
         return None
 
 
@@ -476,8 +479,8 @@ class SessionMachine(RuleBasedStateMachine):
         report = json.loads(result.stdout)
         after = live_generation(index)
         assert after is not None, "index succeeded but no generation is live"
-        known = set() if full or before is None else {c["hash"] for c in before[1]["chunks"]}
-        rows = [c["hash"] for c in after[1]["chunks"] if c["hash"] not in known]
+        known = set() if full or before is None else set(before[1]["chunk_hashes"])
+        rows = [key for key in after[1]["chunk_hashes"] if key not in known]
         texts = len(set(rows))
         if target.name in self.interrupted and not full:
             COUNTS.rebuilds.append((self.interrupted[target.name], report["embedded"], texts))
