@@ -76,7 +76,7 @@ def slice_metrics(data: dict[str, object], name: str) -> dict[str, float] | None
     return group.get(name)  # type: ignore[union-attr]
 
 
-def print_table(corpus: str, by_variant: dict[str, dict[str, object]]) -> None:
+def print_table(corpus: str, by_variant: dict[str, dict[str, object]], flush: bool = False) -> None:
     """Rows are variants, columns are slices, each cell R@1 R@5 MRR@10; a slice with no query is left out."""
     first = next(iter(by_variant.values()))
     slices = [name for name in SLICES if slice_metrics(first, name)]
@@ -89,7 +89,7 @@ def print_table(corpus: str, by_variant: dict[str, dict[str, object]]) -> None:
             for m in (slice_metrics(data, name) for name in slices)
             if m
         )
-        print(f"{variant:<40}{cells}{data['p50_ms']:>8.1f}")
+        print(f"{variant:<40}{cells}{data['p50_ms']:>8.1f}", flush=flush)
 
 
 def main() -> None:
@@ -105,7 +105,10 @@ def main() -> None:
     variants = {name: VARIANTS[name] for name in COMPARED} if args.compared else VARIANTS
     results: dict[str, dict[str, dict[str, object]]] = {}
     chosen = args.corpora.split(",") if args.corpora else list(CORPORA)
-    for corpus, (notes, queries_file) in materialise(work, chosen).items():
+    args.json.parent.mkdir(exist_ok=True)
+    for corpus in chosen:  # each corpus's table as soon as it is ranked, and the JSON so far
+        kept = work / corpus  # a --work folder's corpus as an earlier run copied it
+        notes, queries_file = (kept, CORPORA[corpus][1]) if kept.is_dir() else materialise(work, [corpus])[corpus]
         Retriever(notes, work / f"{corpus}-index", models=list(BOTH)).index()
         queries = read_queries(queries_file)
         retrievers = {}
@@ -117,10 +120,8 @@ def main() -> None:
             results.setdefault(variant, {})[corpus] = evaluate(queries, retriever.ask).to_json()
         for variant, p50 in latencies(retrievers, [q.query for q in queries[:20]], args.rounds).items():
             results[variant][corpus]["p50_ms"] = p50
-    for corpus in chosen:
-        print_table(corpus, {variant: per_corpus[corpus] for variant, per_corpus in results.items()})
-    args.json.parent.mkdir(exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        print_table(corpus, {variant: per_corpus[corpus] for variant, per_corpus in results.items()}, flush=True)
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":
