@@ -70,10 +70,11 @@ def main() -> None:
     parser.add_argument("work", type=Path, nargs="+")
     parser.add_argument("--code", type=Path, nargs="*", default=None, help="retriever checkout of each WORK")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--corpora", default=None, help="comma-separated; every `<corpus>-index` of the first WORK")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     codes = args.code or [REPO] * len(args.work)
-    corpora = sorted(p.name.removesuffix("-index") for p in args.work[0].glob("*-index"))
+    corpora = args.corpora.split(",") if args.corpora else sorted(p.name[:-6] for p in args.work[0].glob("*-index"))
     rows: dict[str, dict[str, object]] = {}
     for corpus in corpora:
         notes = args.work[0] / corpus
