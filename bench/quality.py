@@ -46,6 +46,13 @@ VARIANTS: dict[str, tuple[tuple[str, ...], RankSettings]] = {
 }
 
 
+COMPARED = (
+    "plain dense e5 (chunk vectors)",
+    "dense e5+use + late (--mode dense)",
+    "hybrid e5+use + bm25 + late (default)",
+)
+
+
 def latencies(retrievers: dict[str, Retriever], questions: list[str], rounds: int = 3) -> dict[str, float]:
     """p50 ms per variant, measured round-robin so drift in machine load falls on every variant alike."""
     times: dict[str, list[float]] = {name: [] for name in retrievers}
@@ -55,7 +62,7 @@ def latencies(retrievers: dict[str, Retriever], questions: list[str], rounds: in
                 started = time.perf_counter()
                 retriever.ask(question, 10)
                 times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(t) * 1000 for name, t in times.items()}
+    return {name: statistics.median(t) * 1000 if t else float("nan") for name, t in times.items()}
 
 
 SLICES = ("all", "ko", "en", "ko→ko", "en→en", "ko→en", "en→ko")
@@ -69,7 +76,7 @@ def slice_metrics(data: dict[str, object], name: str) -> dict[str, float] | None
     return group.get(name)  # type: ignore[union-attr]
 
 
-def print_table(corpus: str, by_variant: dict[str, dict[str, object]]) -> None:
+def print_table(corpus: str, by_variant: dict[str, dict[str, object]], flush: bool = False) -> None:
     """Rows are variants, columns are slices, each cell R@1 R@5 MRR@10; a slice with no query is left out."""
     first = next(iter(by_variant.values()))
     slices = [name for name in SLICES if slice_metrics(first, name)]
@@ -82,33 +89,39 @@ def print_table(corpus: str, by_variant: dict[str, dict[str, object]]) -> None:
             for m in (slice_metrics(data, name) for name in slices)
             if m
         )
-        print(f"{variant:<40}{cells}{data['p50_ms']:>8.1f}")
+        print(f"{variant:<40}{cells}{data['p50_ms']:>8.1f}", flush=flush)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpora", default=None, help="comma-separated subset of: " + ", ".join(CORPORA))
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "quality.json")
+    parser.add_argument("--compared", action="store_true", help="only the three rows the README compares")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the latency measurement; 0: none")
+    parser.add_argument("--work", type=Path, default=None, help="where the corpora and indexes go (kept)")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="retriever-quality-"))
+    work = args.work or Path(tempfile.mkdtemp(prefix="retriever-quality-"))
+    work.mkdir(parents=True, exist_ok=True)
+    variants = {name: VARIANTS[name] for name in COMPARED} if args.compared else VARIANTS
     results: dict[str, dict[str, dict[str, object]]] = {}
     chosen = args.corpora.split(",") if args.corpora else list(CORPORA)
-    for corpus, (notes, queries_file) in materialise(work, chosen).items():
+    args.json.parent.mkdir(exist_ok=True)
+    for corpus in chosen:  # each corpus's table as soon as it is ranked, and the JSON so far
+        kept = work / corpus  # a --work folder's corpus as an earlier run copied it
+        notes, queries_file = (kept, CORPORA[corpus][1]) if kept.is_dir() else materialise(work, [corpus])[corpus]
         Retriever(notes, work / f"{corpus}-index", models=list(BOTH)).index()
         queries = read_queries(queries_file)
         retrievers = {}
-        for variant, (models, settings) in VARIANTS.items():
+        for variant, (models, settings) in variants.items():
             retriever = retrievers[variant] = Retriever(
                 notes, work / f"{corpus}-index", models=list(models), auto_update=False
             )
             retriever.ranking = replace(settings)
             results.setdefault(variant, {})[corpus] = evaluate(queries, retriever.ask).to_json()
-        for variant, p50 in latencies(retrievers, [q.query for q in queries[:20]]).items():
+        for variant, p50 in latencies(retrievers, [q.query for q in queries[:20]], args.rounds).items():
             results[variant][corpus]["p50_ms"] = p50
-    for corpus in chosen:
-        print_table(corpus, {variant: per_corpus[corpus] for variant, per_corpus in results.items()})
-    args.json.parent.mkdir(exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        print_table(corpus, {variant: per_corpus[corpus] for variant, per_corpus in results.items()}, flush=True)
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

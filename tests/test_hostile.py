@@ -240,7 +240,7 @@ def test_an_edited_manifest_is_refused_not_served(small: tuple[Path, Path]) -> N
     notes, index = small
     path = generation(index) / MANIFEST
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["chunks"][0]["text"] = "- 이 답은 바뀌었다"
+    data["strings"]["paths"][0] = "바뀐.md"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     line = one_line_error(run("ask", "배치 사이즈", "--notes", str(notes), "--index", str(index)))
     assert "does not match its checksum" in line and f"--notes {notes}" in line

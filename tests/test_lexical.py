@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,9 @@ def test_scores_coverage_and_round_trip(tmp_path: Path) -> None:
     again = LexicalIndex.load(tmp_path / "bm25")
     assert np.allclose(again.score("캐글 노트북").scores, index.score("캐글 노트북").scores)
     # a rebuild takes stored tokens instead of re-tokenising: here the stored ones say otherwise, and win
-    known = LexicalIndex.known_tokens(tmp_path / "bm25")
-    assert known["k0"] == tokenize(docs[0])
+    known = LexicalIndex.known_tokens(tmp_path / "bm25", keys)
+    assert all(Counter(known[key]) == Counter(tokenize(doc)) for key, doc in zip(keys, docs))  # as counted
+    assert LexicalIndex.known_tokens(tmp_path / "bm25", keys[:1]) == {}  # another index's keys: nothing kept
     known["k2"] = tokenize("배치사이즈")
     rebuilt = LexicalIndex.build(docs, keys, known)
     assert rebuilt.score("배치사이즈").scores[2] > 0

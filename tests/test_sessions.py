@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
 
 from retriever.config import library, read_config
+from retriever.index.metatable import Strings, read_tables
 from retriever.reading.documents import DOCUMENT_SUFFIXES
 from retriever.reading.extraction_cache import entry_text
 from retriever.reading.notes import Library
@@ -237,7 +238,7 @@ def stop_background_server(machine: SessionMachine, target: Target) -> int | Non
     return None if record is None else int(record["pid"])
 
 
-Generation = tuple[str, dict[str, Any]]  # a generation's folder name and its manifest
+Generation = tuple[str, dict[str, Any]]  # a generation's folder name and its manifest's header, chunk hashes added
 
 
 def document_hashes(generation: Generation | None) -> set[str]:
@@ -249,8 +250,10 @@ def document_hashes(generation: Generation | None) -> set[str]:
 def live_generation(index: Path) -> Generation | None:
     try:
         name = (index / "CURRENT").read_text().strip()
-        return name, json.loads((index / name / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        header = json.loads((index / name / "manifest.json").read_text(encoding="utf-8"))
+        chunks = read_tables(index / name, Strings.from_json(header["strings"])).chunks
+        return name, header | {"chunk_hashes": [chunk.content_hash for chunk in chunks]}
+    except (OSError, ValueError, KeyError):
         return None
 
 
@@ -487,8 +490,8 @@ class SessionMachine(RuleBasedStateMachine):
         index = self.root / target.index
         after = live_generation(index)
         assert after is not None, "index succeeded but no generation is live"
-        known = set() if full or before is None else {c["hash"] for c in before[1]["chunks"]}
-        rows = [c["hash"] for c in after[1]["chunks"] if c["hash"] not in known]
+        known = set() if full or before is None else set(before[1]["chunk_hashes"])
+        rows = [key for key in after[1]["chunk_hashes"] if key not in known]
         texts = len(set(rows))
         if target.name in self.interrupted and not full:
             COUNTS.rebuilds.append((self.interrupted[target.name], report["embedded"], texts))

@@ -41,7 +41,7 @@ def cli_error(repo_notes: Path, *extra: str) -> str:
     return line
 
 
-def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retriever) -> None:
+def test_manifest_records_version_model_chunker_and_chunks_in_tables(built: Retriever) -> None:
     data = json.loads((generation(built) / "manifest.json").read_text(encoding="utf-8"))
     assert data["format"] == "retriever-index" and data["version"] == VERSION
     e5 = data["models"][0]
@@ -49,11 +49,27 @@ def test_manifest_records_version_model_chunker_and_chunk_hashes(built: Retrieve
     assert e5["dim"] == 384 and e5["prompts"] == {"query": "query: ", "passage": "passage: "}
     assert data["chunker"] == {"max_tokens": 256, "part_tokens": 64, "version": ChunkerSettings().version}
     assert data["ann"]["m0.chunks"] == {"kind": "flat-ip"}
-    assert len(data["chunks"]) == 16 and all(len(c["hash"]) == 32 for c in data["chunks"])
-    assert len(data["parts"]) > 16 and {p["chunk"] for p in data["parts"]} == set(range(16))
-    assert len(data["chunk_question"]) == 16
-    assert {"path", "headings", "start_line", "end_line", "text"} <= set(data["chunks"][0])
     assert set(data["files"]) == {"kaggle.md", "career.md"}
+    assert "chunks" not in data and set(data["strings"]["paths"]) == {"kaggle.md", "career.md"}  # rows: in tables
+    assert {"meta.chunks.npy", "meta.chunks.text.npy", "meta.parts.npy", "m0.parts.scale.npy"} <= set(data["checksums"])
+    manifest = built.store.read_manifest()
+    assert len(manifest.chunks) == 16 and len(manifest.chunk_question) == 16
+    assert len(manifest.parts) > 16 and {p.chunk for p in manifest.parts} == set(range(16))
+    notes = {path: (built.store.notes / path).read_text(encoding="utf-8") for path in data["files"]}
+    for chunk in manifest.chunks:  # every chunk's text read back as its note has it
+        assert chunk.text.strip() and chunk.text.strip().split("\n")[0] in notes[chunk.path], chunk
+    assert manifest.chunks[-1] == manifest.chunks[15] and manifest.chunks[:2] == list(manifest.chunks)[:2]
+
+
+def test_vectors_are_int8_with_a_scale_per_row_close_to_a_fresh_embedding(built: Retriever) -> None:
+    loaded = built.store.load()
+    codes, scales = loaded.vectors["m0.chunks"]
+    assert codes.dtype == np.int8 and scales.shape == (16,) and (np.abs(codes).max(axis=1) == 127).all()
+    encoder = built.encoders(built.index_models())[0]
+    fresh = encoder.encode([c.embed_text for c in loaded.manifest.chunks], "passage")
+    stored = loaded.stored("m0.chunks", slice(None))
+    cosines = (stored * fresh).sum(axis=1) / np.linalg.norm(stored, axis=1) / np.linalg.norm(fresh, axis=1)
+    assert cosines.min() > 0.999
 
 
 def test_rebuilds_keep_two_generations_and_no_temp_folders(built: Retriever) -> None:
@@ -131,7 +147,19 @@ def test_newer_format_version_is_refused(built: Retriever, repo_notes: Path) -> 
     assert "newer than this retriever reads" in cli_error(repo_notes)
 
 
-@pytest.mark.parametrize("file", ["m0.chunks.npy", "m0.parts.npy", "m0.questions.npy", "bm25/vocab.index.json"])
+@pytest.mark.parametrize(
+    "file",
+    [
+        "m0.chunks.npy",
+        "m0.parts.npy",
+        "m0.parts.scale.npy",
+        "m0.questions.npy",
+        "meta.chunks.npy",
+        "meta.chunks.text.npy",
+        "meta.parts.npy",
+        "bm25/vocab.index.json",
+    ],
+)
 def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_notes: Path, file: str) -> None:
     path = generation(built) / file
     path.write_bytes(path.read_bytes()[:100])
@@ -143,6 +171,12 @@ def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_not
 def test_dimension_mismatch_is_reported(built: Retriever) -> None:
     edit_manifest(built, lambda d: d["models"][0].update(dim=512))
     with pytest.raises(RetrieverError, match="inconsistent.*retriever index --full"):
+        built.store.load()
+
+
+def test_a_table_row_pointing_outside_the_manifest_strings_is_reported(built: Retriever) -> None:
+    edit_manifest(built, lambda d: d["strings"].update(paths=d["strings"]["paths"][:1]))
+    with pytest.raises(RetrieverError, match="inconsistent.*names a path.*retriever index --full"):
         built.store.load()
 
 

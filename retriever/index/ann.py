@@ -20,7 +20,8 @@ from typing import ClassVar, Protocol, Self
 import faiss
 import numpy as np
 
-from .rowfile import RowReader
+from .rowfile import Rows
+from .vectorfile import VectorReader
 
 BLOCK = 8192  # vectors added per call while building, read from disk a block at a time
 
@@ -123,13 +124,13 @@ class FlatIndex(FaissIndex):
     """Exact inner-product search: on unit vectors that is cosine, and at notes scale it is already sub-ms.
 
     Its file would be a second copy of the matrix, so none is written: a load builds it from the matrix beside
-    the path (`m0.chunks.npy` for `m0.chunks.faiss`), in ~10 ms at the 20 000 rows it is used up to."""
+    the path (`m0.chunks` for `m0.chunks.faiss`), in ~10 ms at the 20 000 rows it is used up to."""
 
     kind = "flat-ip"
 
     @classmethod
     def load(cls, path: Path) -> FlatIndex:
-        vectors = RowReader(path.with_suffix(".npy"))
+        vectors = VectorReader(path.parent, path.stem)
         try:
             return cls.build(vectors)
         finally:
@@ -139,7 +140,7 @@ class FlatIndex(FaissIndex):
         pass
 
     @classmethod
-    def build(cls, vectors: RowReader) -> FlatIndex:
+    def build(cls, vectors: Rows) -> FlatIndex:
         index = cls(faiss.IndexFlatIP(vectors.dim))
         for block in float_blocks(vectors):
             index.add(block)
@@ -168,7 +169,7 @@ class IVFIndex(FaissIndex):
     @classmethod
     def build(
         cls,
-        vectors: RowReader,
+        vectors: Rows,
         nlist: int | None = None,
         nprobe: int = NPROBE,
         encoding: str = ENCODING,
@@ -261,12 +262,12 @@ def lists_for(rows: int) -> int:
     return max(1, min(wanted, trainable))
 
 
-def float_blocks(vectors: RowReader) -> Iterator[np.ndarray]:
+def float_blocks(vectors: Rows) -> Iterator[np.ndarray]:
     for block in vectors.blocks(BLOCK):
         yield np.ascontiguousarray(block, dtype=np.float32)
 
 
-def training_sample(vectors: RowReader, rows: int) -> np.ndarray:
+def training_sample(vectors: Rows, rows: int) -> np.ndarray:
     """At least `rows` rows, in evenly spaced runs across the matrix (all of it if the runs would not fit apart)."""
     runs = -(-rows // TRAIN_RUN)
     if runs * TRAIN_RUN >= vectors.rows:
@@ -278,7 +279,7 @@ def training_sample(vectors: RowReader, rows: int) -> np.ndarray:
 KINDS: dict[str, type[FlatIndex | IVFIndex]] = {FlatIndex.kind: FlatIndex, IVFIndex.kind: IVFIndex}
 
 
-def build_index(vectors: RowReader, threshold: int | None = None, training: Training | None = None) -> VectorIndex:
+def build_index(vectors: Rows, threshold: int | None = None, training: Training | None = None) -> VectorIndex:
     """Exact search below `threshold` rows (default THRESHOLD), where it is fast enough; IVF above, in the lists of
     `training` while they fit the rows."""
     if vectors.rows < (THRESHOLD if threshold is None else threshold):

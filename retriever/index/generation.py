@@ -19,6 +19,7 @@ from .integrity import save_array
 from .manifest import Manifest
 from .rowfile import RowReader, RowWriter
 from .tokencodes import Codebook, token_floats
+from .vectorfile import VectorReader, VectorWriter
 
 if TYPE_CHECKING:  # ann imports faiss, which only builds and loads need
     from .ann import Training
@@ -32,7 +33,12 @@ class StoredIndex:
     path: Path
 
     def reader(self, name: str) -> RowReader:
+        """A token segment or an extra array, as stored."""
         return RowReader(self.path / f"{name}.npy")
+
+    def vectors(self, matrix: str) -> VectorReader:
+        """A vector matrix, as float rows."""
+        return VectorReader(self.path, matrix)
 
     def training(self, matrix: str, spec: ModelSpec, fresh: int) -> Training | None:
         """This index's trained IVF lists for a matrix of the same model, for the next build to keep (an
@@ -62,10 +68,9 @@ class Generation:
         """Intermediate files of the build, removed before the checksums are taken."""
         return self.folder / "scratch"
 
-    def matrix(self, name: str, dim: int, dtype: np.dtype | type = np.float32, extra: bool = False) -> RowWriter:
-        if extra:
-            self.extras.add(name)
-        return RowWriter(self.folder / f"{name}.npy", dim, dtype)
+    def matrix(self, name: str, dim: int) -> VectorWriter:
+        """A vector matrix, streamed in by row and stored quantised (see vectorfile)."""
+        return VectorWriter(self.folder, name, dim)
 
     def segment(self, dim: int) -> RowWriter:
         """A new token-vector segment in int8 (`encode_segments` turns it into codes); immutable once the build is

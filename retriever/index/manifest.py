@@ -2,13 +2,15 @@
 
 A manifest names the models (with their sources and prompts), the chunker settings, every chunk, part and question,
 the data files with their checksums and the token segments; the fingerprint of models and chunker marks an index
-stale when either changes. It is JSON, streamed a slice at a time; nothing is pickled.
+stale when either changes. A local index keeps the header as JSON (`manifest.json`) and the rows in columns
+(`metatable`); a Milvus store keeps it all as JSON, streamed a slice at a time. Nothing is pickled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import Any
@@ -18,10 +20,12 @@ import numpy as np
 from ..encoders import ModelSpec
 from ..reading.chunking import Chunk, Part
 from ..reading.notes import FileStamp
+from .metatable import PartTable, Tables
 
 FORMAT = "retriever-index"
-VERSION = 6  # 3: token vectors in immutable segments shared between generations; 4: the manifest is checksummed;
-# 5: token vectors in int8; 6: one pass per chunk (parts and headings pooled from it), token vectors as codes
+VERSION = 7  # 3: token vectors in immutable segments shared between generations; 4: the manifest is checksummed;
+# 5: token vectors in int8; 6: one pass per chunk (parts and headings pooled from it), token vectors as codes;
+# 7: vectors in int8 with a scale per row, chunks' metadata in columns (metatable) beside a JSON header
 COLLECTIONS = ("chunks", "parts", "questions")
 MANIFEST = "manifest.json"
 MANIFEST_SUM = "manifest.sha256"  # SHA-256 of manifest.json: the one file the per-file checksums cannot cover
@@ -35,10 +39,10 @@ class Manifest:
     chunker: dict[str, int]
     ann: dict[str, dict[str, Any]]  # matrix → its ANN index: {"kind": …, and how it searches, e.g. "nprobe"}
     files: dict[str, FileStamp]
-    chunks: list[Chunk]  # what `ask` returns
-    parts: list[Part]  # sub-chunks, scored inside their chunk, in chunk order
-    questions: list[Chunk]  # one per titled section, for `similar`; its vector is the heading's
-    chunk_question: list[int]  # row of each chunk's section in questions, or -1
+    chunks: Sequence[Chunk]  # what `ask` returns
+    parts: Sequence[Part]  # sub-chunks, scored inside their chunk, in chunk order
+    questions: Sequence[Chunk]  # one per titled section, for `similar`; its vector is the heading's
+    chunk_question: Sequence[int]  # row of each chunk's section in questions, or -1
     extras: list[str] = field(default_factory=list)  # further arrays by name, e.g. where each part's tokens are
     segments: list[str] = field(default_factory=list)  # token-vector files, shared by hard link across generations
     codebook: str = ""  # the array that decodes token codes (uint8 segments), kept across generations; "": none
@@ -76,10 +80,11 @@ class Manifest:
         """Raise ValueError unless the rows point where they may: whatever the checksum, a manifest that passes
         this can never send a question out of bounds."""
         chunks, questions = len(self.chunks), len(self.questions)
-        owners = np.fromiter((p.chunk for p in self.parts), dtype=np.int64, count=len(self.parts))
-        if not self.models or len(self.chunk_question) != chunks:
+        owners = self.part_owners()
+        chunk_question = np.asarray(self.chunk_question, dtype=np.int64)
+        if not self.models or len(chunk_question) != chunks:
             raise ValueError("models or chunk_question do not match the chunks")
-        if chunks and not (-1 <= min(self.chunk_question) and max(self.chunk_question) < questions):
+        if chunks and not (-1 <= chunk_question.min() and chunk_question.max() < questions):
             raise ValueError("chunk_question points outside the questions")
         steps = np.diff(owners)
         if chunks != (int(owners[-1]) + 1 if len(owners) else 0) or (len(owners) and owners[0] != 0):
@@ -87,7 +92,14 @@ class Manifest:
         if ((steps < 0) | (steps > 1)).any():
             raise ValueError("parts are not in chunk order, one or more to every chunk")
 
-    def to_json(self) -> dict[str, Any]:
+    def part_owners(self) -> np.ndarray:
+        """Chunk row of every part."""
+        if isinstance(self.parts, PartTable):
+            return self.parts.owners
+        return np.fromiter((p.chunk for p in self.parts), dtype=np.int64, count=len(self.parts))
+
+    def header(self) -> dict[str, Any]:
+        """Everything but the rows of chunks, parts and questions."""
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -100,10 +112,6 @@ class Manifest:
             "checksums": self.checksums,
             "sizes": self.sizes,
             "files": {path: fields_of(stamp) for path, stamp in self.files.items()},
-            "chunks": [chunk_json(c) for c in self.chunks],
-            "parts": [fields_of(p) for p in self.parts],
-            "questions": [chunk_json(c) for c in self.questions],
-            "chunk_question": self.chunk_question,
             "extras": self.extras,
             "segments": self.segments,
             "codebook": self.codebook,
@@ -111,17 +119,40 @@ class Manifest:
             "collections": self.collections,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """The whole manifest as JSON, rows included (as a Milvus store keeps it)."""
+        return {
+            **self.header(),
+            "chunks": [chunk_json(c) for c in self.chunks],
+            "parts": [fields_of(p) for p in self.parts],
+            "questions": [chunk_json(c) for c in self.questions],
+            "chunk_question": [int(q) for q in self.chunk_question],
+        }
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls.from_header(
+            data,
+            Tables(
+                [chunk_from_json(c) for c in data["chunks"]],
+                [chunk_from_json(c) for c in data["questions"]],
+                [int(q) for q in data["chunk_question"]],
+                [Part(**p) for p in data["parts"]],
+            ),
+        )
+
+    @classmethod
+    def from_header(cls, data: dict[str, Any], rows: Tables) -> Manifest:
+        """A manifest of its header (JSON) and its rows, read from a local index's tables or from JSON."""
         return cls(
             models=[ModelSpec(**m) for m in data["models"]],
             chunker=dict(data["chunker"]),
             ann=ann_records(data["ann"], len(data["models"])),
             files={path: FileStamp(**stamp) for path, stamp in data["files"].items()},
-            chunks=[chunk_from_json(c) for c in data["chunks"]],
-            parts=[Part(**p) for p in data["parts"]],
-            questions=[chunk_from_json(c) for c in data["questions"]],
-            chunk_question=[int(q) for q in data["chunk_question"]],
+            chunks=rows.chunks,
+            parts=rows.parts,
+            questions=rows.questions,
+            chunk_question=rows.chunk_question,
             extras=[str(e) for e in data["extras"]],
             segments=[str(e) for e in data["segments"]],
             codebook=str(data["codebook"]),
@@ -151,7 +182,7 @@ def fingerprint(models: list[ModelSpec], chunker: dict[str, int]) -> str:
 
 
 def chunk_json(chunk: Chunk) -> dict[str, Any]:
-    return {**fields_of(chunk), "headings": list(chunk.headings), "tags": list(chunk.tags), "hash": chunk.content_hash}
+    return {**fields_of(chunk), "headings": list(chunk.headings), "tags": list(chunk.tags)}
 
 
 def fields_of(record: Any) -> dict[str, Any]:

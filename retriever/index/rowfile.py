@@ -11,7 +11,7 @@ import io
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from numpy.lib import format as npy
@@ -25,6 +25,19 @@ def header(rows: int, dim: int, dtype: np.dtype) -> bytes:
         buffer, {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": (rows, dim)}
     )
     return buffer.getvalue()
+
+
+class Rows(Protocol):
+    """Row ranges of a 2-D matrix on disk: a RowReader, or a vectorfile.VectorReader that dequantises."""
+
+    rows: int
+    dim: int
+
+    def read(self, start: int, stop: int) -> np.ndarray: ...
+
+    def blocks(self, size: int) -> Iterable[np.ndarray]: ...
+
+    def close(self) -> None: ...
 
 
 class RowWriter:
@@ -88,7 +101,7 @@ class RowReader:
 
 
 def gather(
-    readers: Mapping[int, RowReader], picks: list[tuple[int, int, int]], dim: int, dtype: np.dtype | type
+    readers: Mapping[int, Rows], picks: list[tuple[int, int, int]], dim: int, dtype: np.dtype | type
 ) -> np.ndarray:
     """Rows [start, stop) of readers[source] for each (source, start, stop), concatenated in order; a run of picks
     that continue each other in one file is read at once, so copying an unchanged index is a few large reads."""

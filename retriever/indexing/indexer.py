@@ -19,8 +19,9 @@ from ..failpoints import failpoint
 from ..index.generation import Generation, StoredIndex
 from ..index.lexical import LexicalIndex
 from ..index.manifest import COLLECTIONS, LEXICAL, SPANS, Manifest, matrix_name
-from ..index.rowfile import RowReader, RowWriter, gather
+from ..index.rowfile import RowReader, Rows, RowWriter, gather
 from ..index.tokencodes import Codebook, int8_of, token_floats
+from ..index.vectorfile import VectorWriter
 from ..local.store import IndexStore
 from ..progress import EmbedProgress
 from ..reading.chunking import (
@@ -176,9 +177,6 @@ class NoteRows:
             corpus.parts += [replace(old.parts[p], chunk=row) for p in self.parts.get(chunk, [])]
 
 
-# Vectors are kept in float16: half the disk and page cache of float32, for scores that move by ~1e-4 (the IVF
-# indexes above 20 000 rows hold float16 codes anyway).
-STORED = np.float16
 WINDOW = 1024  # rows copied per step: memory stays flat however many notes there are (texts are embedded in
 # checkpoint.STEP steps)
 
@@ -310,7 +308,7 @@ def embed(
     return fresh, spans
 
 
-def copy_rows(out: RowWriter, readers: Mapping[int, RowReader], picks: Iterable[tuple[int, int, int]]) -> None:
+def copy_rows(out: VectorWriter, readers: Mapping[int, Rows], picks: Iterable[tuple[int, int, int]]) -> None:
     """Append rows [start, stop) of readers[source] for each pick, a window at a time."""
     window: list[tuple[int, int, int]] = []
     for pick in picks:
@@ -336,9 +334,9 @@ def counting(batch: Sequence[Spans], advance: Advance) -> Callable[[int], None]:
 def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: dict[str, Span]) -> None:
     """Write the plan's matrix in corpus order from this build's scratch file and the old index's file."""
     old_rows, dim = plan.old_rows, plan.encoder.spec.dim
-    readers = {0: RowReader(generation.scratch / f"{plan.name}.npy")}  # 0: this build's; 1: the old index's
+    readers: dict[int, Rows] = {0: RowReader(generation.scratch / f"{plan.name}.npy")}  # 0: this build's; 1: old
     if plan.old:
-        readers[1] = plan.old.reader(plan.name)
+        readers[1] = plan.old.vectors(plan.name)
     generation.fresh[plan.name] = sum(1 for k in plan.keys if k in fresh)
 
     def source(key: str) -> tuple[int, int, int]:
@@ -346,7 +344,7 @@ def assemble(plan: Plan, generation: Generation, fresh: dict[str, int], spans: d
             return 0, fresh[key], fresh[key] + 1
         return 1, old_rows[key], old_rows[key] + 1
 
-    copy_rows(generation.matrix(plan.name, dim, STORED), readers, map(source, plan.keys))
+    copy_rows(generation.matrix(plan.name, dim), readers, map(source, plan.keys))
     for reader in readers.values():
         reader.close()
     if plan.tokens:
@@ -500,7 +498,11 @@ def build(
         )
         with phase("bm25"):
             same_kiwi = old is not None and reuse and old.manifest.chunker == settings.as_dict()
-            known = LexicalIndex.known_tokens(old.path / LEXICAL) if same_kiwi else {}  # type: ignore[union-attr]
+            known = (
+                LexicalIndex.known_tokens(old.path / LEXICAL, [c.content_hash for c in old.manifest.chunks])  # type: ignore[union-attr]
+                if same_kiwi
+                else {}
+            )
             lexical = LexicalIndex.build([c.embed_text for c in corpus.chunks], keys["chunks"], known)
         with phase("commit (ANN, checksums, manifest)"):
             store.commit(generation, manifest, lexical, previous)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,7 @@ import numpy as np
 
 from ..index.manifest import SPANS, Manifest
 from ..index.tokencodes import Codebook, token_floats
+from ..index.vectorfile import dequantise
 from ..search.view import IndexView
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ class LoadedIndex(IndexView):
     """An index read from local files: vectors and token vectors memory-mapped, FAISS indexes and BM25 loaded."""
 
     manifest: Manifest
-    vectors: dict[str, np.ndarray]  # matrix name → [rows, dim]
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]]  # matrix name → int8 codes [rows, dim], scales [rows]
     ann: dict[str, Any]  # matrix name → VectorIndex
     lexical_index: Any  # LexicalIndex
     path: Path
@@ -39,7 +39,13 @@ class LoadedIndex(IndexView):
         return found[found >= 0]
 
     def scores(self, matrix: str, vector: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return as_float32(self.vectors[matrix][rows]) @ vector
+        codes, scales = self.vectors[matrix]
+        return (codes[rows].astype(np.float32) @ vector) * scales[rows]
+
+    def stored(self, matrix: str, rows: slice | np.ndarray) -> np.ndarray:
+        """Rows of a matrix as float32, as a question scores them."""
+        codes, scales = self.vectors[matrix]
+        return dequantise(codes[rows], scales[rows])
 
     @property
     def has_tokens(self) -> bool:
@@ -56,15 +62,6 @@ class LoadedIndex(IndexView):
 
     def lexical(self, question: str) -> LexicalScores:
         return self.lexical_index.score(question)
-
-
-def as_float32(half: np.ndarray) -> np.ndarray:
-    """numpy widens float16 an element at a time (0.8 ms for the ~1 000 token vectors of one re-rank), torch with
-    SIMD (0.03 ms): torch's cast where the process has torch loaded anyway, which is never imported for this."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return half.astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(half)).float().numpy()
 
 
 def check_spans(

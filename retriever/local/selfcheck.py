@@ -17,7 +17,7 @@ from ..search.ranking import Query, RankSettings, rank
 from .loaded import LoadedIndex
 
 SAMPLE = 64  # token rows of each segment decoded: a bad codebook or segment fails on its first row
-TOLERANCE = 1e-3  # float16 vectors: the nearest found may beat the vector's own score by rounding, never lose
+TOLERANCE = 1e-3  # the nearest found may beat the vector's own score by float rounding, never lose
 
 
 class CheckFailed(ValueError):
@@ -45,8 +45,7 @@ def answers(index: LoadedIndex) -> None:
     vocabulary = index.lexical_index.vocab
     lexical = index.lexical_index.scores_of([next(iter(vocabulary.values()))], 1.0) if vocabulary else None
     vectors = {
-        model: np.asarray(index.vectors[matrix_name(model, "chunks")][:1], dtype=np.float32)
-        for model in range(len(index.manifest.models))
+        model: index.stored(matrix_name(model, "chunks"), slice(0, 1)) for model in range(len(index.manifest.models))
     }
     ranked = rank(Query(index, vectors, tokens, lexical), RankSettings())
     if not len(ranked.rows) or not np.isfinite(ranked.scores).all():
@@ -55,10 +54,9 @@ def answers(index: LoadedIndex) -> None:
 
 def finds_itself(index: LoadedIndex, matrix: str) -> None:
     """The matrix's ANN index finds, for its first stored vector, a row as close as that vector itself."""
-    stored = index.vectors[matrix]
-    if not len(stored):
+    if not len(index.vectors[matrix][0]):
         return
-    vector = np.asarray(stored[:1], dtype=np.float32)
+    vector = index.stored(matrix, slice(0, 1))
     found = index.nearest(matrix, vector, 1)
     own = float(index.scores(matrix, vector[0], np.array([0]))[0])
     if not len(found) or float(index.scores(matrix, vector[0], found[:1])[0]) < own - TOLERANCE:

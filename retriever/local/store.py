@@ -25,11 +25,13 @@ import numpy as np
 
 from ..errors import RetrieverError
 from ..failpoints import failpoint
+from ..index import metatable
 from ..index.generation import Generation, StoredIndex
 from ..index.integrity import file_state, forget_verified, fsync_dir, intact, remember_verified, sha256_file, write_file
-from ..index.manifest import FORMAT, LEXICAL, MANIFEST, MANIFEST_SUM, SPANS, VERSION, Manifest, write_json
-from ..index.rowfile import RowReader
+from ..index.manifest import FORMAT, LEXICAL, MANIFEST, MANIFEST_SUM, SPANS, VERSION, Manifest
+from ..index.metatable import Strings, read_tables, write_tables
 from ..index.tokencodes import Codebook
+from ..index.vectorfile import VectorReader, files_of, mapped_matrix
 from ..reading.extraction_cache import FOLDER as EXTRACTED
 from ..timings import phase
 from .loaded import LoadedIndex, check_spans, mapped
@@ -150,9 +152,12 @@ class IndexStore:
         if sealed != hashlib.sha256(raw).hexdigest():
             raise RetrieverError(f"index manifest {path} does not match its checksum (altered); {self.rebuild_hint}")
         try:
-            manifest = Manifest.from_json(data)
+            for file in metatable.files():
+                if not intact(gen / file, data["checksums"][file], data["sizes"].get(file), full=False):
+                    raise RetrieverError(f"index file {gen / file} is missing or altered; {self.rebuild_hint}")
+            manifest = Manifest.from_header(data, read_tables(gen, Strings.from_json(data["strings"])))
             manifest.check()
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RetrieverError(f"index manifest at {gen} is inconsistent ({exc}); {self.rebuild_hint}") from exc
         return manifest
 
@@ -166,10 +171,11 @@ class IndexStore:
             if not intact(gen / file, checksum, manifest.sizes.get(file), full):
                 raise RetrieverError(f"index file {gen / file} is missing or altered; {self.rebuild_hint}")
         for name, shape in manifest.matrices().items():
-            if f"{name}.npy" not in manifest.checksums:
-                raise RetrieverError(f"index at {self.root} lacks the checksum of {name}.npy; {self.rebuild_hint}")
+            for file in files_of(name):
+                if file not in manifest.checksums:
+                    raise RetrieverError(f"index at {self.root} lacks the checksum of {file}; {self.rebuild_hint}")
             try:
-                reader = RowReader(gen / f"{name}.npy")
+                reader = VectorReader(gen, name)
             except (OSError, ValueError) as exc:
                 raise RetrieverError(f"index file in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
             reader.close()
@@ -187,11 +193,11 @@ class IndexStore:
 
         stored = self.verified(gen=gen)
         manifest, gen = stored.manifest, stored.path
-        vectors: dict[str, np.ndarray] = {}
+        vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         anns: dict[str, Any] = {}
         for name, shape in manifest.matrices().items():
             try:
-                vectors[name] = mapped(gen / f"{name}.npy")
+                vectors[name] = mapped_matrix(gen, name)
                 anns[name] = load_index(manifest.ann[name]["kind"], gen / f"{name}.faiss")
             except (OSError, ValueError, RuntimeError, KeyError) as exc:
                 raise RetrieverError(f"index file in {gen} could not be read ({exc}); {self.rebuild_hint}") from exc
@@ -238,7 +244,7 @@ class IndexStore:
         manifest.segments = list(generation.segments)
         manifest.codebook = generation.codebook
         for matrix, shape in manifest.matrices().items():
-            vectors = RowReader(tmp / f"{matrix}.npy")
+            vectors = VectorReader(tmp, matrix)
             try:
                 if (vectors.rows, vectors.dim) != shape:
                     raise RetrieverError(f"internal error: {matrix} has {vectors.rows} rows, expected {shape[0]}")
@@ -250,16 +256,15 @@ class IndexStore:
             manifest.ann[matrix] = ann.record()
             ann.save(tmp / f"{matrix}.faiss")
         lexical.save(tmp / LEXICAL)
+        strings = write_tables(tmp, manifest.chunks, manifest.questions, manifest.chunk_question, manifest.parts)
         for path in sorted(tmp.rglob("*")):
             if path.is_file():
                 name = path.relative_to(tmp).as_posix()
                 known = generation.linked.get(name)
                 manifest.checksums[name], manifest.sizes[name] = known or (sha256_file(path), path.stat().st_size)
         failpoint("writing")
-        with (tmp / MANIFEST).open("w", encoding="utf-8") as handle:  # streamed: no second copy as one string
-            write_json(handle, manifest.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
+        header = {**manifest.header(), "strings": strings.to_json()}
+        write_file(tmp / MANIFEST, json.dumps(header, ensure_ascii=False).encode("utf-8"))
         write_file(tmp / MANIFEST_SUM, sha256_file(tmp / MANIFEST).encode("ascii"))
         fsync_dir(tmp)
         for name in manifest.checksums:  # hashed just now, by this process: the check's load need not hash again

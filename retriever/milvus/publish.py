@@ -22,7 +22,7 @@ from ..failpoints import failpoint
 from ..index.generation import StoredIndex
 from ..index.lexical import LexicalIndex
 from ..index.manifest import FORMAT, LEXICAL, SPANS, VERSION, Manifest, write_json
-from ..index.rowfile import RowReader
+from ..index.rowfile import Rows
 from ..index.tokencodes import Codebook, int8_of, token_floats
 from .connection import Connected
 from .layout import BATCH, HEADER_ID, LAYOUT, PIECES_PER_PART, TOKEN_PIECE
@@ -68,7 +68,7 @@ class Publisher:
 
     def matrix(self, matrix: str, rows: int, dim: int) -> None:
         spans = matrix == "m0.parts" and SPANS in self.staged.manifest.extras
-        reader = self.staged.reader(matrix)
+        reader = self.staged.vectors(matrix)
         try:
             name = f"{self.gen}__{matrix.replace('.', '_')}"
             self.kinds[matrix] = write_matrix(self.store, name, reader, self.token_counts() if spans else None)
@@ -202,9 +202,7 @@ def create(store: Connected, name: str, schema: Any, field: str, kind: str, **pa
     store.call(store.client.create_collection, name, schema=schema, index_params=index, timeout=INDEX_TIMEOUT)
 
 
-def write_matrix(
-    store: Connected, name: str, reader: RowReader, token_counts: np.ndarray | None = None
-) -> dict[str, Any]:
+def write_matrix(store: Connected, name: str, reader: Rows, token_counts: np.ndarray | None = None) -> dict[str, Any]:
     """One matrix as a collection, searched exactly below EXACT_BELOW rows and by HNSW above; token_counts: how
     many token vectors each row has in the tokens collection (the primary model's parts). Returns how it is
     searched, for the manifest."""

@@ -72,8 +72,7 @@ class IndexView(ABC):
     @cached_property
     def part_owners(self) -> np.ndarray:
         """Chunk row of every part; parts are stored in chunk order."""
-        parts = self.manifest.parts
-        return np.fromiter((p.chunk for p in parts), dtype=np.int64, count=len(parts))
+        return self.manifest.part_owners()
 
     @cached_property
     def part_offsets(self) -> np.ndarray:
