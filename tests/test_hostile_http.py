@@ -36,6 +36,8 @@ from retriever.loading import Loading
 from retriever.records import ADDRESS_FILE
 from retriever.server import HOST, MAX_BODY, MAX_K, Server, make_server
 
+pytestmark = pytest.mark.slow  # a real `retriever serve` process
+
 
 @dataclass(frozen=True)
 class Served:

@@ -20,6 +20,7 @@ from retriever.records import ADDRESS_FILE
 from retriever.service import Service
 from retriever.watch import start_watching
 
+pytestmark = pytest.mark.slow  # real `retriever serve` processes
 QUESTION = "배치 사이즈는 얼마나 크게?"
 
 

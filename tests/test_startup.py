@@ -31,6 +31,7 @@ from retriever import Library, records
 from retriever.client import Connection, proof
 from retriever.records import ADDRESS_FILE
 
+pytestmark = pytest.mark.slow  # real servers, started cold
 QUESTION = "배치 사이즈는 얼마나 크게?"
 
 
