@@ -1,4 +1,5 @@
-"""Every test runs in its own temp folder with its own notes and index; the converted model is shared."""
+"""Every test runs in its own temp folder with its own notes and index; the converted model is shared, and so are
+the indexes many tests start from: each is built once per session and every test gets a copy of its own."""
 
 from __future__ import annotations
 
@@ -16,8 +17,7 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> Path:
+def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path) -> None:
     """Point every path the tool reads or writes at a temp dir, so no test touches the repo or the user."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RETRIEVER_CACHE_DIR", str(model_cache))
@@ -27,7 +27,32 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
         monkeypatch.delenv(f"RETRIEVER_{name}", raising=False)
     monkeypatch.setenv("RETRIEVER_NO_DAEMON", "1")  # no test leaves a background server behind; its own tests opt in
     monkeypatch.setenv("RETRIEVER_RUN_DIR", str(tmp_path / "run"))  # the registry of servers: the test's own
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> Path:
+    isolate(monkeypatch, tmp_path, model_cache)
     return tmp_path
+
+
+def build_once(factory: pytest.TempPathFactory, model_cache: Path, name: str, notes: Path | None, **options) -> Path:
+    """A folder holding `notes` (the repo's when None, else the two-note folder helpers.make_notes writes) and
+    their index, built as a test would build it, in a temp dir of its own; tests take copies (`copy_build`)."""
+    from retriever import Retriever
+
+    root = factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as patch:
+        isolate(patch, root, model_cache)
+        folder = make_notes(root / "notes") if notes is None else Path(shutil.copytree(notes, root / "notes"))
+        Retriever(folder, root / "index", **options).index()
+    return root
+
+
+def copy_build(built: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The test's own copy of a built folder's notes and index, at tmp_path/notes and tmp_path/index, so it may
+    edit, break or rebuild them. Copies keep the files' mtimes, so the index sees its notes unchanged."""
+    notes = Path(shutil.copytree(built / "notes", tmp_path / "notes"))
+    return notes, Path(shutil.copytree(built / "index", tmp_path / "index"))
 
 
 @pytest.fixture
@@ -36,14 +61,27 @@ def repo_notes(tmp_path: Path) -> Path:
     return Path(shutil.copytree(REPO / "notes", tmp_path / "notes"))
 
 
-@pytest.fixture
-def small(tmp_path: Path) -> tuple[Path, Path]:
-    from retriever import Retriever
+@pytest.fixture(scope="session")
+def repo_build(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+    return build_once(tmp_path_factory, model_cache, "repo-build", REPO / "notes")
 
-    notes = make_notes(tmp_path / "notes")
-    index = tmp_path / "index"
-    Retriever(notes, index, models=["e5"]).index()
-    return notes, index
+
+@pytest.fixture
+def repo_built(repo_build: Path, tmp_path: Path) -> Path:
+    """A copy of the repo's notes with their index at tmp_path/index, built with the default models."""
+    notes, _ = copy_build(repo_build, tmp_path)
+    return notes
+
+
+@pytest.fixture(scope="session")
+def small_build(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Path:
+    return build_once(tmp_path_factory, model_cache, "small-build", None, models=["e5"])
+
+
+@pytest.fixture
+def small(small_build: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Two short notes and their e5 index, the test's own copy."""
+    return copy_build(small_build, tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -23,14 +23,6 @@ def runner() -> CliRunner:
     return CliRunner()
 
 
-@pytest.fixture
-def built(runner: CliRunner, repo_notes: Path) -> Path:
-    """An index of the repo notes at ./index, built through the CLI."""
-    result = runner.invoke(app, ["index", "--notes", str(repo_notes)])
-    assert result.exit_code == 0, result.output
-    return repo_notes
-
-
 def one_line_error(result) -> str:
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
@@ -48,8 +40,10 @@ def test_index_reports_counts(runner: CliRunner, repo_notes: Path) -> None:
     assert (again["added"], again["unchanged"]) == (0, 16)
 
 
-def test_ask_json_is_one_object_with_the_documented_fields(runner: CliRunner, built: Path) -> None:
-    result = runner.invoke(app, ["ask", "배치 사이즈는 어떻게 정하나요?", "--notes", str(built), "--json", "-k", "2"])
+def test_ask_json_is_one_object_with_the_documented_fields(runner: CliRunner, repo_built: Path) -> None:
+    result = runner.invoke(
+        app, ["ask", "배치 사이즈는 어떻게 정하나요?", "--notes", str(repo_built), "--json", "-k", "2"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["query"] == "배치 사이즈는 어떻게 정하나요?"
@@ -63,17 +57,19 @@ def test_ask_json_is_one_object_with_the_documented_fields(runner: CliRunner, bu
 
 
 @pytest.mark.parametrize("how", ["argument", "stdin", "dash"])
-def test_question_from_argument_stdin_or_dash_gives_the_same_answer(runner: CliRunner, built: Path, how: str) -> None:
+def test_question_from_argument_stdin_or_dash_gives_the_same_answer(
+    runner: CliRunner, repo_built: Path, how: str
+) -> None:
     question = "What learning rate for BERT?"
     args = {"argument": [question], "stdin": [], "dash": ["-"]}[how]
-    result = runner.invoke(app, ["ask", *args, "--notes", str(built), "--json"], input=question)
+    result = runner.invoke(app, ["ask", *args, "--notes", str(repo_built), "--json"], input=question)
     assert result.exit_code == 0, result.output
     assert "hyperparameter" in json.loads(result.stdout)["results"][0]["heading"]
 
 
-def test_environment_variables_double_as_options(runner: CliRunner, built: Path, tmp_path: Path) -> None:
+def test_environment_variables_double_as_options(runner: CliRunner, repo_built: Path, tmp_path: Path) -> None:
     shutil.move(tmp_path / "index", tmp_path / "elsewhere")
-    env = {"RETRIEVER_NOTES": str(built), "RETRIEVER_INDEX": str(tmp_path / "elsewhere")}
+    env = {"RETRIEVER_NOTES": str(repo_built), "RETRIEVER_INDEX": str(tmp_path / "elsewhere")}
     result = runner.invoke(app, ["ask", "배치 사이즈", "--json", "-k", "1"], env=env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["results"][0]["heading"] == "배치사이즈"
@@ -87,9 +83,9 @@ def test_ask_on_a_missing_index_builds_it_and_says_so_on_stderr(runner: CliRunne
     json.loads(result.stdout)  # stdout holds the JSON and nothing else
 
 
-def test_similar_json_carries_the_matched_question(runner: CliRunner, built: Path) -> None:
+def test_similar_json_carries_the_matched_question(runner: CliRunner, repo_built: Path) -> None:
     result = runner.invoke(
-        app, ["similar", "팀으로 대회 나갈 때 역할은 어떻게 나눠요?", "--notes", str(built), "--json"]
+        app, ["similar", "팀으로 대회 나갈 때 역할은 어떻게 나눠요?", "--notes", str(repo_built), "--json"]
     )
     assert result.exit_code == 0, result.output
     first = json.loads(result.stdout)["results"][0]
@@ -97,15 +93,15 @@ def test_similar_json_carries_the_matched_question(runner: CliRunner, built: Pat
     assert "앙상블" in first["text"]
 
 
-def test_human_output_shows_score_location_heading_and_text(runner: CliRunner, built: Path) -> None:
-    result = runner.invoke(app, ["ask", "배치 사이즈", "--notes", str(built), "-k", "1"])
+def test_human_output_shows_score_location_heading_and_text(runner: CliRunner, repo_built: Path) -> None:
+    result = runner.invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_built), "-k", "1"])
     assert result.exit_code == 0, result.output
     assert "kaggle.md:56" in result.stdout
     assert "배치사이즈" in result.stdout
     assert "전체 데이터의 10%를 넘지 않게" in result.stdout
 
 
-def test_info_describes_the_index(runner: CliRunner, built: Path) -> None:
+def test_info_describes_the_index(runner: CliRunner, repo_built: Path) -> None:
     payload = json.loads(runner.invoke(app, ["info", "--json"]).stdout)
     assert payload["model"] == "intfloat/multilingual-e5-small"
     assert (payload["notes"], payload["chunks"], payload["dim"]) == (2, 16, 384)
@@ -118,9 +114,9 @@ def test_info_describes_the_index(runner: CliRunner, built: Path) -> None:
 
 
 def test_results_carry_the_spans_of_the_question_words_and_the_screen_shows_them(
-    runner: CliRunner, built: Path
+    runner: CliRunner, repo_built: Path
 ) -> None:
-    asked = ["ask", "GPU가 허용하는 크기", "--notes", str(built), "-k", "3"]
+    asked = ["ask", "GPU가 허용하는 크기", "--notes", str(repo_built), "-k", "3"]
     hits = json.loads(runner.invoke(app, [*asked, "--json"]).stdout)["results"]
     words = {hit["text"][start:end] for hit in hits for start, end in hit["highlights"]}
     assert {"GPU", "허용"} <= words  # 허용하는 and 허용한 meet at their stem
@@ -136,23 +132,25 @@ def test_version_is_the_installed_one(runner: CliRunner) -> None:
     assert result.exit_code == 0 and result.stdout.strip() == f"retriever {metadata.version('retriever')}"
 
 
-def test_get_prints_a_passage_or_a_note_by_the_id_results_carry(runner: CliRunner, built: Path) -> None:
-    first = json.loads(runner.invoke(app, ["ask", "배치 사이즈", "--notes", str(built), "--json"]).stdout)["results"][0]
-    passage = runner.invoke(app, ["get", first["id"], "--notes", str(built)])
+def test_get_prints_a_passage_or_a_note_by_the_id_results_carry(runner: CliRunner, repo_built: Path) -> None:
+    first = json.loads(runner.invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_built), "--json"]).stdout)[
+        "results"
+    ][0]
+    passage = runner.invoke(app, ["get", first["id"], "--notes", str(repo_built)])
     assert passage.exit_code == 0 and passage.stdout.splitlines()[0].startswith(
         f"{first['path']}:{first['start_line']}"
     )
     assert first["text"] in passage.stdout
-    as_json = json.loads(runner.invoke(app, ["get", first["id"], "--notes", str(built), "--json"]).stdout)
+    as_json = json.loads(runner.invoke(app, ["get", first["id"], "--notes", str(repo_built), "--json"]).stdout)
     assert as_json["kind"] == "passage" and as_json["text"] == first["text"]
-    note = runner.invoke(app, ["get", first["path"], "--notes", str(built)])
-    assert note.stdout.strip() == (built / first["path"]).read_text(encoding="utf-8").strip()
-    assert "no note" in one_line_error(runner.invoke(app, ["get", "nowhere.md#3", "--notes", str(built)]))
+    note = runner.invoke(app, ["get", first["path"], "--notes", str(repo_built)])
+    assert note.stdout.strip() == (repo_built / first["path"]).read_text(encoding="utf-8").strip()
+    assert "no note" in one_line_error(runner.invoke(app, ["get", "nowhere.md#3", "--notes", str(repo_built)]))
 
 
 @pytest.mark.parametrize("question", ["", "   \n\t "])
-def test_empty_question_is_a_one_line_error(runner: CliRunner, built: Path, question: str) -> None:
-    assert "question is empty" in one_line_error(runner.invoke(app, ["ask", question, "--notes", str(built)]))
+def test_empty_question_is_a_one_line_error(runner: CliRunner, repo_built: Path, question: str) -> None:
+    assert "question is empty" in one_line_error(runner.invoke(app, ["ask", question, "--notes", str(repo_built)]))
 
 
 def test_missing_notes_folder_is_a_one_line_error(runner: CliRunner, tmp_path: Path) -> None:
@@ -170,8 +168,8 @@ def test_info_without_an_index_names_the_command_that_builds_one(runner: CliRunn
     assert "retriever index" in one_line_error(runner.invoke(app, ["info", "--index", str(tmp_path / "none")]))
 
 
-def test_bad_k_is_a_usage_error(runner: CliRunner, built: Path) -> None:
-    result = runner.invoke(app, ["ask", "질문", "-k", "0", "--notes", str(built)])
+def test_bad_k_is_a_usage_error(runner: CliRunner, repo_built: Path) -> None:
+    result = runner.invoke(app, ["ask", "질문", "-k", "0", "--notes", str(repo_built)])
     assert result.exit_code == 2
 
 
@@ -195,11 +193,11 @@ def test_quiet_index_prints_the_result_and_nothing_on_stderr(runner: CliRunner, 
     assert result.exit_code == 0 and result.stderr == "" and "16 chunks" in result.stdout
 
 
-def test_an_index_with_nothing_to_do_loads_no_model(runner: CliRunner, built: Path) -> None:
+def test_an_index_with_nothing_to_do_loads_no_model(runner: CliRunner, repo_built: Path) -> None:
     """In a fresh interpreter, since this one has the models loaded by other tests."""
     code = (
         "import sys; from typer.testing import CliRunner; from retriever.cli import app; "
-        f"r = CliRunner().invoke(app, ['index', '--notes', {str(built)!r}]); print(r.stdout); "
+        f"r = CliRunner().invoke(app, ['index', '--notes', {str(repo_built)!r}]); print(r.stdout); "
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'kiwipiepy') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path.cwd())

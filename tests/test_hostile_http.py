@@ -37,6 +37,8 @@ from retriever.serving.loading import Loading
 from retriever.serving.records import ADDRESS_FILE
 from retriever.serving.server import HOST, MAX_BODY, MAX_K, Server, make_server
 
+pytestmark = pytest.mark.slow  # a real `retriever serve` process
+
 
 @dataclass(frozen=True)
 class Served:

@@ -21,6 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from retriever.serving import records
 
+pytestmark = pytest.mark.slow  # a real `retriever mcp --http` process
 QUESTION = "배치 사이즈는 얼마나 크게?"
 INITIALIZE = {
     "jsonrpc": "2.0",

@@ -23,9 +23,12 @@ from conftest import REPO
 
 sys.path.insert(0, str(REPO / "bench"))
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("RETRIEVER_MILVUS_SERVER_TEST") != "1", reason="opt-in: RETRIEVER_MILVUS_SERVER_TEST=1"
-)
+pytestmark = [
+    pytest.mark.slow,  # a real Milvus server
+    pytest.mark.skipif(
+        os.environ.get("RETRIEVER_MILVUS_SERVER_TEST") != "1", reason="opt-in: RETRIEVER_MILVUS_SERVER_TEST=1"
+    ),
+]
 STORE = "milvus://127.0.0.1:19530/notes"
 
 

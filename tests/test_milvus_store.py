@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import socket
 import threading
 from contextlib import suppress
@@ -14,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import copy_build
 from helpers import cli
 
 from retriever import Retriever
 from retriever.commands.doctor import diagnose
 from retriever.milvus.store import MilvusStore
+
+pytestmark = pytest.mark.slow  # Milvus Lite servers
 
 pytest.importorskip("milvus_lite")
 
@@ -38,14 +39,16 @@ def db(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> tuple[Retriever, Retriever]:
-    """The repo's notes built once into local files and published to Milvus Lite; both stores' retrievers, with
-    candidates cut to a few per channel so the stores' own nearest-neighbour and BM25 searches pick them."""
+def published(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path, repo_build: Path
+) -> tuple[Retriever, Retriever]:
+    """A copy of the repo's notes and their local index (built once per session), published to Milvus Lite; both
+    stores' retrievers, with candidates cut to a few per channel so the stores' own nearest-neighbour and BM25
+    searches pick them."""
     tmp_path = tmp_path_factory.mktemp("published")
-    notes = Path(shutil.copytree(REPO / "notes", tmp_path / "notes"))
-    local = Retriever(notes, tmp_path / "index", cache_dir=model_cache)
-    local.index()
-    milvus = Retriever(notes, tmp_path / "index", cache_dir=model_cache, store=db(tmp_path))
+    notes, index = copy_build(repo_build, tmp_path)
+    local = Retriever(notes, index, cache_dir=model_cache)
+    milvus = Retriever(notes, index, cache_dir=model_cache, store=db(tmp_path))
     milvus.index()  # the staged build is the local one: nothing is embedded again, it is only published
     for each in (local, milvus):
         each.ranking = replace(each.ranking, candidates=4)

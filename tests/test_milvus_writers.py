@@ -21,6 +21,8 @@ from retriever.local.store import IndexStore
 from retriever.milvus.lock import HOLDER, Holder, lock_schema
 from retriever.milvus.store import MilvusStore
 
+pytestmark = pytest.mark.slow  # Milvus Lite servers and writers killed mid-build
+
 pytest.importorskip("milvus_lite")
 
 

@@ -12,15 +12,10 @@ from retriever.reading.notes import scan_notes
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    import shutil
+def indexed(tmp_path_factory: pytest.TempPathFactory, repo_build: Path) -> tuple[Path, Path]:
+    from conftest import copy_build
 
-    from conftest import REPO
-
-    work = tmp_path_factory.mktemp("ranking")
-    notes = Path(shutil.copytree(REPO / "notes", work / "notes"))
-    Retriever(notes, work / "index").index()
-    return notes, work / "index"
+    return copy_build(repo_build, tmp_path_factory.mktemp("ranking"))
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])

@@ -25,6 +25,7 @@ from retriever import Retriever
 needs_ray = pytest.mark.skipif(find_spec("ray") is None, reason="the ray extra is not installed")
 needs_milvus_lite = pytest.mark.skipif(find_spec("milvus_lite") is None, reason="the milvus extra is not installed")
 
+pytestmark = pytest.mark.slow  # a real two-node Ray cluster
 QUESTIONS = [
     "배치 사이즈는 어떻게 정하나요?",
     "캐글은 어떻게 시작하나요?",

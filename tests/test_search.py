@@ -20,6 +20,11 @@ def retriever(repo_notes: Path, tmp_path: Path) -> Retriever:
     return Retriever(repo_notes, tmp_path / "index")
 
 
+@pytest.fixture
+def built(repo_built: Path, tmp_path: Path) -> Retriever:
+    return Retriever(repo_built, tmp_path / "index")
+
+
 @pytest.mark.parametrize(
     ("question", "heading"),
     [
@@ -29,23 +34,23 @@ def retriever(repo_notes: Path, tmp_path: Path) -> Retriever:
         ("How should a team split the work in a competition?", "업무분담"),
     ],
 )
-def test_ask_puts_the_right_note_first(retriever: Retriever, question: str, heading: str) -> None:
-    hits = retriever.ask(question, k=3)
+def test_ask_puts_the_right_note_first(built: Retriever, question: str, heading: str) -> None:
+    hits = built.ask(question, k=3)
     assert heading in hits[0].heading, [h.heading for h in hits]
     assert hits[0].path == "kaggle.md"
     assert hits[0].score >= hits[1].score >= hits[2].score
     assert [h.rank for h in hits] == [1, 2, 3]
 
 
-def test_hit_points_at_the_lines_of_its_note(retriever: Retriever, repo_notes: Path) -> None:
-    (hit,) = retriever.ask("배치 사이즈", k=1)
-    lines = (repo_notes / hit.path).read_text(encoding="utf-8").split("\n")
+def test_hit_points_at_the_lines_of_its_note(built: Retriever, repo_built: Path) -> None:
+    (hit,) = built.ask("배치 사이즈", k=1)
+    lines = (repo_built / hit.path).read_text(encoding="utf-8").split("\n")
     assert lines[hit.start_line - 1] == "## 배치사이즈"
     assert lines[hit.end_line - 1] == hit.text.split("\n")[-1]
 
 
-def test_similar_ranks_the_notes_own_questions(retriever: Retriever) -> None:
-    hits = retriever.similar("캐글 대회 처음 시작할 때 어떤 대회가 좋아요?", k=3)
+def test_similar_ranks_the_notes_own_questions(built: Retriever) -> None:
+    hits = built.similar("캐글 대회 처음 시작할 때 어떤 대회가 좋아요?", k=3)
     assert hits[0].question == "어떤 competition로 시작하면 좋을지?"
     assert "많은 사람들이 참여한 대회를 추천" in hits[0].text
 

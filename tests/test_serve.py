@@ -25,6 +25,7 @@ from retriever.serving.records import ADDRESS_FILE
 from retriever.serving.service import Service
 from retriever.serving.watch import start_watching
 
+pytestmark = pytest.mark.slow  # real `retriever serve` processes
 QUESTION = "배치 사이즈는 얼마나 크게?"
 
 

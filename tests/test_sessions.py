@@ -37,6 +37,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import wait_for
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -48,6 +49,7 @@ from retriever.reading.documents import DOCUMENT_SUFFIXES
 from retriever.reading.extraction_cache import entry_text
 from retriever.reading.notes import Library
 
+pytestmark = pytest.mark.slow  # whole sessions of real processes, each step loading a model
 SCORE_TOLERANCE = 1e-4  # scores come as JSON rounded to 4 decimals, and a fresh build sums BM25 and z-scores over
 # the same floats in another row order: equal answers may differ in the last printed digit, never by more
 KOREAN_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")  # Debian's fonts-nanum

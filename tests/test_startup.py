@@ -32,6 +32,7 @@ from retriever.serving import records
 from retriever.serving.client import Connection, proof
 from retriever.serving.records import ADDRESS_FILE
 
+pytestmark = pytest.mark.slow  # real servers, started cold
 QUESTION = "배치 사이즈는 얼마나 크게?"
 
 

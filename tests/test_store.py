@@ -19,10 +19,8 @@ from retriever.reading.chunking import ChunkerSettings
 
 
 @pytest.fixture
-def built(repo_notes: Path, tmp_path: Path) -> Retriever:
-    retriever = Retriever(repo_notes, tmp_path / "index")
-    retriever.index()
-    return retriever
+def built(repo_built: Path, tmp_path: Path) -> Retriever:
+    return Retriever(repo_built, tmp_path / "index")
 
 
 def generation(retriever: Retriever) -> Path:
@@ -33,8 +31,8 @@ def edit_manifest(retriever: Retriever, change) -> None:
     rewrite_manifest(generation(retriever), change)
 
 
-def cli_error(repo_notes: Path, *extra: str) -> str:
-    result = CliRunner().invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_notes), *extra])
+def cli_error(notes: Path, *extra: str) -> str:
+    result = CliRunner().invoke(app, ["ask", "배치 사이즈", "--notes", str(notes), *extra])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     (line,) = result.stderr.strip().splitlines()
@@ -81,24 +79,24 @@ def test_rebuilds_keep_two_generations_and_no_temp_folders(built: Retriever) -> 
     assert not [n for n in names if n.startswith((".tmp", f".{CURRENT}"))]
 
 
-def test_model_mismatch_names_the_fix(built: Retriever, repo_notes: Path, tmp_path: Path) -> None:
+def test_model_mismatch_names_the_fix(built: Retriever, repo_built: Path, tmp_path: Path) -> None:
     other = tmp_path / "other-model"
     other.mkdir()
-    line = cli_error(repo_notes, "--model", str(other))
+    line = cli_error(repo_built, "--model", str(other))
     assert "was built with model 'intfloat/multilingual-e5-small'" in line
-    assert f"retriever index --full --notes {repo_notes} --index index --encoders {other}" in line
+    assert f"retriever index --full --notes {repo_built} --index index --encoders {other}" in line
 
 
-def test_corrupt_manifest_is_reported_and_index_full_repairs_it(built: Retriever, repo_notes: Path) -> None:
+def test_corrupt_manifest_is_reported_and_index_full_repairs_it(built: Retriever, repo_built: Path) -> None:
     (generation(built) / "manifest.json").write_text("{not json", encoding="utf-8")
-    assert "retriever index --full" in cli_error(repo_notes)
-    repaired = CliRunner().invoke(app, ["index", "--full", "--notes", str(repo_notes)])
+    assert "retriever index --full" in cli_error(repo_built)
+    repaired = CliRunner().invoke(app, ["index", "--full", "--notes", str(repo_built)])
     assert repaired.exit_code == 0, repaired.output
     assert built.ask("배치 사이즈", k=1)[0].heading == "배치사이즈"
 
 
 def test_large_matrices_get_an_ivf_index_recorded_in_the_manifest(
-    built: Retriever, repo_notes: Path, monkeypatch: pytest.MonkeyPatch
+    built: Retriever, repo_built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ann, "THRESHOLD", 20)  # 46 parts pass it, 16 chunks do not
     built.index(full=True)
@@ -112,7 +110,7 @@ def test_large_matrices_get_an_ivf_index_recorded_in_the_manifest(
 
 
 def test_a_re_index_keeps_the_ivf_lists_and_full_trains_them_again(
-    built: Retriever, repo_notes: Path, monkeypatch: pytest.MonkeyPatch
+    built: Retriever, repo_built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ann, "THRESHOLD", 20)
     built.index(full=True)
@@ -122,7 +120,7 @@ def test_a_re_index_keeps_the_ivf_lists_and_full_trains_them_again(
         return index.quantizer.reconstruct_n(0, index.nlist)
 
     trained = lists()
-    note = repo_notes / "kaggle.md"
+    note = repo_built / "kaggle.md"
     note.write_text(note.read_text(encoding="utf-8") + "\n## 검증 세트\n- 시간 순서로 나눈다\n", encoding="utf-8")
     built.index()
     record = built.store.read_manifest().ann["m0.parts"]
@@ -133,18 +131,18 @@ def test_a_re_index_keeps_the_ivf_lists_and_full_trains_them_again(
     assert built.store.read_manifest().ann["m0.parts"]["unseen"] == 0
 
 
-def test_an_older_format_is_rebuilt_by_the_next_question(built: Retriever, repo_notes: Path) -> None:
+def test_an_older_format_is_rebuilt_by_the_next_question(built: Retriever, repo_built: Path) -> None:
     edit_manifest(built, lambda d: d.update(version=VERSION - 1))
     with pytest.raises(RetrieverError, match="older than this retriever"):
         built.store.load()
-    result = CliRunner().invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_notes), "-k", "1"])
+    result = CliRunner().invoke(app, ["ask", "배치 사이즈", "--notes", str(repo_built), "-k", "1"])
     assert result.exit_code == 0, result.output
     assert "the index format changed" in result.stderr and "배치사이즈" in result.stdout
 
 
-def test_newer_format_version_is_refused(built: Retriever, repo_notes: Path) -> None:
+def test_newer_format_version_is_refused(built: Retriever, repo_built: Path) -> None:
     edit_manifest(built, lambda d: d.update(version=VERSION + 1))
-    assert "newer than this retriever reads" in cli_error(repo_notes)
+    assert "newer than this retriever reads" in cli_error(repo_built)
 
 
 @pytest.mark.parametrize(
@@ -160,12 +158,12 @@ def test_newer_format_version_is_refused(built: Retriever, repo_notes: Path) -> 
         "bm25/vocab.index.json",
     ],
 )
-def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_notes: Path, file: str) -> None:
+def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_built: Path, file: str) -> None:
     path = generation(built) / file
     path.write_bytes(path.read_bytes()[:100])
-    assert "missing or altered" in cli_error(repo_notes)
+    assert "missing or altered" in cli_error(repo_built)
     path.unlink()
-    assert "missing or altered" in cli_error(repo_notes)
+    assert "missing or altered" in cli_error(repo_built)
 
 
 def test_dimension_mismatch_is_reported(built: Retriever) -> None:
@@ -180,9 +178,9 @@ def test_a_table_row_pointing_outside_the_manifest_strings_is_reported(built: Re
         built.store.load()
 
 
-def test_broken_current_pointer_is_reported(built: Retriever, repo_notes: Path) -> None:
+def test_broken_current_pointer_is_reported(built: Retriever, repo_built: Path) -> None:
     (built.store.root / CURRENT).write_text("gen-does-not-exist")
-    assert "CURRENT names no generation" in cli_error(repo_notes)
+    assert "CURRENT names no generation" in cli_error(repo_built)
 
 
 @pytest.mark.parametrize("rows", [0, 1, 4096, 4097, 10_000])

@@ -22,10 +22,13 @@ from retriever.serving.client import Connection
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or not CHROMEDRIVER.is_file(),
-    reason="needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver",
-)
+pytestmark = [
+    pytest.mark.slow,  # a real browser and server
+    pytest.mark.skipif(
+        CHROMIUM is None or not CHROMEDRIVER.is_file(),
+        reason="needs Debian's chromium and chromedriver: apt-get install chromium chromium-driver",
+    ),
+]
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium: pip install -e '.[test]'")
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
