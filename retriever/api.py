@@ -248,6 +248,10 @@ class Retriever:
         self.store.sweep()
         if self.store.shared:  # an unreachable store or wrong credentials fail now, not after minutes of embedding
             self.store.generation()
+        if ray is not None:  # so does a cluster where nothing listens: before the notes are read or a model loads
+            from .ray_build import probe
+
+            probe(ray.address)
         listing = Listing()
         extracted = ExtractionCache.of(self.store.local.root)
         with (

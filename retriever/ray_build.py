@@ -111,8 +111,7 @@ def cluster(settings: RaySettings, names: Sequence[str], cache_dir: Path) -> Ite
     try:
         if settings.address == LOCAL:
             ray.init(num_cpus=settings.cpus, object_store_memory=settings.store_bytes, **QUIET)
-        else:
-            probe(settings.address)
+        else:  # the address was probed before the build read its notes (`probe`)
             ray.init(address=settings.address, **QUIET)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise RetrieverError(f"cannot join the Ray cluster at {settings.address!r}: {first_line(exc)}") from None
@@ -127,7 +126,8 @@ def cluster(settings: RaySettings, names: Sequence[str], cache_dir: Path) -> Ite
 
 def probe(address: str) -> None:
     """Refuses in seconds an address where no Ray head answers: Ray's own connect retries for minutes before it
-    gives up on a GCS that is not there. A TCP connect to the head's port is what every client does first."""
+    gives up on a GCS that is not there. A TCP connect to the head's port is what every client does first. Called
+    before the build reads its notes or loads a model: a mistyped address must not cost the minutes those take."""
     where = address.removeprefix("ray://")
     host, sep, port = where.rpartition(":")
     if not sep or not port.isdigit():

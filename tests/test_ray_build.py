@@ -152,24 +152,33 @@ def test_a_build_sharded_over_ray_ranks_as_a_local_build(
 
 
 @needs_ray
-def test_an_address_where_no_ray_listens_fails_in_one_line(tmp_path: Path, model_cache: Path) -> None:
+def test_an_address_where_no_ray_listens_fails_in_one_line_before_any_work(tmp_path: Path) -> None:
     """Ray's own connect to a silent address retries for minutes: the build must give up in seconds and say why,
-    with nothing written."""
+    before it reads a note or loads a model, with nothing written. A document note is parsed (and its text kept
+    under the index) when the notes are read, and a model load fills the empty model cache: neither may happen."""
+    notes = notes_of(tmp_path / "notes")
+    (notes / "faq.html").write_text("<h1>FAQ</h1><p>Backups are kept for thirty days.</p>", encoding="utf-8")
+    cache = tmp_path / "empty-cache"
+    cache.mkdir()
     address = f"127.0.0.1:{free_port()}"  # bound and released: nothing listens there
+    index = tmp_path / "idx"
+    index.mkdir()  # a folder the build did not make is left in place, with whatever the build wrote there
     run = cli(
         "index",
         "--notes",
-        str(REPO / "notes"),
+        str(notes),
         "--index",
-        str(tmp_path / "idx"),
+        str(index),
         "--ray",
         address,
-        env={"PYTHONPATH": str(REPO), "RETRIEVER_CACHE_DIR": str(model_cache)},
+        env={"PYTHONPATH": str(REPO), "RETRIEVER_CACHE_DIR": str(cache)},
     )
     assert run.returncode == 1, run.stderr
     errors = [line for line in run.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and f"cannot join the Ray cluster at '{address}'" in errors[0], run.stderr
-    assert "Traceback" not in run.stderr and not (tmp_path / "idx" / "CURRENT").exists()
+    assert "Traceback" not in run.stderr and not (index / "CURRENT").exists()
+    assert not (index / "extracted").exists(), "the notes were read before the cluster was probed"
+    assert list(cache.iterdir()) == [], "a model was loaded before the cluster was probed"
 
 
 def embed_workers(cluster: RayCluster) -> list[int]:
