@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .chunking import Chunk, ChunkerSettings
-from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder, load_query_encoder
+from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, ModelSpec, load_encoder, load_query_encoder
 from .errors import RetrieverError, StaleRead
 from .extraction_cache import ExtractionCache
 from .filters import Filters
@@ -269,7 +269,7 @@ class Retriever:
             with phase("check previous index"):
                 previous = self._previous()
             progress = self.reporter.progress if self.reporter else None
-            with self._passes(ray, names) as passes_of:
+            with self._passes(ray, names, encoders[0].spec, previous, full) as passes_of:
                 report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress, passes_of)
         extracted.prune(stamp.sha256 for stamp in scan.stamps.values())  # the live index holds these files now
         started = time.perf_counter()
@@ -284,16 +284,20 @@ class Retriever:
         return replace(report, seconds=report.seconds + time.perf_counter() - started, up_to_date=False)
 
     @contextmanager
-    def _passes(self, ray: RaySettings | None, names: Sequence[str]) -> Iterator[Embedders | None]:
-        """Who runs a build's passes: this process (None), or a Ray cluster's actors, Ray imported only then."""
+    def _passes(
+        self, ray: RaySettings | None, names: Sequence[str], spec: ModelSpec, previous: StoredIndex | None, full: bool
+    ) -> Iterator[Embedders | None]:
+        """Who runs a build's passes: this process (None), or a Ray cluster's actors, Ray imported only then. The
+        actors encode tokens with the codebook the build keeps: the previous index's for an incremental build."""
         if ray is None:
             yield None
             return
-        from .ray_build import cluster
+        from .ray_build import cluster, index_codebook
 
         if self.reporter:
             self.reporter.note(f"embedding on the Ray cluster at {ray.address}")
-        with cluster(ray, names, self.cache_dir) as pool:
+        codebook = None if full else index_codebook(previous, spec)
+        with cluster(ray, names, self.cache_dir, codebook, resume=not full) as pool:
             yield pool.passes_of
 
     def _phase(self, message: str) -> AbstractContextManager[None]:
