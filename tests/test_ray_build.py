@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -181,17 +180,6 @@ def test_a_build_sharded_over_ray_ranks_as_a_local_build(
         print(
             f"{mode}: the Milvus Lite publish's top-5 equal a local build's for {sum(map(list.__eq__, got, want))} of 30"
         )
-    # an incremental Ray build keeps the index's codebook, and its actors encode the new note's tokens with it
-    first = codebook_name(tmp_path / "staged")
-    more = Path(shutil.copytree(notes, tmp_path / "more"))
-    (more / "added.md").write_text("# 정규화\n\n배치 정규화는 깊은 신경망의 학습을 안정시킨다.\n", encoding="utf-8")
-    again = cli(*[str(more) if a == str(notes) else a for a in arguments], env={"PYTHONPATH": str(REPO)})
-    assert again.returncode == 0 and "published the index" in again.stderr, again.stderr
-    embedded = re.search(r"embedding (\d+) texts", again.stderr)
-    assert embedded and int(embedded[1]) <= 2, again.stderr  # the new chunk, once per model
-    assert codebook_name(tmp_path / "staged") == first
-    hit = Retriever(more, tmp_path / "staged", cache_dir=model_cache).ask("배치 정규화와 학습 안정", k=1, mode="hybrid")
-    assert hit[0].id.startswith("added.md"), hit
 
 
 @needs_ray
