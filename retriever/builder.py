@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, load_encoder
+from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, ModelSpec, load_encoder
 from .errors import RetrieverError
 from .index.generation import StoredIndex
 from .indexing.indexer import Embedders, IndexReport, build, holds
@@ -109,6 +109,10 @@ class Builder:
         self.store.sweep()
         if self.store.shared:  # an unreachable store or wrong credentials fail now, not after minutes of embedding
             self.store.generation()
+        if ray is not None:  # so does a cluster where nothing listens: before the notes are read or a model loads
+            from .indexing.ray_build import probe
+
+            probe(ray.address)
         listing = Listing()
         extracted = ExtractionCache.of(self.store.local.root)
         with (
@@ -126,7 +130,7 @@ class Builder:
             with phase("check previous index"):
                 previous = self._previous()
             progress = self.reporter.progress if self.reporter else None
-            with self._passes(ray, names) as passes_of:
+            with self._passes(ray, names, encoders[0].spec, previous, full) as passes_of:
                 report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress, passes_of)
         extracted.prune(stamp.sha256 for stamp in scan.stamps.values())  # the live index holds these files now
         started = time.perf_counter()
@@ -141,16 +145,20 @@ class Builder:
         return replace(report, seconds=report.seconds + time.perf_counter() - started, up_to_date=False)
 
     @contextmanager
-    def _passes(self, ray: RaySettings | None, names: Sequence[str]) -> Iterator[Embedders | None]:
-        """Who runs a build's passes: this process (None), or a Ray cluster's actors, Ray imported only then."""
+    def _passes(
+        self, ray: RaySettings | None, names: Sequence[str], spec: ModelSpec, previous: StoredIndex | None, full: bool
+    ) -> Iterator[Embedders | None]:
+        """Who runs a build's passes: this process (None), or a Ray cluster's actors, Ray imported only then. The
+        actors encode tokens with the codebook the build keeps: the previous index's for an incremental build."""
         if ray is None:
             yield None
             return
-        from .indexing.ray_build import cluster
+        from .indexing.ray_build import cluster, index_codebook
 
         if self.reporter:
             self.reporter.note(f"embedding on the Ray cluster at {ray.address}")
-        with cluster(ray, names, self.cache_dir) as pool:
+        codebook = None if full else index_codebook(previous, spec)
+        with cluster(ray, names, self.cache_dir, codebook, resume=not full) as pool:
             yield pool.passes_of
 
     def _phase(self, message: str) -> AbstractContextManager[None]:

@@ -1,16 +1,19 @@
 """Opt-in: the Milvus store against a real Milvus server (PyPI `milvus==2.3.5`), started in its own network
-namespace. Run with RETRIEVER_MILVUS_SERVER_TEST=1 as root after `pip install milvus==2.3.5`.
+namespace. Run with RETRIEVER_MILVUS_SERVER_TEST=1 as root after `pip install milvus==2.3.5` (or with that package
+in a venv of its own, its site-packages added to PYTHONPATH: it depends on nothing).
 
 Milvus 2.3 has no sparse vectors (2.4 brought them), so there the index is published without the lexical channel:
 dense questions must equal the local store's, hybrid ranks by the dense channels, lexical mode is refused.
 
 Beyond answers: writers (one SIGKILLed holding the lock, two at once), a reader asking across publishes, user +
-password and token authentication, and a server restarted under a running `serve`, then read by new readers."""
+password and token authentication, a server restarted under a running `serve`, then read by new readers, and a
+build sharded over Ray whose worker is killed mid-build."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -318,3 +321,53 @@ print(sorted(client.list_collections()))
         assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
         assert "Milvus v2.3.5" in refused.stderr and "aliases only in the default database" in refused.stderr
     assert listed() == before  # nothing written, in either database
+
+
+def embed_workers_in(pid: int) -> list[int]:
+    """The pids of a Ray build's actors in the server's namespace: the processes Ray titles after their class."""
+    namespace = os.readlink(f"/proc/{pid}/ns/net")
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and (entry / "cmdline").read_bytes().startswith(b"ray::EmbedWorker")
+                and os.readlink(entry / "ns" / "net") == namespace
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_ray_build_whose_worker_is_killed_publishes_whole(server: int, repo_notes: Path, tmp_path: Path) -> None:
+    """`index --ray local` in the server's namespace, two actors, one SIGKILLed mid-build: Ray restarts it and runs
+    its step again, the build publishes under the lock and alias swap, and the store answers as a local build."""
+    pytest.importorskip("ray")
+    from helpers import wait_for
+
+    store = f"{STORE[: STORE.rindex('/')]}/raykill"
+    where = ["--notes", str(repo_notes), "--encoders", "e5", "--store", store, "--index", str(tmp_path / "staged")]
+    build = subprocess.Popen(
+        command(server, "index", *where, "--ray", "local", "--ray-workers", "2"),
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(OMP_NUM_THREADS="1", RAY_memory_monitor_refresh_ms="0", RAY_USAGE_STATS_ENABLED="0"),
+    )
+    try:
+        victim = wait_for(lambda: embed_workers_in(server)[:1], 300, "an actor of the build")[0]
+        time.sleep(2)  # into its model load or its first steps: both are the build's, and both are retried
+        killed_while_building = build.poll() is None
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = build.communicate(timeout=900)
+    finally:
+        if build.poll() is None:
+            build.kill()
+    assert killed_while_building and build.returncode == 0, stderr
+    assert "published the index" in stderr and "Traceback" not in stderr
+    local = ["--notes", str(repo_notes), "--encoders", "e5", "--index", str(tmp_path / "local")]
+    assert run(server, "index", *local).returncode == 0
+    questions = [row.split("\t")[0] for row in (REPO / "eval" / "notes.tsv").read_text(encoding="utf-8").splitlines()]
+    for question in questions[1::13]:
+        asked = ["ask", question, "--mode", "dense", "--json", "--no-server", "-k", "5"]
+        assert [i for i, _ in ids(run(server, *asked, *where))] == [i for i, _ in ids(run(server, *asked, *local))]

@@ -50,6 +50,10 @@ class StoredIndex:
             return None
         return Training(self.path / f"{matrix}.faiss", int(record["nlist"]), int(record.get("unseen", 0)) + fresh)
 
+    def token_codebook(self, spec: ModelSpec) -> str:
+        """The codebook a next build with spec as its first model keeps for its token codes, or "" for none."""
+        return self.manifest.codebook if self.manifest.codebook and self.manifest.models[0] == spec else ""
+
 
 @dataclass
 class Generation:
@@ -62,6 +66,8 @@ class Generation:
     linked: dict[str, tuple[str, int]] = field(default_factory=dict)  # file → (checksum, size) it already had
     codebook: str = ""
     fresh: dict[str, int] = field(default_factory=dict)  # matrix → rows not copied from the previous index
+    coded: set[str] = field(default_factory=set)  # segments written as codes already (`segment`)
+    codes: Codebook | None = None  # the codebook those codes are of
 
     @property
     def scratch(self) -> Path:
@@ -72,12 +78,16 @@ class Generation:
         """A vector matrix, streamed in by row and stored quantised (see vectorfile)."""
         return VectorWriter(self.folder, name, dim)
 
-    def segment(self, dim: int) -> RowWriter:
-        """A new token-vector segment in int8 (`encode_segments` turns it into codes); immutable once the build is
-        done, so later generations link it instead of copying."""
+    def segment(self, width: int, codes: Codebook | None = None) -> RowWriter:
+        """A new token-vector segment in int8 (`encode_segments` turns it into codes), or of codes of `codes` where
+        they come encoded (a Ray build's actors encode their own); immutable once the build is done, so later
+        generations link it instead of copying."""
         name = f"tokens-{uuid.uuid4().hex[:12]}"
         self.segments.append(name)
-        return RowWriter(self.folder / f"{name}.npy", dim, np.int8)
+        if codes is not None:
+            self.coded.add(name)
+            self.codes = codes
+        return RowWriter(self.folder / f"{name}.npy", width, np.int8 if codes is None else np.uint8)
 
     def link(self, old: StoredIndex, name: str, segment: bool = True) -> None:
         """Share an old generation's segment (or codebook): a hard link, and its checksum carried over rather than
@@ -90,14 +100,18 @@ class Generation:
 
     def encode_segments(self, old: StoredIndex | None, spec: ModelSpec) -> None:
         """This build's int8 segments as codes: under the old index's codebook where it has one for the same model,
-        else one trained on them; left in int8 when they are too few to train on. The old codebook comes along
-        whenever this generation holds any segment, also when all of them are linked from the old index (a build
-        after a note was deleted, renamed or copied embeds nothing): linked codes need it to decode."""
-        own = [i for i, name in enumerate(self.segments) if f"{name}.npy" not in self.linked]
-        if old is not None and old.manifest.codebook and old.manifest.models[0] == spec and self.segments:
+        else the one segments written as codes were encoded with, else one trained on them; left in int8 when they are
+        too few to train on. The old codebook comes along whenever this generation holds any segment, also when all
+        of them are linked from the old index (a build after a note was deleted, renamed or copied embeds nothing):
+        linked codes need it to decode. A build that writes codes encodes them with that old codebook where there is
+        one (`token_codebook`)."""
+        own = [i for i, name in enumerate(self.segments) if f"{name}.npy" not in self.linked and name not in self.coded]
+        if old is not None and old.token_codebook(spec) and self.segments:
             self.link(old, old.manifest.codebook, segment=False)
             self.codebook = old.manifest.codebook
             codebook = Codebook.load(self.folder / f"{self.codebook}.npy")
+        elif self.codes is not None:
+            codebook = self.new_codebook(self.codes)
         elif not own:
             return
         else:
@@ -105,11 +119,16 @@ class Generation:
             trained = Codebook.train(token_floats(sample, None))
             if trained is None:
                 return
-            codebook, self.codebook = trained, f"codebook-{uuid.uuid4().hex[:12]}"
-            save_array(self.folder / f"{self.codebook}.npy", codebook.stored())
+            codebook = self.new_codebook(trained)
         for i in own:
             path = self.folder / f"{self.segments[i]}.npy"
             save_array(path, codebook.encode(token_floats(np.load(path), None)))
+
+    def new_codebook(self, codebook: Codebook) -> Codebook:
+        """Saved as this generation's, under a name of its own (later generations link it by that name)."""
+        self.codebook = f"codebook-{uuid.uuid4().hex[:12]}"
+        save_array(self.folder / f"{self.codebook}.npy", codebook.stored())
+        return codebook
 
     def array(self, name: str, array: np.ndarray) -> None:
         """A small extra array, written whole."""

@@ -9,6 +9,10 @@ the SHA-256 of every file. A text's key is the hash of the model's spec, the exa
 it, and whether its token vectors are kept: a vector is reused only for the very same pass under the very same
 model. A record whose files do not match their hashes or shapes is ignored. The folder goes once a generation is
 committed. Nothing is loaded with pickle.
+
+A build sharded over a Ray cluster keeps its parts' tokens as codes of a codebook it trained first (`ray_build`):
+that codebook is kept here too, and its digest is part of those texts' keys, so a resumed build encodes with the
+same one and never reads codes of another.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 from ..encoders import ModelSpec, Pooled, SpanEncoder, Spans
 from ..failpoints import holdpoint
 from ..index.integrity import fsync_dir, save_array, sha256_file, write_file
-from ..index.tokencodes import int8_of, pool_tokens
+from ..index.tokencodes import Codebook, int8_of, pool_tokens
 from ..reading.chunking import content_hash
 
 FOLDER = "checkpoint"
@@ -43,7 +47,7 @@ class Embedded:
 
     whole: np.ndarray  # [dim] float32
     spans: np.ndarray  # [spans, dim] float32
-    tokens: list[np.ndarray]  # per part: [rows, dim] int8
+    tokens: list[np.ndarray]  # per part: [rows, dim] int8, or [rows, slices] uint8 codes (a sharded build's)
 
     @classmethod
     def of(cls, pooled: Pooled, parts: int, tokens: bool) -> Embedded:
@@ -80,21 +84,44 @@ class Checkpoint:
             "spans": np.concatenate([r.spans for r in results]),
             "tokens": np.concatenate([t for r in results for t in r.tokens] or [np.zeros((0, dim), np.int8)]),
         }
+        width = arrays["tokens"].shape[1]
         files = {}
         for part, array in arrays.items():
             path = self.folder / f"{name}.{part}.npy"
             save_array(path, array)
             files[part] = sha256_file(path)
         texts = [{"key": k, "spans": len(r.spans), "tokens": [len(t) for t in r.tokens]} for k, r in zip(keys, results)]
-        record = json.dumps({"format": FORMAT, "name": name, "dim": dim, "files": files, "texts": texts})
+        record = json.dumps(
+            {"format": FORMAT, "name": name, "dim": dim, "width": width, "files": files, "texts": texts}
+        )
         pending = self.folder / f".{name}.json"
         write_file(pending, record.encode("utf-8"))
         os.replace(pending, self.folder / f"{name}.json")
         fsync_dir(self.folder)
         holdpoint("checkpoint")
 
+    def codebook(self, spec: ModelSpec) -> Codebook | None:
+        """The token codebook an interrupted sharded build trained for this model, or None."""
+        try:
+            return Codebook.load(self.folder / codebook_name(spec))
+        except (OSError, ValueError, EOFError):
+            return None
+
+    def keep_codebook(self, spec: ModelSpec, codebook: Codebook) -> None:
+        """Kept before any record holds codes of it."""
+        self.folder.mkdir(exist_ok=True)
+        name = codebook_name(spec)
+        pending = self.folder / f".{name}"
+        save_array(pending, codebook.stored())
+        os.replace(pending, self.folder / name)
+        fsync_dir(self.folder)
+
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def codebook_name(spec: ModelSpec) -> str:
+    return f"codebook-{content_hash(json.dumps(spec.as_dict()))[:16]}.npy"
 
 
 def read_record(folder: Path, record: Path) -> dict[str, Embedded]:
@@ -108,10 +135,11 @@ def read_record(folder: Path, record: Path) -> dict[str, Embedded]:
             raise ValueError(f"{path.name} does not match its checksum")
         arrays[part] = np.load(path, allow_pickle=False)
     texts, dim = data["texts"], int(data["dim"])
+    width = int(data.get("width", dim))  # token codes are narrower than the vectors
     spans = np.cumsum([0] + [t["spans"] for t in texts])
     tokens = np.cumsum([0] + [n for t in texts for n in t["tokens"]])
     whole, pooled, kept = arrays["whole"], arrays["spans"], arrays["tokens"]
-    if whole.shape != (len(texts), dim) or pooled.shape != (spans[-1], dim) or kept.shape != (tokens[-1], dim):
+    if whole.shape != (len(texts), dim) or pooled.shape != (spans[-1], dim) or kept.shape != (tokens[-1], width):
         raise ValueError("shapes do not match the record")
     out, part = {}, 0
     for i, text in enumerate(texts):
@@ -132,6 +160,7 @@ class Resumable:
     tokens: bool  # keep the parts' token vectors
     checkpoint: Checkpoint
     done: dict[str, Embedded] = field(default_factory=dict)
+    codes: Codebook | None = None  # the codebook its token results are codes of; None: int8 (a local build's)
 
     def key(self, item: Spans) -> str:
         return text_key(self.encoder.spec, item, self.tokens)

@@ -266,13 +266,12 @@ def embed(
     advance: Advance,
 ) -> tuple[Fresh, dict[str, Span]]:
     """One pass per pending chunk (or its results kept by an interrupted build): its vector, its parts' and its
-    heading's into scratch files, and (when kept) its parts' token vectors into a new segment of the generation.
-    Returns each key's scratch row, and the token rows of each fresh part in that segment."""
+    heading's into scratch files, and (when kept) its parts' token vectors into a new segment of the generation,
+    made at the first result: in int8, or as codes where the passes return codes (`Resumable.codes`, settled by
+    then). Returns each key's scratch row, and the token rows of each fresh part in that segment."""
     dim = plans["chunks"].encoder.spec.dim
     writers = {c: RowWriter(generation.scratch / f"{plans[c].name}.npy", dim) for c in COLLECTIONS}
-    keep_tokens = plans["parts"].tokens and bool(rows)
-    tokens = generation.segment(dim) if keep_tokens else None
-    segment = len(generation.segments) - 1
+    tokens: RowWriter | None = None
     items, offsets, question_of = layout.items, layout.offsets, layout.question_of
     fresh: Fresh = {c: {} for c in COLLECTIONS}
     spans: dict[str, Span] = {}
@@ -289,8 +288,11 @@ def embed(
                 key = plans["parts"].keys[part]
                 fresh["parts"][key] = writers["parts"].rows + len(part_rows)
                 part_rows.append(result.spans[i])
-                if tokens is not None:
+                if plans["parts"].tokens:
                     kept = result.tokens[i]
+                    if tokens is None:
+                        tokens = generation.segment(kept.shape[1], model.codes)
+                        segment = len(generation.segments) - 1
                     spans[key] = (segment, tokens.rows, tokens.rows + len(kept))
                     tokens.append(kept)
             if row in question_of:
