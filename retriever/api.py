@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -31,6 +30,7 @@ from .ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, r
 from .results import Hit, QuestionHit
 from .store import IndexNotWritable, OlderFormat
 from .stores import open_store
+from .threads import cap_threads
 from .timings import phase
 from .vectorstore import IndexView
 
@@ -93,13 +93,7 @@ def closest_sections(
     return found
 
 
-@cache
-def single_threaded_blas() -> None:
-    """numpy's products at query time are tiny; a second BLAS thread pool left spinning beside torch's OpenMP
-    pool on 2 cores stalls the next model forward (measured: e5+use with re-ranking 43 ms → 22 ms a query)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
+single_threaded_blas = cap_threads  # the name the Ray build's actors call it by
 
 
 @contextmanager
@@ -198,7 +192,7 @@ class Retriever:
             isinstance(models, str) or (isinstance(models, Sequence) and all(isinstance(m, str) for m in models))
         ):
             raise RetrieverError(f"models must be a model name or a list of them, not {models!r}")
-        single_threaded_blas()
+        cap_threads()
         self.notes = Library.of(notes_dir)  # one folder, or the collections of retriever.toml
         self.store = open_store(Path(index_dir), store, self.notes.lone_folder)
         if isinstance(models, str):

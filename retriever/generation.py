@@ -18,7 +18,8 @@ from .encoders import ModelSpec
 from .integrity import save_array
 from .manifest import Manifest
 from .rowfile import RowReader, RowWriter
-from .tokencodes import Codebook, token_floats
+from .timings import phase
+from .tokencodes import Codebook, token_floats, training_sample
 
 if TYPE_CHECKING:  # ann imports faiss, which only builds and loads need
     from .ann import Training
@@ -96,8 +97,9 @@ class Generation:
         elif not own:
             return
         else:
-            sample = np.concatenate([np.load(self.folder / f"{self.segments[i]}.npy") for i in own])
-            trained = Codebook.train(token_floats(sample, None))
+            rows = np.concatenate([np.load(self.folder / f"{self.segments[i]}.npy", mmap_mode="r") for i in own])
+            with phase("codebook"):
+                trained = Codebook.train(token_floats(training_sample(rows), None))
             if trained is None:
                 return
             codebook, self.codebook = trained, f"codebook-{uuid.uuid4().hex[:12]}"
