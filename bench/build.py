@@ -1,6 +1,7 @@
 """Index build throughput on a real folder, beside bare `encode` of the very same chunk texts in the same run.
 
     .venv/bin/python bench/build.py FOLDER [--models e5,use] [--json out.json]
+    .venv/bin/python bench/build.py FOLDER... --cpu-against OTHER_CHECKOUT [--omp1]
 
 The reference is what a hand-written indexer would do: one SentenceTransformer forward per chunk text ("passage: "
 in front, batches of 32, float32 torch). The build row is a whole `Retriever.index(full=True)` with models already
@@ -8,13 +9,21 @@ loaded, so both rows time embedding work, not start-up. Also prints where the bu
 index beside the size of the text it holds, then edits one note (the first HTML or text note by name) and times the
 rebuild that follows, with the documents it parsed (`rebuild_extracted`; a retriever without the extraction cache
 has no such count) and its scan's seconds.
+
+With --cpu-against, each folder is instead built in full by `retriever index --full` child processes, alternating
+between this checkout and another one (PYTHONPATH), and --omp1 adds each again under OMP_NUM_THREADS=1: wall and
+CPU seconds (user + sys of the child), CPU per chunk, and the token-codes phase (codebook training and encoding).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -53,12 +62,60 @@ def rebuild_rows(retriever: Retriever, notes: Path) -> dict[str, object]:
     }
 
 
+def child_build(folder: Path, checkout: Path, env: dict[str, str]) -> dict[str, float]:
+    """A full build in its own process: its wall, its CPU (user + sys of the reaped child, all its threads) and the
+    token-codes phase from its --timings lines."""
+    with tempfile.TemporaryDirectory(prefix="retriever-cpu-bench-") as work:
+        command = [sys.executable, "-m", "retriever", "index", "--notes", str(folder), "--index", f"{work}/index"]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*command, "--full", "--json", "--timings", "-q"],
+            check=False,
+            env=os.environ | env | {"PYTHONPATH": str(checkout)},
+            capture_output=True,
+            text=True,
+        )
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode:
+        raise SystemExit(f"build of {folder} with {checkout} failed: {done.stderr.strip()[-500:]}")
+    phases = dict(line.rsplit(":", 1) for line in done.stderr.splitlines() if line.rstrip().endswith(" ms"))
+    codes = next((float(ms.split()[0]) / 1000 for name, ms in phases.items() if name.strip() == "token codes"), 0.0)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"chunks": json.loads(done.stdout)["chunks"], "wall_s": wall, "cpu_s": cpu, "codes_s": codes}
+
+
+def cpu_rows(folders: list[Path], checkouts: dict[str, Path], omp1: bool) -> None:
+    variants = {
+        f"{name}{' OMP=1' if one else ''}": (path, {"OMP_NUM_THREADS": "1"} if one else {})
+        for one in (False, True)[: 1 + omp1]
+        for name, path in checkouts.items()
+    }
+    for folder in folders:
+        print(f"\n{folder.name}: full build per variant, alternating in this run")
+        for variant, (checkout, env) in variants.items():
+            row = child_build(folder, checkout, env)
+            print(
+                f"{variant:<22}{row['chunks']:>6} chunks  wall {row['wall_s']:7.1f} s  CPU {row['cpu_s']:6.1f} s  "
+                f"{row['cpu_s'] / row['chunks']:.3f} CPU-s/chunk  token codes {row['codes_s']:6.2f} s "
+                f"({row['codes_s'] / row['wall_s']:.0%} of wall)"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="+")
     parser.add_argument("--models", default=None, help="comma-separated; the default set when omitted")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cpu-against", type=Path, default=None, help="another checkout to build beside this one")
+    parser.add_argument("--omp1", action="store_true", help="with --cpu-against: each again with OMP_NUM_THREADS=1")
     args = parser.parse_args()
+    if args.cpu_against:
+        here = Path(__file__).resolve().parent.parent
+        cpu_rows(args.folder, {"this checkout": here, args.cpu_against.name: args.cpu_against.resolve()}, args.omp1)
+        return
+    args.folder = args.folder[0]
     work = Path(tempfile.mkdtemp(prefix="retriever-build-bench-"))
     notes = Path(shutil.copytree(args.folder, work / "notes"))
     retriever = Retriever(notes, work / "index", models=args.models.split(",") if args.models else None)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .builder import Reporter
 from .encoders import ALIASES
-from .encoders.threads import single_threaded_blas
+from .encoders.threads import cap_threads
 from .errors import RetrieverError
 from .reading.chunking import ChunkerSettings
 from .reading.notes import Library
@@ -63,7 +63,7 @@ class Retriever(Searcher):
             isinstance(models, str) or (isinstance(models, Sequence) and all(isinstance(m, str) for m in models))
         ):
             raise RetrieverError(f"models must be a model name or a list of them, not {models!r}")
-        single_threaded_blas()
+        cap_threads()
         self.notes = Library.of(notes_dir)  # one folder, or the collections of retriever.toml
         self.store = open_store(Path(index_dir), store, self.notes.lone_folder)
         if isinstance(models, str):

@@ -13,7 +13,7 @@ from retriever import Retriever
 from retriever.encoders import Spans
 from retriever.encoders.use import UseEncoder
 from retriever.index.manifest import SPANS
-from retriever.index.tokencodes import MIN_TRAIN, Codebook, pool_tokens, token_floats
+from retriever.index.tokencodes import MAX_TRAIN, MIN_TRAIN, Codebook, pool_tokens, token_floats, training_sample
 from retriever.search.ranking import CLIP, winsorised
 
 HEAD = "배치 사이즈 > 질문"
@@ -106,6 +106,21 @@ def test_codes_decode_close_to_the_vectors_they_code() -> None:
     assert cosines(token_floats(codes, codebook), vectors).mean() > 0.9
     with pytest.raises(ValueError):
         token_floats(codes, None)
+
+
+def test_a_big_corpus_trains_on_a_fixed_sample_and_leaves_faiss_settings_as_they_were() -> None:
+    import faiss
+
+    rows = np.arange(3 * MAX_TRAIN).reshape(-1, 1)
+    sample = training_sample(rows)
+    assert len(sample) == MAX_TRAIN and len(np.unique(sample)) == MAX_TRAIN
+    assert np.array_equal(sample, training_sample(rows))  # a later --full build samples the same tokens
+    assert len(training_sample(rows[:100])) == 100  # a small corpus trains on all its tokens
+    threshold = faiss.cvar.distance_compute_blas_threshold
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(MIN_TRAIN, 384)).astype(np.float32)
+    assert Codebook.train(vectors / np.linalg.norm(vectors, axis=1, keepdims=True)) is not None
+    assert faiss.cvar.distance_compute_blas_threshold == threshold
 
 
 def test_pooling_halves_the_tokens_and_merges_the_alike() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +22,11 @@ import numpy as np
 from ..timings import phase
 from . import ModelSpec, Pooled, Role, Spans, TokenEncoder, pool_spans, span_masks
 from .cache import built_once
+from .threads import cap_threads
 
 # Texts embedded at once, each by one thread: two single-threaded passes keep two cores busier than one pass split
-# in two (one text's matrices are small).
-WORKERS = max(1, min(8, os.cpu_count() or 1))
+# in two (one text's matrices are small). No more than the CPUs this process may use (affinity, cgroup quota).
+WORKERS = min(8, cap_threads())
 EXPORT_VERSION = 1  # bump when the export or quantisation changes: the cached graph is then made again
 QUANTISATION = "onnx-int8-matmul-per-channel"
 

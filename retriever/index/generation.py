@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..encoders import ModelSpec
+from ..timings import phase
 from .integrity import save_array
 from .manifest import Manifest
 from .rowfile import RowReader, RowWriter
-from .tokencodes import Codebook, token_floats
+from .tokencodes import Codebook, token_floats, training_sample
 from .vectorfile import VectorReader, VectorWriter
 
 if TYPE_CHECKING:  # ann imports faiss, which only builds and loads need
@@ -115,8 +116,9 @@ class Generation:
         elif not own:
             return
         else:
-            sample = np.concatenate([np.load(self.folder / f"{self.segments[i]}.npy") for i in own])
-            trained = Codebook.train(token_floats(sample, None))
+            rows = np.concatenate([np.load(self.folder / f"{self.segments[i]}.npy", mmap_mode="r") for i in own])
+            with phase("codebook"):
+                trained = Codebook.train(token_floats(training_sample(rows), None))
             if trained is None:
                 return
             codebook = self.new_codebook(trained)

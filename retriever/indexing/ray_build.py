@@ -64,9 +64,9 @@ class EmbedWorker:
 
     def __init__(self, names: Sequence[str], cache_dir: str) -> None:
         from ..encoders import load_encoder
-        from ..encoders.threads import single_threaded_blas
+        from ..encoders.threads import cap_threads
 
-        single_threaded_blas()
+        cap_threads()
         self.encoders = [span_encoder(load_encoder(name, Path(cache_dir))) for name in names]
 
     def embed(
