@@ -170,7 +170,7 @@ def test_a_build_sharded_over_ray_ranks_as_a_local_build(
     np.testing.assert_array_equal(codebook_of(tmp_path / "staged"), codebook_of(local.store.root))
     staged = Retriever(notes, tmp_path / "staged", cache_dir=model_cache)  # the Ray build's own files
     published = Retriever(notes, tmp_path / "staged", cache_dir=model_cache, store=store)
-    assert published.manifest().chunks == local.manifest().chunks
+    assert list(published.manifest().chunks) == list(local.manifest().chunks)
     for mode in ("dense", "hybrid"):
         assert top5(staged, mode) == top5(local, mode), mode
         want, got = top5(local, mode), top5(published, mode)
