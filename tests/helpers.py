@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -52,6 +53,23 @@ def wait_for(predicate: Callable[[], T], seconds: float = 120, what: str = "") -
             return value
         time.sleep(0.2)
     raise AssertionError(f"not within {seconds:g} s{': ' + what if what else ''}")
+
+
+def kill_an_actor_mid_build(
+    build: subprocess.Popen[str], actors: Callable[[], list[int]], seconds: float, build_seconds: float
+) -> tuple[bool, str]:
+    """SIGKILLs the first actor of a running Ray build once it has one; whether the build still ran when the actor
+    was killed, and the build's stderr once it ends (it is killed if it outlives build_seconds)."""
+    try:
+        victim = wait_for(lambda: actors()[:1], seconds, "an actor of the build")[0]
+        time.sleep(2)  # into its model load or its first steps: both are the build's, and both are retried
+        killed_while_building = build.poll() is None
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = build.communicate(timeout=build_seconds)
+    finally:
+        if build.poll() is None:
+            build.kill()
+    return killed_while_building, stderr
 
 
 @contextmanager

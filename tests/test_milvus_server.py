@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -344,7 +343,7 @@ def test_a_ray_build_whose_worker_is_killed_publishes_whole(server: int, repo_no
     """`index --ray local` in the server's namespace, two actors, one SIGKILLed mid-build: Ray restarts it and runs
     its step again, the build publishes under the lock and alias swap, and the store answers as a local build."""
     pytest.importorskip("ray")
-    from helpers import wait_for
+    from helpers import kill_an_actor_mid_build
 
     store = f"{STORE[: STORE.rindex('/')]}/raykill"
     where = ["--notes", str(repo_notes), "--encoders", "e5", "--store", store, "--index", str(tmp_path / "staged")]
@@ -354,15 +353,7 @@ def test_a_ray_build_whose_worker_is_killed_publishes_whole(server: int, repo_no
         text=True,
         env=environment(OMP_NUM_THREADS="1", RAY_memory_monitor_refresh_ms="0", RAY_USAGE_STATS_ENABLED="0"),
     )
-    try:
-        victim = wait_for(lambda: embed_workers_in(server)[:1], 300, "an actor of the build")[0]
-        time.sleep(2)  # into its model load or its first steps: both are the build's, and both are retried
-        killed_while_building = build.poll() is None
-        os.kill(victim, signal.SIGKILL)
-        _, stderr = build.communicate(timeout=900)
-    finally:
-        if build.poll() is None:
-            build.kill()
+    killed_while_building, stderr = kill_an_actor_mid_build(build, lambda: embed_workers_in(server), 300, 900)
     assert killed_while_building and build.returncode == 0, stderr
     assert "published the index" in stderr and "Traceback" not in stderr
     local = ["--notes", str(repo_notes), "--encoders", "e5", "--index", str(tmp_path / "local")]

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO
-from helpers import cli, wait_for
+from helpers import cli, kill_an_actor_mid_build, wait_for
 
 from retriever import Retriever
 
@@ -238,15 +237,7 @@ def test_an_actor_killed_mid_build_costs_a_retry_not_the_build(
     notes = local_build[0]
     command = [sys.executable, "-m", "retriever", *ray_index(tmp_path, notes, ray_cluster)]
     build = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        victim = wait_for(lambda: embed_workers(ray_cluster)[:1], 120, "an actor of the build")[0]
-        time.sleep(2)  # into its model load or its first steps: both are the build's, and both are retried
-        killed_while_building = build.poll() is None
-        os.kill(victim, signal.SIGKILL)
-        _, stderr = build.communicate(timeout=300)
-    finally:
-        if build.poll() is None:
-            build.kill()
+    killed_while_building, stderr = kill_an_actor_mid_build(build, lambda: embed_workers(ray_cluster), 120, 300)
     assert killed_while_building
     assert build.returncode == 0, stderr
     assert "published the index" in stderr and "Traceback" not in stderr

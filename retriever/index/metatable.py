@@ -13,7 +13,7 @@ import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -24,6 +24,7 @@ TABLES = ("meta.chunks", "meta.questions")  # [rows, len(COLUMNS)] int64, each w
 PARTS = "meta.parts"  # [parts, 3] int32: chunk row, first and end character of the chunk's text
 COLUMNS = ("text_start", "text_end", "path", "headings", "tags", "date", "start_line", "end_line", "question")
 TEXT = ".text"
+T = TypeVar("T")
 
 
 def files() -> list[str]:
@@ -106,34 +107,47 @@ def write_tables(
     return Strings(paths.values(), headings.values(), tags.values(), dates.values())
 
 
-class ChunkTable(Sequence[Chunk]):
-    """Chunks as rows of a table: each made on first access and kept, so a question makes only those it shows."""
+class RowTable(Sequence[T]):
+    """Items made from the rows of an integer table when indexed, as a list would hand them out."""
 
-    def __init__(self, rows: np.ndarray, text: np.ndarray, strings: Strings) -> None:
-        self.rows, self.text, self.strings = rows, text, strings
-        self.made: list[Chunk | None] = [None] * len(rows)
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
 
     def __len__(self) -> int:
         return len(self.rows)
 
     @overload
-    def __getitem__(self, index: int) -> Chunk: ...
+    def __getitem__(self, index: int) -> T: ...
 
     @overload
-    def __getitem__(self, index: slice) -> list[Chunk]: ...
+    def __getitem__(self, index: slice) -> list[T]: ...
 
-    def __getitem__(self, index: int | slice) -> Chunk | list[Chunk]:
+    def __getitem__(self, index: int | slice) -> T | list[T]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
         row = operator.index(index)
-        row = row + len(self) if row < 0 else row
-        made = self.made[row]  # IndexError past the end, as a list's
+        return self.item(row + len(self) if row < 0 else row)  # IndexError past the end, as a list's
+
+    def __iter__(self) -> Iterator[T]:
+        return (self[row] for row in range(len(self)))
+
+    def item(self, row: int) -> T:
+        raise NotImplementedError
+
+
+class ChunkTable(RowTable[Chunk]):
+    """Chunks as rows of a table: each made on first access and kept, so a question makes only those it shows."""
+
+    def __init__(self, rows: np.ndarray, text: np.ndarray, strings: Strings) -> None:
+        super().__init__(rows)
+        self.text, self.strings = text, strings
+        self.made: list[Chunk | None] = [None] * len(rows)
+
+    def item(self, row: int) -> Chunk:
+        made = self.made[row]
         if made is None:
             made = self.made[row] = self.make(row)
         return made
-
-    def __iter__(self) -> Iterator[Chunk]:
-        return (self[row] for row in range(len(self)))
 
     def make(self, row: int) -> Chunk:
         start, end, path, headings, tags, date, first, last, _ = self.rows[row].tolist()
@@ -144,29 +158,15 @@ class ChunkTable(Sequence[Chunk]):
         )
 
 
-class PartTable(Sequence[Part]):
+class PartTable(RowTable[Part]):
     """Parts as rows of a table; their owners are a column, which ranking and checks read whole."""
-
-    def __init__(self, rows: np.ndarray) -> None:
-        self.rows = rows
 
     @property
     def owners(self) -> np.ndarray:
         return self.rows[:, 0].astype(np.int64)
 
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @overload
-    def __getitem__(self, index: int) -> Part: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Part]: ...
-
-    def __getitem__(self, index: int | slice) -> Part | list[Part]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        chunk, start, end = self.rows[index].tolist()
+    def item(self, row: int) -> Part:
+        chunk, start, end = self.rows[row].tolist()
         return Part(chunk, start, end)
 
 
