@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Self, TypeVar
 
+import numpy as np
 import pytest
 
 from retriever.serving.client import Connection, connect, ready
@@ -99,6 +100,18 @@ def rewrite_manifest(generation: Path, change: Callable[[dict], object]) -> None
     change(data)
     path.write_text(json.dumps(data), encoding="utf-8")
     (generation / "manifest.sha256").write_text(hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def rewrite_table(generation: Path, name: str, edit: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Edit one of a generation's metadata tables and seal it in the manifest, as a buggy or hostile writer would."""
+    table = generation / name
+    np.save(table, edit(np.load(table)))
+
+    def reseal(data: dict) -> None:
+        data["checksums"][name] = hashlib.sha256(table.read_bytes()).hexdigest()
+        data["sizes"][name] = table.stat().st_size
+
+    rewrite_manifest(generation, reseal)
 
 
 class Hammer:

@@ -13,12 +13,13 @@ import shutil
 import subprocess
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers import cli, rewrite_manifest
+from helpers import cli, rewrite_manifest, rewrite_table
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError
@@ -265,19 +266,27 @@ def test_random_bit_flips_anywhere_in_the_index_are_all_caught(small: tuple[Path
     assert Retriever(notes, index, auto_update=False).ask("배치", k=1)[0].heading == "배치사이즈"
 
 
+def set_cell(row: int, column: int, value: int) -> Callable[[np.ndarray], np.ndarray]:
+    def edit(table: np.ndarray) -> np.ndarray:
+        table[row, column] = value
+        return table
+
+    return edit
+
+
 @pytest.mark.parametrize(
     "change",
     [
-        lambda d: d["chunk_question"].__setitem__(0, 99),
-        lambda d: d["parts"][0].update(chunk=7),
-        lambda d: d["parts"].clear(),
-        lambda d: d.update(models=[]),
+        lambda gen: rewrite_table(gen, "meta.chunks.npy", set_cell(0, 8, 99)),
+        lambda gen: rewrite_table(gen, "meta.parts.npy", set_cell(0, 0, 7)),
+        lambda gen: rewrite_table(gen, "meta.parts.npy", lambda table: table[:0]),
+        lambda gen: rewrite_manifest(gen, lambda d: d.update(models=[])),
     ],
     ids=["chunk_question", "part owner", "no parts", "no models"],
 )
 def test_a_sealed_but_inconsistent_manifest_is_one_line(small: tuple[Path, Path], change) -> None:
     notes, index = small
-    rewrite_manifest(generation(index), change)
+    change(generation(index))
     line = one_line_error(run("ask", "배치", "--notes", str(notes), "--index", str(index)))
     assert "inconsistent" in line and "retriever index --full" in line
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from helpers import Hammer, cli, make_notes, rewrite_manifest
+from helpers import Hammer, cli, make_notes, rewrite_table
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError
@@ -75,14 +73,7 @@ def test_questions_during_a_rebuild_see_a_whole_index(small: tuple[Path, Path]) 
 def test_chunk_count_not_matching_vectors_is_reported(small: tuple[Path, Path]) -> None:
     notes, index = small
     gen = index / current(index)
-    table = gen / "meta.chunks.npy"
-    np.save(table, np.load(table)[:-1])  # a writer that lost a chunk, and sealed what it wrote
-
-    def reseal(data: dict) -> None:
-        data["checksums"][table.name] = hashlib.sha256(table.read_bytes()).hexdigest()
-        data["sizes"][table.name] = table.stat().st_size
-
-    rewrite_manifest(gen, reseal)
+    rewrite_table(gen, "meta.chunks.npy", lambda table: table[:-1])  # a writer that lost a chunk, and sealed it
     with pytest.raises(RetrieverError, match="inconsistent.*retriever index --full"):
         Retriever(notes, index).store.load()
     result = CliRunner().invoke(app, ["doctor", "--notes", str(notes), "--index", str(index)])
