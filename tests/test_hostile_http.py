@@ -36,6 +36,7 @@ from retriever.serving.client import Connection, ask_server, connect, ready
 from retriever.serving.loading import Loading
 from retriever.serving.records import ADDRESS_FILE
 from retriever.serving.server import HOST, MAX_BODY, MAX_K, Server, make_server
+from retriever.serving.updates import Updates
 
 pytestmark = pytest.mark.slow  # a real `retriever serve` process
 
@@ -229,7 +230,11 @@ def test_bytes_that_are_not_utf8_are_a_400(api: Served) -> None:
 
 
 class Broken:
-    """In place of a Service: a bug in /status, after a pause a client can hang up in."""
+    """In place of a Service: a bug in /status, after a pause a client can hang up in; its update queue stays empty
+    (/health asks whether an update builds)."""
+
+    def __init__(self) -> None:
+        self.updates = Updates(lambda full: {})
 
     def status(self) -> dict[str, Any]:
         time.sleep(0.3)
