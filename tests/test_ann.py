@@ -10,6 +10,7 @@ import pytest
 
 from retriever.index.ann import FlatIndex, IVFIndex, Training, VectorIndex, build_index, load_index
 from retriever.index.rowfile import RowReader
+from retriever.index.vectorfile import VectorReader, VectorWriter
 
 DIM = 64
 
@@ -49,7 +50,13 @@ def test_factory_picks_flat_below_the_threshold_and_ivf_above(tmp_path: Path) ->
 
 @pytest.mark.parametrize("threshold", [10**9, 0])
 def test_kind_and_params_round_trip_through_save_and_load(tmp_path: Path, threshold: int) -> None:
-    index = build_index(reader(tmp_path, clustered(2000, 2)), threshold=threshold)
+    """Saved beside its matrix as an index stores it (int8 rows and their scales), which a flat index is built from."""
+    writer = VectorWriter(tmp_path, "m", DIM)
+    writer.append(clustered(2000, 2))
+    writer.close()
+    stored = VectorReader(tmp_path, "m")
+    index = build_index(stored, threshold=threshold)
+    stored.close()
     index.save(tmp_path / "m.faiss")
     loaded = load_index(index.kind, tmp_path / "m.faiss")
     assert (loaded.kind, loaded.params, len(loaded)) == (index.kind, index.params, 2000)
