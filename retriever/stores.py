@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import RetrieverError
 from .local.store import IndexStore
-from .milvus.connection import shown
+from .milvus.location import shown
 from .search.view import MILVUS_SCHEME, is_milvus
 
 
@@ -34,7 +34,7 @@ def check_store(store: str | None) -> None:
             f"unknown store {shown(store)!r}: give milvus://HOST:PORT/NAME or a Milvus Lite file ending in .db"
         )
     if store.startswith(MILVUS_SCHEME):
-        from .milvus.connection import Location
+        from .milvus.location import Location
 
         Location.parse(store)
     else:

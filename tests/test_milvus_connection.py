@@ -12,7 +12,7 @@ import pytest
 from helpers import cli
 
 from retriever.errors import RetrieverError
-from retriever.milvus.connection import Location, shown
+from retriever.milvus.location import Location, shown
 
 
 def test_a_url_with_credentials_is_refused_without_echoing_them(repo_notes: Path) -> None:

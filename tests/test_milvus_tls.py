@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from retriever.errors import RetrieverError
-from retriever.milvus.connection import Location, connect
+from retriever.milvus.connection import connect
+from retriever.milvus.location import Location
 
 
 def certificate(folder: Path, name: str) -> tuple[Path, Path]:

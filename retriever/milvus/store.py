@@ -25,9 +25,10 @@ from ..failpoints import failpoint
 from ..index.generation import StoredIndex
 from ..index.manifest import FORMAT, SPANS, VERSION, Manifest
 from ..local.store import IndexStore
-from .connection import Location, StoreUnreachable, connect, failure
+from .connection import StoreUnreachable, connect, failure
 from .index import MilvusIndex
 from .layout import LAYOUT, MAX_LIMIT
+from .location import Location
 from .lock import Holder, WriterLock, drop_lock, lock_holder
 from .publish import Publisher, header_of, write_header
 

@@ -11,7 +11,7 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
-from .connection import Location
+from .location import Location
 
 NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH: the certificate holds other names
 # A handshake with a live server takes milliseconds; a server that accepts and never answers must not cost the user
