@@ -48,7 +48,7 @@ def test_numpy_engine_agrees_with_sentence_transformers(
 
 def test_int8_passage_encoder_stays_within_cosine_099_of_float32(float32_encoder, encoder) -> None:
     """The build's int8 graph against the float32 weights, on real passages: the notes' chunks and parts."""
-    from retriever.encoders import pieces_of
+    from retriever.encoders.base import pieces_of
     from retriever.indexing.indexer import collect
     from retriever.reading.chunking import ChunkerSettings
     from retriever.reading.notes import scan_notes

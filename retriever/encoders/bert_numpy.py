@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ModelSpec, Role
+from .base import ModelSpec, Role
 
 
 def erf(x: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..timings import phase
-from . import ModelSpec, Pooled, Role, Spans, TokenEncoder, pool_spans, span_masks
+from .base import ModelSpec, Pooled, Role, Spans, TokenEncoder, pool_spans, span_masks
 from .cache import built_once
 from .threads import cap_threads
 

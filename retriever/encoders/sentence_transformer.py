@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import RetrieverError
 from ..timings import phase
-from . import ModelSpec, Role, TokenEncoder
+from .base import ModelSpec, Role, TokenEncoder
 
 BATCH_SIZE = 32
 PROMPT_NAMES: dict[Role, tuple[str, ...]] = {"query": ("query",), "passage": ("passage", "document")}

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RetrieverError
-from . import USE_MODEL, ModelSpec, Pooled, Role, Spans, span_masks
+from .base import USE_MODEL, ModelSpec, Pooled, Role, Spans, span_masks
 from .cache import built_once
 from .shipped import shipped
 
