@@ -27,6 +27,7 @@ from .cache import built_once
 
 FORMAT_VERSION = 1  # bump when the files written by `build` change
 UNK_PENALTY = 10.0  # an unknown character scores this far below the worst piece, as in `tokenizers` and sentencepiece
+WORDS_KEPT = 10_000  # segmented words kept for the next question (a few MB at most)
 PIECES, SCORES, SETTINGS = "pieces.txt", "scores.npy", "settings.json"
 
 
@@ -78,6 +79,8 @@ class UnigramTokenizer:
         self.bos, self.eos = settings["frame"]
         self.normalizer = normalizers.Precompiled(base64.b64decode(settings["charsmap"]))
         self.pre_tokenizer = pre_tokenizer()
+        self.words: dict[str, list[int]] = {}  # segmented words, as `tokenizers` keeps them: a question is read
+        # twice (counted against the window, then encoded) and its words recur in the next one
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         ids: list[int] = []
@@ -94,7 +97,15 @@ class UnigramTokenizer:
         if not text:
             return []
         words = self.pre_tokenizer.pre_tokenize_str(self.normalizer.normalize_str(text))
-        return [piece_id for word, _ in words for piece_id in self.segment(word)]
+        return [piece_id for word, _ in words for piece_id in self.cached(word)]
+
+    def cached(self, word: str) -> list[int]:
+        ids = self.words.get(word)
+        if ids is None:
+            if len(self.words) >= WORDS_KEPT:
+                self.words.clear()
+            ids = self.words[word] = self.segment(word)
+        return ids
 
     def segment(self, word: str) -> list[int]:
         """The best-scoring pieces of word (Viterbi): where no piece of one character starts, that character is
