@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from functools import cache
 from typing import Any, TypeVar
 
 from .builder import Builder, paused_gc, short_name
@@ -102,25 +100,6 @@ def note_named(manifest: Manifest, path: str) -> str | None:
     return next((known for known in manifest.files if normalise(known) == composed), None)
 
 
-@cache
-def side_lane() -> ThreadPoolExecutor:
-    """One thread for a question's other channels while its first model runs: that model's forward is numpy matrix
-    products, which release the GIL, so the second model and BM25 run on the other core instead of after it."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="retriever-channels")
-
-
-def alongside(first: Callable[[], object], other: Callable[[], None]) -> None:
-    """first() here and other() in the side lane at once; both finish before this returns, and first's error
-    wins over other's."""
-    running = side_lane().submit(other)
-    try:
-        first()
-    finally:
-        error = running.exception()
-    if error is not None:
-        raise error
-
-
 class Searcher(Builder):
     """Questions of an index that the Builder half keeps up to date (where auto_update holds)."""
 
@@ -171,29 +150,20 @@ class Searcher(Builder):
         if asked.notice and self.reporter:
             self.reporter.note(asked.notice)
         query, text = Query(loaded, text=asked.text, allowed=allowed), asked.text
-
-        def encode(model: int, encoder: Encoder) -> None:
+        for model, encoder in zip(use, encoders):
             with phase(f"encode {short_name(names[model])}"):
                 if model == 0 and settings.rerank and hasattr(encoder, "encode_with_tokens"):
                     vectors, tokens = encoder.encode_with_tokens([text], "query")
                     query.vectors[model], query.tokens = vectors, tokens[0]
                 else:
                     query.vectors[model] = encoder.encode([text], "query")
-
-        def first() -> None:
-            for model, encoder in zip(use[:1], encoders[:1]):
-                encode(model, encoder)
-
-        def others() -> None:
-            for model, encoder in zip(use[1:], encoders[1:]):
-                encode(model, encoder)
-            if settings.mode != "dense":
-                with phase("bm25"):
-                    query.lexical = loaded.lexical(text)
-
-        alongside(first, others)
-        if query.lexical is None and settings.mode == "lexical":
-            raise RetrieverError(f"the index in {self.store.label} has no lexical channel; use --mode dense or hybrid")
+        if settings.mode != "dense":
+            with phase("bm25"):
+                query.lexical = loaded.lexical(text)
+            if query.lexical is None and settings.mode == "lexical":
+                raise RetrieverError(
+                    f"the index in {self.store.label} has no lexical channel; use --mode dense or hybrid"
+                )
         return query
 
     def _same_models(self, loaded: IndexView, encoders: dict[int, Encoder]) -> IndexView:
@@ -214,6 +184,8 @@ class Searcher(Builder):
     def _query_encoders(self, names: list[str], mode: Mode) -> list[Encoder]:
         """The question's encoders and, for the lexical channel, Kiwi: loaded side by side, since a cold question
         waits for the slowest of them (Kiwi ~1.5 s, USE ~1 s) rather than their sum."""
+        from concurrent.futures import ThreadPoolExecutor
+
         wanted = [] if mode == "lexical" else names
         if (tuple(names), mode) in self._warm:  # all loaded: no pool to start on every question
             return [load_query_encoder(name, self.cache_dir) for name in wanted]
