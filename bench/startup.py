@@ -7,7 +7,8 @@ Rows: `retriever mcp` over stdio from spawn to its `initialize` answer, to `tool
 and to `/health` saying "ok"; and whole `retriever ask` processes: in-process (`--no-server`), the first ask of an
 index (which starts the background server and waits for it), and a later ask answered by that server, all beside
 the hand-written script (bench/reference_script.py) timed in the same run. Run it with `PYTHONPATH` at another
-checkout to measure that code with this bench.
+checkout to measure that code with this bench, or give `--against DIR` (another checkout, e.g. an exported commit)
+to time its cold asks beside this checkout's, the two taking turns run by run.
 """
 
 from __future__ import annotations
@@ -181,17 +182,42 @@ def ask_rows(notes: Path, index: Path, runs: int) -> list[Row]:
     return rows
 
 
+def against_rows(notes: Path, index: Path, other: Path, runs: int) -> list[Row]:
+    """Cold asks of this checkout and of `other` (each process with its own PYTHONPATH), alternating, so a busy
+    spell of the machine falls on both alike."""
+    this = Path(__file__).resolve().parent.parent
+    ask = ["-m", "retriever", "ask", QUESTION, "--notes", str(notes), "--index", str(index), "--json"]
+    os.environ.pop("RETRIEVER_NO_DAEMON", None)
+    os.environ.pop("RETRIEVER_NO_SERVER", None)
+    rows: list[Row] = []
+    for label, extra in (("cold `retriever ask --no-server`", ["--no-server"]), ("first `retriever ask`", [])):
+        times: dict[Path, list[float]] = {this: [], other: []}
+        for _ in range(runs):
+            for code in (other, this):
+                stop_recorded_server(index)
+                times[code].append(run_process(["env", f"PYTHONPATH={code}", sys.executable, *ask, *extra])[0])
+        stop_recorded_server(index)
+        before, after = statistics.median(times[other]), statistics.median(times[this])
+        rows.append((f"{label}, {other.name}", before, "s", None, "reference"))
+        rows.append((f"{label}, this checkout", after, "s", before, other.name))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="runs per row (median)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "startup.json")
+    parser.add_argument("--against", type=Path, help="another checkout: only its cold asks beside this one's")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="retriever-startup-"))
     try:
         notes, index = Path(shutil.copytree(REPO / "notes", work / "notes")), work / "index"
         run_process([*RETRIEVER, "index", "--notes", str(notes), "--index", str(index)])
-        rows = mcp_rows(notes, index, args.runs) + serve_rows(notes, index, args.runs)
-        rows += ask_rows(notes, index, args.runs)
+        if args.against:
+            rows = against_rows(notes, index, args.against.resolve(), args.runs)
+        else:
+            rows = mcp_rows(notes, index, args.runs) + serve_rows(notes, index, args.runs)
+            rows += ask_rows(notes, index, args.runs)
         report(rows, args.json)
     finally:
         stop_recorded_server(work / "index")

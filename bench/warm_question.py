@@ -20,6 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from retriever.encoders.threads import cap_threads
+
+cap_threads()  # before faiss and torch load OpenMP, as the CLI does: otherwise torch's spinning threads slow both
+
 import faiss
 import numpy as np
 from run import QUESTION, REPO, RETRIEVER

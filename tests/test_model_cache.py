@@ -206,7 +206,7 @@ def folder_kind(name: str) -> str:
         return "use"
     if not name.startswith(e5) or name.endswith(".lock"):
         return ""
-    return "onnx" if "--onnx-" in name else "e5"
+    return "onnx" if "--onnx-" in name else "unigram" if "--unigram-" in name else "e5"
 
 
 def model_file(cache: Path, kind: str, name: str) -> Path:
@@ -235,6 +235,10 @@ DAMAGES: dict[str, tuple[Callable[[Path], None], str]] = {
         lambda c: os.truncate(model_file(c, "e5", "tokenizer.json"), 1000),
         "tokenizer.json does not match its seal",
     ),
+    "question-tokenizer-flipped": (
+        lambda c: flip_in_place(model_file(c, "unigram", "pieces.txt")),
+        "pieces.txt does not match its seal",
+    ),
     "seal-deleted": (unseal_flipped, f"its {SEAL} is missing"),
     "use-weights-flipped": (
         lambda c: flip_in_place(model_file(c, "use", "weights.npz")),
@@ -248,7 +252,7 @@ def test_a_damaged_model_is_rebuilt_and_answers_as_before(
     name: str, answered: tuple[Path, Path, dict], model_cache: Path, tmp_path: Path
 ) -> None:
     notes, index, before = answered
-    cache = cached_copy(model_cache, tmp_path, "e5", "use")
+    cache = cached_copy(model_cache, tmp_path, "e5", "unigram", "use")
     assert ask(notes, index, cache)["results"] == before["results"]  # in use: every file read since it was copied
     damage_it, why = DAMAGES[name]
     damage_it(cache)

