@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..encoders import Encoder, Spans, TokenEncoder, passes, span_encoder
-from ..failpoints import failpoint
+from ..failpoints import failpoint, holdpoint
 from ..index.generation import Generation, StoredIndex
 from ..index.lexical import LexicalIndex
 from ..index.manifest import COLLECTIONS, LEXICAL, SPANS, Manifest, matrix_name
@@ -471,6 +471,7 @@ def build(
         nonlocal state
         state = replace(state, texts=state.texts + texts, chars=state.chars + chars)
         failpoint("embedding")
+        holdpoint("embedding")  # a test holds a server's update here to ask questions during it
         if progress:
             progress(state)
 
