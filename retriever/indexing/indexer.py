@@ -283,7 +283,7 @@ def embed(
     made at the first result: in int8, or as codes where the passes return codes (`Resumable.codes`, settled by
     then). Returns each key's scratch row, and the token rows of each fresh part in that segment."""
     dim = plans["chunks"].encoder.spec.dim
-    writers = {c: RowWriter(generation.scratch / f"{plans[c].name}.npy", dim) for c in COLLECTIONS}
+    writers = {c: RowWriter(generation.scratch / f"{plans[c].name}.npy", dim, durable=False) for c in COLLECTIONS}
     tokens: RowWriter | None = None
     items, offsets, question_of = layout.items, layout.offsets, layout.question_of
     fresh: Fresh = {c: {} for c in COLLECTIONS}
@@ -472,6 +472,10 @@ def build(
         for each_model in resumable:
             each_model.done = kept
     todo = [[row for row in rows if r.key(layout.items[row]) not in r.done] for r, rows in zip(resumable, pending)]
+    # An update of one step's texts or fewer keeps no checkpoint: an interrupt loses no more than the step it
+    # bounds, and its files (written, fsynced, removed at the commit) were 10 of the 42 fsyncs and 9 of the 43
+    # unlinks of one edited Hecto note's update, which embeds 2 texts.
+    checkpoint.keeping = sum(len(rows) for rows in todo) > STEP
     state = EmbedProgress(
         0,
         sum(len(rows) for rows in todo),
