@@ -97,7 +97,8 @@ class InProcess:
         with timings.phase("load new generation"):
             self.retriever.loaded()
         phases = {**timings.phases, "total": time.perf_counter() - started}
-        phases[COMMIT] -= phases.get(CHECK, 0.0)  # so that the phases add up to the total
+        if COMMIT in phases:  # an update that found nothing to do commits nothing
+            phases[COMMIT] -= phases[CHECK]  # so that the phases add up to the total
         new = [chunk.embed_text for chunk in self.retriever.manifest().chunks if chunk.content_hash not in before]
         return phases, new
 
@@ -139,6 +140,7 @@ def main() -> None:
             server_pid = int(connection.call("/health")["pid"])
             edit(0)
             first = timed([*RETRIEVER, "index", *where], server_pid)
+            edit(-1)
             here.update()  # loads its passage encoders, as the server's first update did
             for n in range(1, args.runs + 1):
                 edit(3 * n - 2)
