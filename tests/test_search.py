@@ -110,10 +110,13 @@ def test_ask_builds_a_missing_index_and_updates_a_stale_one(retriever: Retriever
 def test_unchanged_notes_keep_their_chunks_without_being_chunked_again(
     repo_notes: Path, tmp_path: Path, encoder
 ) -> None:
+    """And in the edited note, the chunks it had before keep their parts without being cut again: only the text
+    that is new is read bullet by bullet and sentence by sentence."""
     retriever = Retriever(repo_notes, tmp_path / "index", models=["e5"])
     retriever.index()
     career = repo_notes / "career.md"
-    career.write_text(career.read_text(encoding="utf-8") + "\n## 새 질문\n- 새 답변\n", encoding="utf-8")
+    before = career.read_text(encoding="utf-8")
+    career.write_text(before + "\n## 새 질문\n- 새 답변\n", encoding="utf-8")
     scan = scan_notes(repo_notes)
     counted: list[str] = []
 
@@ -125,6 +128,8 @@ def test_unchanged_notes_keep_their_chunks_without_being_chunked_again(
     assert reused == collect(scan, retriever.chunker, encoder.count_tokens)  # same rows, same order
     kaggle = (repo_notes / "kaggle.md").read_text(encoding="utf-8")
     assert counted and not [t for t in counted if t in kaggle]  # only the edited note was chunked
+    pieces = [t for t in counted if "\n" not in t]  # bullets and sentences, each counted to cut parts
+    assert "- 새 답변" in pieces and not [t for t in pieces if t in before]  # only its new bullet was cut again
 
 
 def test_token_segments_are_compacted_once_mostly_dead(small: tuple[Path, Path]) -> None:

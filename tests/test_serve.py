@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -178,6 +179,48 @@ def test_index_is_built_by_the_server_that_holds_the_models(small: tuple[Path, P
         failed = cli("index", *where)  # the server's failed build is the client's one-line error
         assert failed.returncode == 1 and failed.stderr.count("\n") == 1 and "no notes to index" in failed.stderr
         assert connection.call("/health")["status"] == "ok"  # and the server still answers from the last index
+
+
+def test_questions_during_an_update_are_answered_from_the_generation_before_it(
+    small: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update the server builds (held in its embedding here, as a long one would be) keeps no question waiting:
+    one asked meanwhile is answered at once from the live generation, one after the commit from the new one. So is
+    a question asked while another question's update builds: that one waits for its update, and gets the edit."""
+    notes, index = small
+    release = tmp_path / "release"
+    monkeypatch.setenv("RETRIEVER_HOLD", f"embedding:{release}")
+    dropout = {"question": "dropout 은 얼마로?", "k": 1}
+    with serving(notes, index) as (connection, _):
+        before = live(index)
+        (notes / "c.md").write_text("## 드롭아웃 비율\n- 0.1에서 시작해서 과적합이면 올린다\n", encoding="utf-8")
+        command = [sys.executable, "-m", "retriever", "index", "--notes", str(notes), "--index", str(index), "--json"]
+        client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: any(index.glob(".tmp-gen-*")), what="the server's update to start its generation")
+            during = connection.call("/ask", dropout, timeout=60)
+            assert during is not None and during["results"][0]["heading"] != "드롭아웃 비율"
+            assert live(index) == before and client.poll() is None  # the update was still held
+        finally:
+            release.touch()
+            out, errors = client.communicate(timeout=300)
+        assert client.returncode == 0 and json.loads(out)["added"] == 1, errors
+        after = connection.call("/ask", dropout)
+        assert after is not None and after["results"][0]["heading"] == "드롭아웃 비율"
+
+        release.unlink()
+        (notes / "d.md").write_text("## 학습률 예열\n- 워밍업은 천 스텝 동안 한다\n", encoding="utf-8")
+        with ThreadPoolExecutor(1) as pool:
+            asking = pool.submit(connection.call, "/ask", {"question": "warmup 은 몇 스텝?", "k": 1})
+            try:
+                wait_for(lambda: any(index.glob(".tmp-gen-*")), what="the question's update to start")
+                meanwhile = connection.call("/ask", dropout, timeout=60)
+                assert meanwhile is not None and meanwhile["results"][0]["heading"] == "드롭아웃 비율"
+                assert not asking.done()  # its update was still held
+            finally:
+                release.touch()
+            answered = asking.result(timeout=300)
+        assert answered is not None and answered["results"][0]["heading"] == "학습률 예열"
 
 
 def test_a_server_that_dies_mid_update_leaves_the_update_to_the_client(small: tuple[Path, Path]) -> None:

@@ -131,10 +131,9 @@ def is_report(report: dict[str, Any]) -> bool:
 
 
 def ray_settings(address: str | None, workers: int | None) -> RaySettings | None:
-    """--ray's settings, refused before any work when Ray is not installed (it is an extra)."""
+    """--ray's settings, refused before any work when Ray is not installed (it is an extra). Its module is imported
+    only for --ray: it pulls in numpy and the index code, which an update sent to a running server never needs."""
     from importlib.util import find_spec
-
-    from ..indexing.ray_build import RaySettings
 
     if address is None:
         if workers is not None:
@@ -144,6 +143,8 @@ def ray_settings(address: str | None, workers: int | None) -> RaySettings | None
         raise typer.BadParameter(
             "Ray is not installed; install it with `pip install retriever[ray]`", param_hint="--ray"
         )
+    from ..indexing.ray_build import RaySettings
+
     return RaySettings(address.strip(), workers)
 
 

@@ -88,7 +88,7 @@ class Generation:
         if codes is not None:
             self.coded.add(name)
             self.codes = codes
-        return RowWriter(self.folder / f"{name}.npy", width, np.int8 if codes is None else np.uint8)
+        return RowWriter(self.folder / f"{name}.npy", width, np.int8 if codes is None else np.uint8, durable=False)
 
     def link(self, old: StoredIndex, name: str, segment: bool = True) -> None:
         """Share an old generation's segment (or codebook): a hard link, and its checksum carried over rather than
@@ -124,15 +124,15 @@ class Generation:
             codebook = self.new_codebook(trained)
         for i in own:
             path = self.folder / f"{self.segments[i]}.npy"
-            save_array(path, codebook.encode(token_floats(np.load(path), None)))
+            save_array(path, codebook.encode(token_floats(np.load(path), None)), durable=False)
 
     def new_codebook(self, codebook: Codebook) -> Codebook:
         """Saved as this generation's, under a name of its own (later generations link it by that name)."""
         self.codebook = f"codebook-{uuid.uuid4().hex[:12]}"
-        save_array(self.folder / f"{self.codebook}.npy", codebook.stored())
+        save_array(self.folder / f"{self.codebook}.npy", codebook.stored(), durable=False)
         return codebook
 
     def array(self, name: str, array: np.ndarray) -> None:
         """A small extra array, written whole."""
         self.extras.add(name)
-        save_array(self.folder / f"{name}.npy", array)
+        save_array(self.folder / f"{name}.npy", array, durable=False)

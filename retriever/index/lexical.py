@@ -167,7 +167,7 @@ class LexicalIndex:
         per_doc = [Counter(tokens) for tokens in self.doc_tokens]
         names = sorted(self.vocab, key=self.vocab.get)
         counts = [per_doc[doc][names[term]] for doc, term in zip(docs.tolist(), terms.tolist())]
-        save_array(folder / COUNTS, np.asarray(counts, dtype=np.uint16))
+        save_array(folder / COUNTS, np.asarray(counts, dtype=np.uint16), durable=False)
 
     def score(self, question: str) -> LexicalScores:
         return self.scores_of(*self.term_ids(question))

@@ -100,10 +100,10 @@ def write_tables(
                 chunk.end_line,
             )
         table[:, 8] = np.asarray(question_of, dtype=np.int64) if question_of is not None else -1
-        save_array(folder / f"{name}.npy", table)
-        save_array(folder / f"{name}{TEXT}.npy", np.frombuffer(b"".join(texts), dtype=np.uint8))
+        save_array(folder / f"{name}.npy", table, durable=False)
+        save_array(folder / f"{name}{TEXT}.npy", np.frombuffer(b"".join(texts), dtype=np.uint8), durable=False)
     spans = np.array([(p.chunk, p.start, p.end) for p in parts], dtype=np.int32).reshape(-1, 3)
-    save_array(folder / f"{PARTS}.npy", spans)
+    save_array(folder / f"{PARTS}.npy", spans, durable=False)
     return Strings(paths.values(), headings.values(), tags.values(), dates.values())
 
 

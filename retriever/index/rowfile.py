@@ -44,11 +44,12 @@ class RowWriter:
     """Appends [n, dim] blocks to a .npy whose row count is known only at the end.
 
     The header is padded to a fixed length up front (numpy pads headers to 64 bytes, and no real row count needs
-    more than the padding of the largest one) and rewritten with the final shape on close.
+    more than the padding of the largest one) and rewritten with the final shape on close. `durable`: fsynced on
+    close; not a build's scratch files, which the build reads back and removes before its commit.
     """
 
-    def __init__(self, path: Path, dim: int, dtype: np.dtype | type = np.float32) -> None:
-        self.path, self.dim, self.dtype = path, dim, np.dtype(dtype)
+    def __init__(self, path: Path, dim: int, dtype: np.dtype | type = np.float32, durable: bool = True) -> None:
+        self.path, self.dim, self.dtype, self.durable = path, dim, np.dtype(dtype), durable
         self.rows = 0
         self.reserved = len(header(LARGEST, dim, self.dtype))
         self.handle: BinaryIO = path.open("wb")
@@ -66,7 +67,8 @@ class RowWriter:
         self.handle.seek(0)
         self.handle.write(final)
         self.handle.flush()
-        os.fsync(self.handle.fileno())
+        if self.durable:
+            os.fsync(self.handle.fileno())
         self.handle.close()
 
 

@@ -46,8 +46,8 @@ class VectorWriter:
     def __init__(self, folder: Path, name: str, dim: int) -> None:
         codes, scales = files_of(name)
         self.dim = dim
-        self.codes = RowWriter(folder / codes, dim, np.int8)
-        self.scales = RowWriter(folder / scales, 1, np.float32)
+        self.codes = RowWriter(folder / codes, dim, np.int8, durable=False)  # a generation's: its commit fsyncs
+        self.scales = RowWriter(folder / scales, 1, np.float32, durable=False)
 
     @property
     def rows(self) -> int:

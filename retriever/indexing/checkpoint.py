@@ -63,6 +63,7 @@ def text_key(spec: ModelSpec, item: Spans, tokens: bool) -> str:
 @dataclass
 class Checkpoint:
     folder: Path
+    keeping: bool = True  # off for a build of one step or less, which an interrupt costs no more than a step anyway
 
     def kept(self, wanted: set[str]) -> dict[str, Embedded]:
         """The wanted texts' results from every intact record."""
@@ -76,6 +77,8 @@ class Checkpoint:
 
     def keep(self, keys: Sequence[str], results: Sequence[Embedded]) -> None:
         """One step's results, durable before its record names them."""
+        if not self.keeping:
+            return
         self.folder.mkdir(exist_ok=True)
         name = uuid.uuid4().hex[:12]
         dim = len(results[0].whole)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..encoders import Encoder, Spans, TokenEncoder, passes, span_encoder
-from ..failpoints import failpoint
+from ..failpoints import failpoint, holdpoint
 from ..index.generation import Generation, StoredIndex
 from ..index.lexical import LexicalIndex
 from ..index.manifest import COLLECTIONS, LEXICAL, SPANS, Manifest, matrix_name
@@ -127,7 +127,9 @@ def collect(
     scan: NoteScan, settings: ChunkerSettings, count: Callable[[str], int], old: Manifest | None = None
 ) -> Corpus:
     """Chunk every note; a note whose bytes the old index chunked under the same settings keeps its chunks
-    without being chunked again (chunking counts model tokens and splits sentences: the bulk of a re-index)."""
+    without being chunked again (chunking counts model tokens and splits sentences: the bulk of a re-index). In a
+    changed note, a chunk whose text the note had before keeps its parts, which depend on that text alone: cutting
+    parts splits sentences with Kiwi, 80 % of chunking one edited Hecto note (0.11 of 0.14 s, cProfile)."""
     corpus = Corpus([], [], [], [])
     previous = NoteRows.of(old) if old is not None and old.chunker == settings.as_dict() else {}
     for note in scan.notes:
@@ -135,6 +137,7 @@ def collect(
         if rows is not None and old is not None and old.files[note.path].sha256 == scan.stamps[note.path].sha256:
             rows.copy_into(corpus, old)
             continue
+        cut = rows.part_spans(old) if rows is not None and old is not None else {}
         for section in split_sections(note):
             question = -1
             if section.question:
@@ -144,7 +147,10 @@ def collect(
                 row = len(corpus.chunks)
                 corpus.chunks.append(chunk)
                 corpus.chunk_question.append(question)
-                corpus.parts += parts_of(chunk, row, settings, count)
+                spans = cut.get(chunk.text)
+                corpus.parts += (
+                    parts_of(chunk, row, settings, count) if spans is None else [Part(row, a, b) for a, b in spans]
+                )
     return corpus
 
 
@@ -166,6 +172,13 @@ class NoteRows:
         for row, part in enumerate(manifest.parts):
             notes[manifest.chunks[part.chunk].path].parts.setdefault(part.chunk, []).append(row)
         return notes
+
+    def part_spans(self, old: Manifest) -> dict[str, list[tuple[int, int]]]:
+        """Each of the note's old chunk texts, with where its parts lie in it."""
+        return {
+            old.chunks[c].text: [(old.parts[p].start, old.parts[p].end) for p in self.parts.get(c, [])]
+            for c in self.chunks
+        }
 
     def copy_into(self, corpus: Corpus, old: Manifest) -> None:
         question_row = {q: len(corpus.questions) + i for i, q in enumerate(self.questions)}
@@ -270,7 +283,7 @@ def embed(
     made at the first result: in int8, or as codes where the passes return codes (`Resumable.codes`, settled by
     then). Returns each key's scratch row, and the token rows of each fresh part in that segment."""
     dim = plans["chunks"].encoder.spec.dim
-    writers = {c: RowWriter(generation.scratch / f"{plans[c].name}.npy", dim) for c in COLLECTIONS}
+    writers = {c: RowWriter(generation.scratch / f"{plans[c].name}.npy", dim, durable=False) for c in COLLECTIONS}
     tokens: RowWriter | None = None
     items, offsets, question_of = layout.items, layout.offsets, layout.question_of
     fresh: Fresh = {c: {} for c in COLLECTIONS}
@@ -459,6 +472,10 @@ def build(
         for each_model in resumable:
             each_model.done = kept
     todo = [[row for row in rows if r.key(layout.items[row]) not in r.done] for r, rows in zip(resumable, pending)]
+    # An update of one step's texts or fewer keeps no checkpoint: an interrupt loses no more than the step it
+    # bounds, and its files (written, fsynced, removed at the commit) were 10 of the 42 fsyncs and 9 of the 43
+    # unlinks of one edited Hecto note's update, which embeds 2 texts.
+    checkpoint.keeping = sum(len(rows) for rows in todo) > STEP
     state = EmbedProgress(
         0,
         sum(len(rows) for rows in todo),
@@ -471,6 +488,7 @@ def build(
         nonlocal state
         state = replace(state, texts=state.texts + texts, chars=state.chars + chars)
         failpoint("embedding")
+        holdpoint("embedding")  # a test holds a server's update here to ask questions during it
         if progress:
             progress(state)
 

@@ -27,7 +27,16 @@ from ..errors import RetrieverError
 from ..failpoints import failpoint
 from ..index import metatable
 from ..index.generation import Generation, StoredIndex
-from ..index.integrity import file_state, forget_verified, fsync_dir, intact, remember_verified, sha256_file, write_file
+from ..index.integrity import (
+    file_state,
+    forget_verified,
+    fsync_all,
+    fsync_dir,
+    intact,
+    remember_verified,
+    sha256_file,
+    write_file,
+)
 from ..index.manifest import FORMAT, LEXICAL, MANIFEST, MANIFEST_SUM, SPANS, VERSION, Manifest
 from ..index.metatable import Strings, read_tables, write_tables
 from ..index.tokencodes import Codebook
@@ -262,6 +271,9 @@ class IndexStore:
                 name = path.relative_to(tmp).as_posix()
                 known = generation.linked.get(name)
                 manifest.checksums[name], manifest.sizes[name] = known or (sha256_file(path), path.stat().st_size)
+        # The generation's files are written without fsync and all fsynced here at once, before the manifest names
+        # them; so are FAISS's and bm25s's, which nothing fsynced before. Linked files are on disk already.
+        fsync_all(path for path in tmp.rglob("*") if path.relative_to(tmp).as_posix() not in generation.linked)
         failpoint("writing")
         header = {**manifest.header(), "strings": strings.to_json()}
         write_file(tmp / MANIFEST, json.dumps(header, ensure_ascii=False).encode("utf-8"))

@@ -26,7 +26,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,10 @@ def extractor() -> dict[str, Any]:
 
 @cache
 def parser_versions() -> dict[str, str | None]:
-    """Asked of the installed packages' metadata, once per process: none is imported."""
+    """Asked of the installed packages' metadata, once per process: none is imported. importlib.metadata is
+    imported here, not with the module: ~70 ms that a command answered by a running server does not need."""
+    from importlib import metadata
+
     versions: dict[str, str | None] = {}
     for name in PARSERS:
         try:

@@ -157,10 +157,13 @@ def route(loading: Loading[Service], request: Request) -> dict[str, Any]:
     if url.path == "/get":
         return loading.wait().get(parse_qs(url.query).get("id", [""])[0])
     if url.path == "/update":
-        number = parse_qs(url.query).get("id", [""])[0]
+        query = parse_qs(url.query)
+        number, wait = query.get("id", [""])[0], query.get("wait", ["0"])[0]
         if not number.isascii() or not number.isdigit() or len(number) > 18:
             raise Rejected(HTTPStatus.BAD_REQUEST, "bad request: /update?id= takes the number POST /index gave")
-        return loading.wait().updates.state(int(number))
+        if not wait.isascii() or not wait.isdigit() or len(wait) > 3:
+            raise Rejected(HTTPStatus.BAD_REQUEST, "bad request: /update?wait= takes whole seconds")
+        return loading.wait().updates.state(int(number), int(wait))
     raise Rejected(
         HTTPStatus.NOT_FOUND,
         f"no route {url.path}; try / (the web page), /health, /status, /ask, /similar, /get, /index, /update",

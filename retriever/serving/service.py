@@ -4,9 +4,13 @@ rebuilds run beside them and swap in whole.
 A question takes ~25 ms and both cores, so serialising them costs nothing in throughput and keeps the models'
 and Kiwi's state out of reach of concurrent calls. A question that waits for another does so for QUESTION_WAIT
 seconds at most, then gets one line (busy): however long one question takes, the others are answered or refused
-within that bound rather than queued behind it. A rebuild (from --watch, or an update a client sent: updates.py)
-writes a new generation and loads it before the next question sees it, so no question ever meets a half-written
-index.
+within that bound rather than queued behind it. A rebuild (from --watch, or an update: updates.py) writes a new
+generation and loads it before the next question sees it, so no question ever meets a half-written index.
+
+Builds never hold the query lock. A question that finds the notes changed has the update built by the update
+queue, and waits for it without the lock; a question asked while an update is queued or building is answered at
+once from the live generation, the one before the update, until the update commits. (A build run by a question,
+under the lock, kept every other question waiting, and after QUESTION_WAIT answered "busy".)
 
 A shared store's server can go away (a restart, a network cut): the first question that finds it gone puts the
 service into an outage, questions meanwhile get one line at once instead of each waiting out the timeout, and a
@@ -56,6 +60,7 @@ class Outage:
 class Service:
     def __init__(self, retriever: Retriever) -> None:
         self.retriever = retriever
+        self.auto_update = retriever.auto_update  # the service's to keep, once warm: see fresh()
         self.queries = threading.Lock()
         self.watching = False
         self.updates = Updates(self.build)
@@ -63,8 +68,24 @@ class Service:
         self._outages = threading.Lock()  # guards outage and the retry thread's start
 
     def warm(self) -> None:
-        """Load the index and every model now, so the first question is as fast as the rest."""
+        """Load the index and every model now, so the first question is as fast as the rest (and the index is
+        rebuilt here if a model changed under its name). From then on the service, not each read, brings the index
+        up to date with the notes (fresh)."""
         self.answering(lambda: self.retriever.ask("warm up", 1))
+        self.retriever.auto_update = False
+
+    def fresh(self) -> None:
+        """Bring the index up to date with the notes before a question, through the update queue and outside the
+        query lock, unless an update is queued or building already: the question is then answered from the live
+        generation, and questions after the update's commit from the new one."""
+        if not self.auto_update or self.updates.busy:
+            return
+        reason = self.retriever.staleness()
+        if reason is None:
+            return
+        if self.retriever.reporter:
+            self.retriever.reporter.note(f"{reason}: indexing {self.retriever.notes} into {self.retriever.store.root}")
+        self.updates.wait(self.updates.start(False))
 
     def search(
         self,
@@ -83,6 +104,7 @@ class Service:
             holdpoint("question")  # a test's question held here holds the index, as a slow one would
             return getattr(self.retriever, method)(question, k, explain, mode, **(filters or {}))
 
+        self.fresh()
         hits = self.answering(read)
         return {"query": question, "results": [hit.to_json() for hit in hits]}
 

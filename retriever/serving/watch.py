@@ -73,7 +73,7 @@ def start_watching(service: Service, say: Callable[[str], None]) -> threading.Ev
     an edit saved before that was seen late: 5.6 s instead of 3.5 s at 10 000 notes); the returned event stops it."""
     stop, ready = threading.Event(), threading.Event()
     service.watching = True
-    service.retriever.auto_update = False  # the watcher keeps it fresh; questions skip scanning the folder
+    service.auto_update = service.retriever.auto_update = False  # the watcher keeps it fresh, not each question
     threading.Thread(target=watch_notes, args=(service, stop, ready, say), name="watch", daemon=True).start()
     ready.wait(READY_WAIT_S)
     return stop
