@@ -1,7 +1,7 @@
 """Every test runs in its own temp folder with its own notes and index; the converted model is shared, and so are
 the indexes many tests start from: each is built once per run and every test gets a copy of its own.
 
-The suite runs on pytest-xdist workers (`-n auto`, see pyproject.toml). What a whole run shares (the model cache,
+The suite can run on pytest-xdist workers (`-n 2`, see pyproject.toml). What a whole run shares (the model cache,
 the session builds) lives in the run's temp folder, which every worker sees, and is built by the first worker
 that needs it under a file lock while the others wait for it."""
 
