@@ -1,20 +1,50 @@
 """Every test runs in its own temp folder with its own notes and index; the converted model is shared, and so are
-the indexes many tests start from: each is built once per session and every test gets a copy of its own."""
+the indexes many tests start from: each is built once per run and every test gets a copy of its own.
+
+The suite can run on pytest-xdist workers (`-n 2`, see pyproject.toml). What a whole run shares (the model cache,
+the session builds) lives in the run's temp folder, which every worker sees, and is built by the first worker
+that needs it under a file lock while the others wait for it."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from helpers import make_notes
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+def run_folder(factory: pytest.TempPathFactory) -> Path:
+    """The run's temp folder: a worker's own is a subfolder of it, named after the worker."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """run_folder/name, built by build(folder) once per run: under a file lock, and marked done only when whole, so
+    a worker never takes another's half-built folder."""
+    folder = run_folder(factory) / name
+    with FileLock(f"{folder}.lock"):
+        done = folder.with_name(f"{name}.done")
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
+    """One cache for the run: every model folder in it is built once under its own lock (encoders/cache.py)."""
+    folder = run_folder(tmp_path_factory) / "cache"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model_cache: Path) -> None:
@@ -37,15 +67,16 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path)
 
 def build_once(factory: pytest.TempPathFactory, model_cache: Path, name: str, notes: Path | None, **options) -> Path:
     """A folder holding `notes` (the repo's when None, else the two-note folder helpers.make_notes writes) and
-    their index, built as a test would build it, in a temp dir of its own; tests take copies (`copy_build`)."""
+    their index, built as a test would build it, once per run (`once`); tests take copies (`copy_build`)."""
     from retriever import Retriever
 
-    root = factory.mktemp(name)
-    with pytest.MonkeyPatch.context() as patch:
-        isolate(patch, root, model_cache)
-        folder = make_notes(root / "notes") if notes is None else Path(shutil.copytree(notes, root / "notes"))
-        Retriever(folder, root / "index", **options).index()
-    return root
+    def build(root: Path) -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            isolate(patch, root, model_cache)
+            folder = make_notes(root / "notes") if notes is None else Path(shutil.copytree(notes, root / "notes"))
+            Retriever(folder, root / "index", **options).index()
+
+    return once(factory, name, build)
 
 
 def copy_build(built: Path, tmp_path: Path) -> tuple[Path, Path]:
