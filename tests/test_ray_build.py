@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -56,9 +57,12 @@ def notes_of(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[RayCluster]:
-    """`ray start --head` and a second node joining it, each in its own process group, stopped by their ids."""
-    tmp = tmp_path_factory.mktemp("ray")
+def ray_cluster(model_cache: Path) -> Iterator[RayCluster]:
+    """`ray start --head` and a second node joining it, each in its own process group, stopped by their ids. Ray's
+    temp folder is a short one of its own: its nodes' unix sockets live under it, and a socket path has room for
+    107 bytes; under a pytest-xdist worker's temp folder the second node's (`…/sockets/plasma_store.1`) ran past
+    that, and the node never joined."""
+    tmp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     address = f"127.0.0.1:{free_port()}"
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # the cluster's own, for every process
     for name, value in auth.items():
@@ -98,6 +102,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> 
             node.wait(60)
         for name in auth:
             os.environ.pop(name, None)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ray_status(address: str, env: dict[str, str], nodes: int = 1) -> bool:
