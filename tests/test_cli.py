@@ -153,6 +153,16 @@ def test_empty_question_is_a_one_line_error(runner: CliRunner, repo_built: Path,
     assert "question is empty" in one_line_error(runner.invoke(app, ["ask", question, "--notes", str(repo_built)]))
 
 
+def test_an_empty_question_starts_no_background_server(
+    runner: CliRunner, repo_built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before a server is started for it: the start's notice made the error two lines, and the server
+    stayed warm for ten minutes for nothing."""
+    monkeypatch.delenv("RETRIEVER_NO_DAEMON")
+    assert "question is empty" in one_line_error(runner.invoke(app, ["ask", " ", "--notes", str(repo_built)]))
+    assert not list(repo_built.parent.rglob("server.json"))
+
+
 def test_missing_notes_folder_is_a_one_line_error(runner: CliRunner, tmp_path: Path) -> None:
     line = one_line_error(runner.invoke(app, ["ask", "질문", "--notes", str(tmp_path / "nope")]))
     assert "notes folder not found" in line

@@ -101,9 +101,11 @@ def read_question(question: str | None) -> str:
             question = data.decode("utf-8")
         except UnicodeDecodeError:
             raise RetrieverError("the question on stdin is not UTF-8 text") from None
-    from ..search.question import valid_text  # checked here, before a running server is sent text it cannot encode
+    from ..search.question import read_question as checked  # here, before a server is started for an empty
+    # question or sent text it cannot encode
 
-    return valid_text(question)
+    checked(question)
+    return question
 
 
 def served(
