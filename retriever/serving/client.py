@@ -32,11 +32,11 @@ from ..errors import RetrieverError
 from ..reading.notes import Library
 from . import records
 from .loading import LOAD_SECONDS
+from .updates import MAX_WAIT
 
 HEALTH_SECONDS = 10.0  # a loading server answers late: its load holds the interpreter for a second at a time
 MAX_REPLY = 256 << 20  # what is read of an answer: a stranger's endless one must not fill the memory
 POLL_SECONDS = 0.3  # between looks at a building server's progress
-UPDATE_WAIT = 5  # seconds the server may hold GET /update for the update to finish (its MAX_WAIT)
 PROOF_CONTEXT = b"retriever server proof\0"
 Tell = Callable[[str], None]
 
@@ -185,11 +185,11 @@ def send_update(
 
 def finished(connection: Connection, number: int, index_dir: Path, tell: Tell | None) -> dict[str, Any] | None:
     """The report of update `number` once the server has built it; None if the server went away. The server
-    answers when the update ends (or after UPDATE_WAIT s), so the end is known at once; an answer of "building"
+    answers when the update ends (or after MAX_WAIT s), so the end is known at once; an answer of "building"
     that came sooner than that (a server that does not wait) is asked again only after POLL_SECONDS."""
     while True:
         asked = time.monotonic()
-        state = connection.call(f"/update?id={number}&wait={UPDATE_WAIT}", timeout=HEALTH_SECONDS + UPDATE_WAIT)
+        state = connection.call(f"/update?id={number}&wait={MAX_WAIT}", timeout=HEALTH_SECONDS + MAX_WAIT)
         if state is None:
             if connection.proven():
                 time.sleep(POLL_SECONDS)
@@ -203,7 +203,7 @@ def finished(connection: Connection, number: int, index_dir: Path, tell: Tell | 
             raise RetrieverError(state["error"])
         if state.get("state") not in ("queued", "building"):
             return None  # not an answer: built here instead, which finds done whatever the server did
-        if time.monotonic() - asked < UPDATE_WAIT / 2:
+        if time.monotonic() - asked < MAX_WAIT / 2:
             time.sleep(POLL_SECONDS)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import RetrieverError
 
 KEEP = 32  # finished updates whose result a client may still ask for
-MAX_WAIT = 5.0  # seconds GET /update may hold its answer for the update to finish
+MAX_WAIT = 5  # whole seconds GET /update may hold its answer for the update to finish (the client asks for all)
 
 
 @dataclass
