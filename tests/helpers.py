@@ -35,6 +35,13 @@ def make_notes(folder: Path) -> Path:
     return folder
 
 
+def interruptible() -> None:
+    """Ctrl-C's SIGINT as a terminal delivers it, for a child that a test interrupts: a suite started in the
+    background (`cmd &` in a script, as CI may be) ignores SIGINT, and its children would inherit that and never
+    stop (the interrupted-build test waited out its 120 s there)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real command in its own process, so it can be killed and run concurrently."""
     return subprocess.run(

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import cli, wait_for
+from helpers import cli, interruptible, wait_for
 
 from retriever import Retriever
 from retriever.encoders import ModelSpec
@@ -123,7 +123,12 @@ def test_an_interrupted_first_build_keeps_what_it_embedded(tmp_path: Path, stop:
     notes, index = write_coded_notes(tmp_path / "notes"), tmp_path / "index"
     where = ["--notes", str(notes), "--index", str(index), "--encoders", "e5", "--json", "-q"]
     hold = {**os.environ, "RETRIEVER_HOLD": f"checkpoint:{tmp_path / 'never'}"}
-    build = subprocess.Popen([sys.executable, "-m", "retriever", "index", *where], env=hold, text=True)
+    build = subprocess.Popen(
+        [sys.executable, "-m", "retriever", "index", *where],
+        env=hold,
+        text=True,
+        preexec_fn=interruptible,  # noqa: PLW1509 - this process starts no threads of its own
+    )
     kept = index / "checkpoint"
     wait_for(lambda: list(kept.glob("*.json")) or build.poll() is not None)
     build.send_signal(getattr(signal, stop.split(",")[0]))

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import interruptible, wait_for
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule, run_state_machine_as_test
@@ -176,12 +176,6 @@ def pdf_bytes(pages: list[str]) -> bytes:
         pdf.add_page()
         pdf.multi_cell(0, 8, text)
     return bytes(pdf.output())
-
-
-def interruptible() -> None:
-    """Ctrl-C's SIGINT as a terminal delivers it: a runner started in the background (`cmd &`) ignores SIGINT,
-    and its children would inherit that."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def pids_in(root: Path) -> list[int]:
