@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -61,6 +62,44 @@ def wait_for(predicate: Callable[[], T], seconds: float = 120, what: str = "") -
             return value
         time.sleep(0.2)
     raise AssertionError(f"not within {seconds:g} s{': ' + what if what else ''}")
+
+
+def mcp_over_stdio(notes: Path, index: Path, requests: list[str], ids: set[int]) -> dict[int, dict]:
+    """Raw JSON-RPC lines to `retriever mcp` over stdio after the handshake, as any client may send them (escapes,
+    deep nesting and all): the answers by id, once every id in `ids` has one, or a failed test after 120 s. Stdin stays
+    open until then: at end of input the server stops, answered or not. The pipe is read with os.read, as select()
+    sees it: a buffered readline took two answers that came together and select() then saw nothing left."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "retriever", "mcp", "--notes", str(notes), "--index", str(index)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
+    handshake = [
+        json.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": hello}),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    ]
+    answers: dict[int, dict] = {}
+    pending = b""
+    try:
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write("".join(line + "\n" for line in handshake + requests).encode())
+        process.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not ids <= answers.keys() and time.monotonic() < deadline:
+            if select.select([process.stdout], [], [], 1)[0]:
+                if not (chunk := os.read(process.stdout.fileno(), 1 << 16)):
+                    break
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    answer = json.loads(line)
+                    answers[answer.get("id")] = answer
+    finally:
+        process.kill()
+        process.wait()
+    assert ids <= answers.keys(), f"no answer to {sorted(ids - answers.keys())}"
+    return answers
 
 
 def kill_an_actor_mid_build(

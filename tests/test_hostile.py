@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import select
 import shlex
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli, rewrite_manifest, rewrite_table
+from helpers import cli, mcp_over_stdio, rewrite_manifest, rewrite_table
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError
@@ -164,34 +163,9 @@ def test_the_api_refuses_lone_surrogates(small: tuple[Path, Path]) -> None:
 
 
 def mcp_exchange(notes: Path, index: Path, calls: list[dict]) -> dict[int, dict]:
-    """Raw JSON-RPC lines to `retriever mcp` over stdio, as any client may send them (escapes and all): each
-    call's response by id, or a failed test when one is never answered."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "retriever", "mcp", "--notes", str(notes), "--index", str(index)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    init = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
-    messages = [
-        {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        *({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": c} for i, c in enumerate(calls, 1)),
-    ]
-    assert process.stdin and process.stdout
-    process.stdin.write(b"".join(json.dumps(m).encode() + b"\n" for m in messages))
-    process.stdin.flush()
-    answers: dict[int, dict] = {}
-    try:
-        while len(answers) <= len(calls):
-            ready, _, _ = select.select([process.stdout], [], [], 120)
-            assert ready, f"no answer to calls {set(range(len(calls) + 1)) - set(answers)}"
-            message = json.loads(process.stdout.readline())
-            answers[message["id"]] = message
-    finally:
-        process.kill()
-        process.wait()
-    return answers
+    """Each tool call's response by id (1, 2, ...), or a failed test when one is never answered."""
+    requests = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": c} for i, c in enumerate(calls, 1)]
+    return mcp_over_stdio(notes, index, [json.dumps(r) for r in requests], set(range(1, len(calls) + 1)))
 
 
 def test_mcp_answers_invalid_and_unknown_input_with_tool_errors(small: tuple[Path, Path]) -> None:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import anyio
-from helpers import cli
+from helpers import cli, mcp_over_stdio
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.types import TextContent
 
@@ -88,28 +85,11 @@ def test_a_taken_port_is_one_line_and_exit_1(small: tuple[Path, Path]) -> None:
 def test_a_request_nested_too_deeply_is_answered_under_its_id(small: tuple[Path, Path]) -> None:
     """Raw JSON-RPC over stdio, as a misbehaving client sends it: 100 000 nested arrays used to go unanswered."""
     notes, index = small
-    command = [sys.executable, "-m", "retriever", "mcp", "--notes", str(notes), "--index", str(index)]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}
     deep = '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "ask", "arguments": {"k": '
-    lines = [
-        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}),
-        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    requests = [
         deep + "[" * 100_000 + "]" * 100_000 + "}}}",
         json.dumps({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}),
     ]
-    answers: dict[Any, Any] = {}
-    try:  # stdin stays open until both answers are in: at end of input the server stops, answered or not
-        assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(("\n".join(lines) + "\n").encode())
-        process.stdin.flush()
-        deadline = time.monotonic() + 120
-        while not {7, 8} <= answers.keys() and time.monotonic() < deadline:
-            if select.select([process.stdout], [], [], 1)[0]:
-                answer = json.loads(process.stdout.readline())
-                answers[answer.get("id")] = answer
-    finally:
-        process.kill()
-        process.wait()
+    answers = mcp_over_stdio(notes, index, requests, {7, 8})
     assert "nested too deeply" in answers[7]["error"]["data"]
     assert answers[8]["result"]["tools"]  # and the server goes on answering

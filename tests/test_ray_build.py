@@ -59,9 +59,10 @@ def notes_of(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def ray_cluster(model_cache: Path) -> Iterator[RayCluster]:
     """`ray start --head` and a second node joining it, each in its own process group, stopped by their ids. Ray's
-    temp folder is a short one of its own: its nodes' unix sockets live under it, and a socket path has room for
-    107 bytes; under a pytest-xdist worker's temp folder the second node's (`…/sockets/plasma_store.1`) ran past
-    that, and the node never joined."""
+        temp folder is a short one of its own: its nodes' unix sockets live under it, and a socket path has room for
+        107 bytes; under a pytest-xdist worker's temp folder the second node's (`…/sockets/plasma_store.1`) ran past
+        that, and the node never joined. The nodes are SIGKILLed at the end: SIGTERM made each `ray start --block` stop
+    its processes one grace period at a time, 34 s for the two."""
     tmp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     address = f"127.0.0.1:{free_port()}"
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # the cluster's own, for every process
@@ -97,8 +98,9 @@ def ray_cluster(model_cache: Path) -> Iterator[RayCluster]:
         wait_for(lambda: ray_status(address, env, nodes=2), 120, "the Ray worker node")
         yield RayCluster(address, tuple(node.pid for node in nodes))
     finally:
-        for node in reversed(nodes):
-            os.killpg(node.pid, signal.SIGTERM)
+        for node in nodes:  # every process of the cluster is in one of these groups, and none keeps state past it
+            os.killpg(node.pid, signal.SIGKILL)
+        for node in nodes:
             node.wait(60)
         for name in auth:
             os.environ.pop(name, None)
