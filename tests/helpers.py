@@ -55,12 +55,12 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def wait_for(predicate: Callable[[], T], seconds: float = 120, what: str = "") -> T:
+def wait_for(predicate: Callable[[], T], seconds: float = 120, what: str = "", every: float = 0.2) -> T:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if value := predicate():
             return value
-        time.sleep(0.2)
+        time.sleep(every)
     raise AssertionError(f"not within {seconds:g} s{': ' + what if what else ''}")
 
 

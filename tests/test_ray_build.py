@@ -47,11 +47,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+MANUAL_BYTES = 40_000  # of the manual's pages, smallest first: several steps of texts per model, and every build
+# here embeds them (the local one and two on Ray), so not the whole manual
+
+
 def notes_of(folder: Path) -> Path:
-    """The repo's notes and the manual's pages as notes of their own: enough chunks for several steps per model, so
-    both nodes embed some."""
+    """The repo's notes and some of the manual's pages as notes of their own: enough chunks for several steps per
+    model, so both nodes embed some."""
     shutil.copytree(REPO / "notes", folder)
-    for page in (REPO / "docs").glob("*.md"):
+    taken = 0
+    for page in sorted((REPO / "docs").glob("*.md"), key=lambda page: page.stat().st_size):
+        taken += page.stat().st_size
+        if taken > MANUAL_BYTES:
+            break
         shutil.copy(page, folder / f"docs-{page.name}")
     return folder
 
@@ -88,14 +96,14 @@ def ray_cluster(model_cache: Path) -> Iterator[RayCluster]:
         subprocess.Popen(head, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ]
     try:
-        wait_for(lambda: ray_status(address, env), 120, "the Ray head")
+        wait_for(lambda: listening(address) and ray_status(address, env), 120, "the Ray head")
         worker = [str(ray), "start", "--address", address, "--node-ip-address", "127.0.0.1", *common]
         nodes.append(
             subprocess.Popen(
                 worker, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
         )
-        wait_for(lambda: ray_status(address, env, nodes=2), 120, "the Ray worker node")
+        wait_for(lambda: ray_status(address, env, nodes=2), 120, "the Ray worker node", every=1)
         yield RayCluster(address, tuple(node.pid for node in nodes))
     finally:
         for node in nodes:  # every process of the cluster is in one of these groups, and none keeps state past it
@@ -105,6 +113,14 @@ def ray_cluster(model_cache: Path) -> Iterator[RayCluster]:
         for name in auth:
             os.environ.pop(name, None)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def listening(address: str) -> bool:
+    """Whether the head's port takes connections: a check that costs nothing, where each `ray status` is a Python
+    process of its own (polled back to back, they took CPU from the very nodes they waited for)."""
+    host, port = address.split(":")
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) == 0
 
 
 def ray_status(address: str, env: dict[str, str], nodes: int = 1) -> bool:
