@@ -141,11 +141,8 @@ def test_a_sparse_channel_cannot_outvote_the_rest() -> None:
     assert np.argsort(-winsorised(bm25))[0] == 7  # still first on its own channel
 
 
-def test_part_token_spans_point_into_the_codes(tmp_path: Path) -> None:
-    notes = Path(__file__).resolve().parent.parent / "notes"
-    retriever = Retriever(notes, tmp_path / "index")
-    retriever.index()
-    loaded = retriever.store.load()
+def test_part_token_spans_point_into_the_codes(repo_built: Path, tmp_path: Path) -> None:
+    loaded = Retriever(repo_built, tmp_path / "index").store.load()
     spans = loaded.extras[SPANS]
     assert len(spans) == len(loaded.manifest.parts) and (spans[:, 2] > spans[:, 1]).all()
 
