@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, ModelSpec, load_encoder
+from .encoders import DEFAULT_MODELS, Encoder, ModelSpec, load_encoder, short_name
 from .errors import RetrieverError
 from .index.generation import StoredIndex
 from .indexing.indexer import Embedders, IndexReport, build, holds
@@ -55,14 +55,6 @@ def paused_gc() -> Iterator[None]:
 
 
 LOCK_TIMEOUT = float(os.environ.get("RETRIEVER_LOCK_TIMEOUT", "600"))
-
-
-DEFAULT_MODELS = (DEFAULT_MODEL, USE_MODEL)  # the ensemble measured best on both dev sets
-
-
-def short_name(name: str) -> str:
-    """e5 and use by their aliases, anything else by its last path part."""
-    return next((alias for alias, full in ALIASES.items() if full == name), Path(name).name or name)
 
 
 class Builder:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from .builder import Builder, paused_gc, short_name
-from .encoders import Encoder, load_query_encoder
+from .builder import Builder, paused_gc
+from .encoders import Encoder, load_query_encoder, short_name
 from .errors import RetrieverError, StaleRead
 from .index.lexical import highlights, recent_tokens
 from .index.manifest import Manifest

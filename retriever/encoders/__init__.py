@@ -25,6 +25,13 @@ from .base import (  # noqa: F401 - the package's interface, imported from here 
     span_encoder,
 )
 
+DEFAULT_MODELS = (DEFAULT_MODEL, USE_MODEL)  # the ensemble measured best on both dev sets
+
+
+def short_name(name: str) -> str:
+    """e5 and use by their aliases, anything else by its last path part."""
+    return next((alias for alias, full in ALIASES.items() if full == name), Path(name).name or name)
+
 
 @cache
 def load_encoder(name: str, cache_dir: Path) -> Encoder:
