@@ -1,5 +1,6 @@
 """The half of a Retriever that answers: the live index loaded once per generation, a question encoded and
-ranked within its filters, and reads of passages and notes by id."""
+ranked within its filters, and reads of passages and notes by id. A sibling of the build half (builder.py) over the
+state both share (state.py): a question that needs a build asks for it through that state."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from .builder import Builder, paused_gc
 from .encoders import Encoder, load_query_encoder, short_name
 from .errors import RetrieverError, StaleRead
 from .index.lexical import highlights, recent_tokens
@@ -22,6 +22,7 @@ from .search.question import clip_for, read_question, valid_k, valid_text
 from .search.ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
 from .search.results import Hit, QuestionHit
 from .search.view import IndexView
+from .state import RetrieverState, paused_gc
 from .timings import phase
 
 H = TypeVar("H", bound=Hit)
@@ -100,11 +101,10 @@ def note_named(manifest: Manifest, path: str) -> str | None:
     return next((known for known in manifest.files if normalise(known) == composed), None)
 
 
-class Searcher(Builder):
-    """Questions of an index that the Builder half keeps up to date (where auto_update holds)."""
+class Searcher(RetrieverState):
+    """Questions of an index that the build half keeps up to date (where auto_update holds)."""
 
     ranking: RankSettings
-    _loaded: IndexView | None
     _loading: threading.Lock
     _warm: set[tuple[tuple[str, ...], str]]
 
@@ -125,13 +125,6 @@ class Searcher(Builder):
                 with paused_gc():
                     self._loaded = self.store.load()
             return self._loaded
-
-    def manifest(self) -> Manifest:
-        """The live manifest: the loaded copy while it is still the live generation, so a warm process answers
-        without re-parsing the manifest, yet sees a build made by another process."""
-        if self._loaded is not None and self._loaded.generation == self.store.generation():
-            return self._loaded.manifest
-        return self.store.read_manifest()
 
     # -- search ------------------------------------------------------------------------------------------------
     def _prepare(self, question: str, k: int, settings: RankSettings, filters: Filters) -> Query:
@@ -171,10 +164,7 @@ class Searcher(Builder):
         new question vectors must never meet old passage vectors. Without auto_update, refuse instead."""
         changed = model_changes(loaded.manifest, encoders)
         if changed and self.auto_update:
-            with self._build_lock():
-                if self.reporter:
-                    self.reporter.note(f"{changed}: re-indexing {self.notes} into {self.store.root}")
-                self._build(full=False, by_name=False)
+            self.reembed(changed)
             loaded = self.loaded()
             changed = model_changes(loaded.manifest, encoders)
         if changed:
