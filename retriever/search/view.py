@@ -1,4 +1,4 @@
-"""The seam between ranking and where an index lives: what a question reads of an index, and which store holds it.
+"""The seam between ranking and where an index lives: what a question reads of an index.
 
 Ranking asks an `IndexView` for nearest rows, rows of vectors, token vectors of parts and lexical scores, and never
 touches files or a server itself. Two stores implement it: local files with FAISS (`local/loaded.py`, the default) and a
@@ -20,8 +20,6 @@ from .filters import NoteTable
 
 if TYPE_CHECKING:
     from ..index.manifest import Manifest
-
-MILVUS_SCHEME = "milvus://"
 
 
 class LexicalRanking(Protocol):
@@ -97,8 +95,3 @@ class IndexView(ABC):
     @cached_property
     def chunk_questions(self) -> np.ndarray:
         return np.asarray(self.manifest.chunk_question, dtype=np.int64)
-
-
-def is_milvus(where: str) -> bool:
-    """A Milvus server URL, or a Milvus Lite database file (a path ending in .db)."""
-    return where.startswith(MILVUS_SCHEME) or where.endswith(".db")
