@@ -11,10 +11,10 @@ from .builder import Builder
 from .encoders import ALIASES
 from .encoders.threads import cap_threads
 from .errors import RetrieverError
+from .index.view import IndexView
 from .reading.chunking import ChunkerSettings
 from .reading.notes import Library
 from .search.ranking import MODES, Mode, RankSettings
-from .search.view import IndexView
 from .searcher import Searcher
 from .state import Reporter
 from .stores import open_store

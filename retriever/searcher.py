@@ -13,6 +13,7 @@ from .encoders import Encoder, load_query_encoder, short_name
 from .errors import RetrieverError, StaleRead
 from .index.lexical import highlights, recent_tokens
 from .index.manifest import Manifest
+from .index.view import IndexView
 from .reading.chunking import Chunk
 from .reading.extraction_cache import ExtractionCache
 from .reading.korean import kiwi
@@ -21,7 +22,6 @@ from .search.filters import Filters
 from .search.question import clip_for, read_question, valid_k, valid_text
 from .search.ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
 from .search.results import Hit, QuestionHit
-from .search.view import IndexView
 from .state import RetrieverState, paused_gc
 from .timings import phase
 

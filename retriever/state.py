@@ -20,12 +20,12 @@ from .reading.notes import notes_changed
 
 if TYPE_CHECKING:
     from .index.manifest import Manifest
+    from .index.view import IndexView
     from .indexing.indexer import IndexReport
     from .local.store import IndexStore
     from .progress import EmbedProgress
     from .reading.chunking import ChunkerSettings
     from .reading.notes import Library
-    from .search.view import IndexView
 
 
 class Reporter(Protocol):

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ..index.manifest import matrix_name
-from .view import IndexView, LexicalRanking
+from ..index.view import IndexView, LexicalRanking
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from ..reading.language import passage_languages
-from .boilerplate import boilerplate_rows
-from .filters import NoteTable
+from ..search.boilerplate import boilerplate_rows
+from ..search.filters import NoteTable
 
 if TYPE_CHECKING:
-    from ..index.manifest import Manifest
+    from .manifest import Manifest
 
 
 class LexicalRanking(Protocol):
