@@ -18,7 +18,7 @@ from .reading.chunking import Chunk
 from .reading.extraction_cache import ExtractionCache
 from .reading.korean import kiwi
 from .reading.notes import normalise, read_note
-from .search.filters import Filters
+from .search.filters import Filters, NoteTable
 from .search.question import clip_for, read_question, valid_k, valid_text
 from .search.ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
 from .search.results import Hit, QuestionHit
@@ -132,7 +132,8 @@ class Searcher(RetrieverState):
         asked = read_question(question)
         with phase("index"):
             loaded = self.loaded()
-        allowed = filters.rows(loaded.notes)  # before any model loads: a glob that matches nothing fails at once
+        # before any model loads: a glob that matches nothing fails at once
+        allowed = filters.rows(loaded.derived(NoteTable))
         names = [m.name for m in loaded.manifest.models]
         use = [names.index(m) for m in self.requested_models] if self.requested_models else list(range(len(names)))
         with phase("model load"):
