@@ -21,7 +21,6 @@ from .reading.notes import notes_changed
 if TYPE_CHECKING:
     from .index.manifest import Manifest
     from .index.view import IndexView
-    from .indexing.indexer import IndexReport
     from .local.store import IndexStore
     from .progress import EmbedProgress
     from .reading.chunking import ChunkerSettings
@@ -100,8 +99,9 @@ class RetrieverState(ABC):
         return None
 
     @abstractmethod
-    def ensure_index(self) -> IndexReport | None:
-        """Build or update the index when the notes moved on (the build half's)."""
+    def ensure_index(self) -> object:
+        """Build or update the index when the notes moved on (the build half's, which says what it built: the
+        search half only needs it done, and names no type of the build code)."""
 
     @abstractmethod
     def reembed(self, changed: str) -> None:
