@@ -14,7 +14,7 @@ from .errors import RetrieverError, StaleRead
 from .index.lexical import highlights, recent_tokens
 from .index.manifest import Manifest
 from .index.view import IndexView
-from .reading.chunking import Chunk
+from .reading.chunk import Chunk
 from .reading.extraction_cache import ExtractionCache
 from .reading.korean import kiwi
 from .reading.notes import normalise, read_note

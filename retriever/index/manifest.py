@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..encoders import ModelSpec
-from ..reading.chunking import Chunk, Part
+from ..reading.chunk import Chunk, Part
 from ..reading.notes import FileStamp
 from .metatable import PartTable, Tables
 

@@ -24,16 +24,8 @@ from ..index.tokencodes import Codebook, int8_of, token_floats
 from ..index.vectorfile import VectorWriter
 from ..local.store import IndexStore
 from ..progress import EmbedProgress
-from ..reading.chunking import (
-    Chunk,
-    ChunkerSettings,
-    Part,
-    chunk_section,
-    content_hash,
-    parts_of,
-    split_sections,
-    with_headings,
-)
+from ..reading.chunk import Chunk, Part, content_hash, with_headings
+from ..reading.chunking import ChunkerSettings, chunk_section, parts_of, split_sections
 from ..reading.notes import NoteScan
 from ..timings import phase
 from .checkpoint import FOLDER as CHECKPOINT
