@@ -19,7 +19,7 @@ import numpy as np
 
 from ..encoders import ModelSpec
 from ..reading.chunk import Chunk, Part
-from ..reading.notes import FileStamp
+from ..reading.stamp import FileStamp
 from .metatable import PartTable, Tables
 
 FORMAT = "retriever-index"
