@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders import ModelSpec
+from ..encoders.base import ModelSpec
 from ..reading.chunk import Chunk, Part
 from ..reading.stamp import FileStamp
 from .metatable import PartTable, Tables
