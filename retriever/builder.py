@@ -19,6 +19,7 @@ from .local.store import IndexNotWritable
 from .progress import ticking
 from .reading.extraction_cache import ExtractionCache
 from .reading.notes import Listing, NoteScan, scan_notes
+from .selfcheck import answers
 from .state import RetrieverState, paused_gc
 from .timings import phase
 
@@ -78,7 +79,9 @@ class Builder(RetrieverState):
                 previous = self._previous()
             progress = self.reporter.progress if self.reporter else None
             with self._passes(ray, names, encoders[0].spec, previous, full) as passes_of:
-                report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress, passes_of)
+                report = build(
+                    scan, encoders, self.chunker, self.store.local, previous, answers, not full, progress, passes_of
+                )
         extracted.prune(stamp.sha256 for stamp in scan.stamps.values())  # the live index holds these files now
         started = time.perf_counter()
         with phase("publish"):
