@@ -38,10 +38,11 @@ LOAD = """
 import json, sys, time
 import bm25s, faiss  # imported by any load, not timed
 from retriever.local.store import IndexStore
+from retriever.search.ranking import boilerplate, chunk_korean
 imported = time.perf_counter()
 loaded = IndexStore(__import__("pathlib").Path(sys.argv[1])).load()
 done = time.perf_counter()
-loaded.chunk_korean, loaded.boilerplate, loaded.part_offsets
+loaded.derived(chunk_korean), loaded.derived(boilerplate), loaded.part_offsets
 tables = time.perf_counter()
 print(json.dumps({"load_ms": (done - imported) * 1000, "tables_ms": (tables - done) * 1000}))
 """

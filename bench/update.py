@@ -31,8 +31,7 @@ from run import RETRIEVER, Server
 
 from retriever import timings
 from retriever.api import Retriever, default_cache_dir
-from retriever.builder import DEFAULT_MODELS
-from retriever.encoders import load_encoder
+from retriever.encoders import DEFAULT_MODELS, load_encoder
 
 TICK = os.sysconf("SC_CLK_TCK")
 

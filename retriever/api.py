@@ -7,15 +7,16 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .builder import Reporter
+from .builder import Builder
 from .encoders import ALIASES
 from .encoders.threads import cap_threads
 from .errors import RetrieverError
+from .index.view import IndexView
 from .reading.chunking import ChunkerSettings
 from .reading.notes import Library
 from .search.ranking import MODES, Mode, RankSettings
-from .search.view import IndexView
 from .searcher import Searcher
+from .state import Reporter
 from .stores import open_store
 
 
@@ -35,9 +36,10 @@ def canonical_model(name: str) -> str:
     return str(local.resolve()) if name not in ALIASES.values() and local.exists() else name
 
 
-class Retriever(Searcher):
-    """Notes -> index -> answers: the build half (builder.py) and the search half (searcher.py) of one object,
-    set up here from the caller's arguments, each checked with a one-line error."""
+class Retriever(Searcher, Builder):
+    """Notes -> index -> answers: the search half (searcher.py) and the build half (builder.py) of one object,
+    siblings over the state they share (state.py), set up here from the caller's arguments, each checked with a
+    one-line error."""
 
     def __init__(
         self,

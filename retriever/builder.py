@@ -1,91 +1,39 @@
-"""The half of a Retriever that builds its index: which models, whether the index is behind the notes, and one
-build at a time per index, on this machine or a Ray cluster; the Retriever's constructor sets what it reads."""
+"""The half of a Retriever that builds its index: which models, and one build at a time per index, on this machine
+or a Ray cluster. A sibling of the search half (searcher.py) over the state both share (state.py), which the
+Retriever's constructor sets."""
 
 from __future__ import annotations
 
-import gc
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from .encoders import ALIASES, DEFAULT_MODEL, USE_MODEL, Encoder, ModelSpec, load_encoder
+from .encoders import DEFAULT_MODELS, Encoder, ModelSpec, load_encoder, short_name
 from .errors import RetrieverError
 from .index.generation import StoredIndex
 from .indexing.indexer import Embedders, IndexReport, build, holds
-from .local.store import IndexNotWritable, IndexStore, OlderFormat
-from .milvus.connection import CredentialsRefused, StoreUnreachable
-from .progress import EmbedProgress, ticking
-from .reading.chunking import ChunkerSettings
+from .local.store import IndexNotWritable
+from .progress import ticking
 from .reading.extraction_cache import ExtractionCache
-from .reading.notes import Library, Listing, NoteScan, notes_changed, scan_notes
+from .reading.notes import Listing, NoteScan, scan_notes
+from .selfcheck import answers
+from .state import RetrieverState, paused_gc
 from .timings import phase
 
 if TYPE_CHECKING:
     from .indexing.ray_build import RaySettings
 
 
-class Reporter(Protocol):
-    """Where long work tells the user what it is doing; the CLI draws it on stderr."""
-
-    def note(self, message: str) -> None: ...
-
-    def phase(self, message: str) -> AbstractContextManager[None]:
-        """Around a step that may take a while before any progress can be counted (loading models)."""
-        ...
-
-    def progress(self, state: EmbedProgress) -> None: ...
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection while a build or a load makes its ~10⁵ small objects (chunks, parts, manifest
-    records), none of them garbage yet: each full collection walks them all, which was 0.5-1 s of a 3.5 s re-index
-    at 10 000 notes. Whatever cycles they leave are collected afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 LOCK_TIMEOUT = float(os.environ.get("RETRIEVER_LOCK_TIMEOUT", "600"))
 
 
-DEFAULT_MODELS = (DEFAULT_MODEL, USE_MODEL)  # the ensemble measured best on both dev sets
-
-
-def short_name(name: str) -> str:
-    """e5 and use by their aliases, anything else by its last path part."""
-    return next((alias for alias, full in ALIASES.items() if full == name), Path(name).name or name)
-
-
-class Builder:
-    """Index building, shared by every Retriever: its fields are set by `Retriever.__init__`."""
-
-    notes: Library
-    store: IndexStore
-    requested_models: list[str] | None
-    cache_dir: Path
-    chunker: ChunkerSettings
-    reporter: Reporter | None
-    auto_update: bool
+class Builder(RetrieverState):
+    """Index building, shared by every Retriever."""
 
     # -- models ------------------------------------------------------------------------------------------------
-    def built_models(self) -> list[str] | None:
-        """The models of the existing index, or None when there is none (or it is broken and will be rebuilt)."""
-        try:
-            return [m.name for m in self.manifest().models] if self.store.exists() else None
-        except (StoreUnreachable, CredentialsRefused):
-            raise  # the store's connection, not its index: going on would wait out the connect timeout again
-        except RetrieverError:
-            return None
-
     def index_models(self) -> list[str]:
         """What `index` embeds with: the explicit choice, else what the index already has, else the defaults."""
         return self.requested_models or self.built_models() or list(DEFAULT_MODELS)
@@ -131,7 +79,9 @@ class Builder:
                 previous = self._previous()
             progress = self.reporter.progress if self.reporter else None
             with self._passes(ray, names, encoders[0].spec, previous, full) as passes_of:
-                report = build(scan, encoders, self.chunker, self.store.local, previous, not full, progress, passes_of)
+                report = build(
+                    scan, encoders, self.chunker, self.store.local, previous, answers, not full, progress, passes_of
+                )
         extracted.prune(stamp.sha256 for stamp in scan.stamps.values())  # the live index holds these files now
         started = time.perf_counter()
         with phase("publish"):
@@ -219,23 +169,6 @@ class Builder:
         except RetrieverError:
             return None
 
-    def staleness(self) -> str | None:
-        """Why the index must be (re)built before answering, or None when it is up to date."""
-        if self.store.shared and not self.notes.exists():
-            return None  # a server answering from a shared store, on a machine without the notes: not its to tell
-        self.notes.require()
-        if not self.store.exists():
-            return "no index yet"
-        try:
-            manifest = self.manifest()
-        except OlderFormat:
-            return "the index format changed"
-        if manifest.chunker != self.chunker.as_dict():
-            return "chunk settings changed"
-        if notes_changed(self.notes, manifest.files):
-            return "notes changed"
-        return None
-
     def ensure_index(self) -> IndexReport | None:
         """Build or update the index when the notes moved on; a read-only index that exists still answers, as it
         was built, since a stale answer serves better than none."""
@@ -260,3 +193,9 @@ class Builder:
             if self.reporter:
                 self.reporter.note(f"{reason}, but {exc}; answering from the index as it was built")
             return None
+
+    def reembed(self, changed: str) -> None:
+        with self._build_lock():
+            if self.reporter:
+                self.reporter.note(f"{changed}: re-indexing {self.notes} into {self.store.root}")
+            self._build(full=False, by_name=False)

@@ -1,5 +1,6 @@
 """The half of a Retriever that answers: the live index loaded once per generation, a question encoded and
-ranked within its filters, and reads of passages and notes by id."""
+ranked within its filters, and reads of passages and notes by id. A sibling of the build half (builder.py) over the
+state both share (state.py): a question that needs a build asks for it through that state."""
 
 from __future__ import annotations
 
@@ -8,20 +9,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from .builder import Builder, paused_gc, short_name
-from .encoders import Encoder, load_query_encoder
+from .encoders import Encoder, load_query_encoder, short_name
 from .errors import RetrieverError, StaleRead
 from .index.lexical import highlights, recent_tokens
 from .index.manifest import Manifest
-from .reading.chunking import Chunk
+from .index.view import IndexView
+from .reading.chunk import Chunk
 from .reading.extraction_cache import ExtractionCache
 from .reading.korean import kiwi
 from .reading.notes import normalise, read_note
-from .search.filters import Filters
+from .search.filters import Filters, NoteTable
 from .search.question import clip_for, read_question, valid_k, valid_text
 from .search.ranking import MODES, Mode, Query, Ranked, RankSettings, asks_questions, rank, rank_questions
 from .search.results import Hit, QuestionHit
-from .search.view import IndexView
+from .state import RetrieverState, paused_gc
 from .timings import phase
 
 H = TypeVar("H", bound=Hit)
@@ -100,11 +101,10 @@ def note_named(manifest: Manifest, path: str) -> str | None:
     return next((known for known in manifest.files if normalise(known) == composed), None)
 
 
-class Searcher(Builder):
-    """Questions of an index that the Builder half keeps up to date (where auto_update holds)."""
+class Searcher(RetrieverState):
+    """Questions of an index that the build half keeps up to date (where auto_update holds)."""
 
     ranking: RankSettings
-    _loaded: IndexView | None
     _loading: threading.Lock
     _warm: set[tuple[tuple[str, ...], str]]
 
@@ -126,20 +126,14 @@ class Searcher(Builder):
                     self._loaded = self.store.load()
             return self._loaded
 
-    def manifest(self) -> Manifest:
-        """The live manifest: the loaded copy while it is still the live generation, so a warm process answers
-        without re-parsing the manifest, yet sees a build made by another process."""
-        if self._loaded is not None and self._loaded.generation == self.store.generation():
-            return self._loaded.manifest
-        return self.store.read_manifest()
-
     # -- search ------------------------------------------------------------------------------------------------
     def _prepare(self, question: str, k: int, settings: RankSettings, filters: Filters) -> Query:
         valid_k(k)
         asked = read_question(question)
         with phase("index"):
             loaded = self.loaded()
-        allowed = filters.rows(loaded.notes)  # before any model loads: a glob that matches nothing fails at once
+        # before any model loads: a glob that matches nothing fails at once
+        allowed = filters.rows(loaded.derived(NoteTable))
         names = [m.name for m in loaded.manifest.models]
         use = [names.index(m) for m in self.requested_models] if self.requested_models else list(range(len(names)))
         with phase("model load"):
@@ -171,10 +165,7 @@ class Searcher(Builder):
         new question vectors must never meet old passage vectors. Without auto_update, refuse instead."""
         changed = model_changes(loaded.manifest, encoders)
         if changed and self.auto_update:
-            with self._build_lock():
-                if self.reporter:
-                    self.reporter.note(f"{changed}: re-indexing {self.notes} into {self.store.root}")
-                self._build(full=False, by_name=False)
+            self.reembed(changed)
             loaded = self.loaded()
             changed = model_changes(loaded.manifest, encoders)
         if changed:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from .errors import RetrieverError
 from .local.store import IndexStore
-from .milvus.location import shown
-from .search.view import MILVUS_SCHEME, is_milvus
+from .milvus.location import MILVUS_SCHEME, is_milvus, shown
 
 
 def open_store(index: Path, store: str | None, notes: Path | None) -> IndexStore:

@@ -107,12 +107,12 @@ def test_a_korean_question_finds_its_english_answer_above_korean_passages_that_s
 
 def test_each_language_is_normalised_only_where_both_are_many(mixed: tuple[Path, Path]) -> None:
     """Both languages hold 24 passages here; a folder with a few passages of the other language ranks as before."""
-    from retriever.search.ranking import MIN_LANGUAGE, language_groups
+    from retriever.search.ranking import MIN_LANGUAGE, chunk_korean, language_groups
 
     notes, index = mixed
     view = Retriever(notes, index).loaded()
     rows = np.arange(len(view.manifest.chunks))
-    korean = view.chunk_korean
+    korean = view.derived(chunk_korean)
     assert korean.sum() >= MIN_LANGUAGE and (~korean).sum() >= MIN_LANGUAGE
     assert len(language_groups(view, rows, rows)) == 2
     few_english = np.concatenate([np.flatnonzero(korean), np.flatnonzero(~korean)[: MIN_LANGUAGE - 1]])

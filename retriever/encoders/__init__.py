@@ -1,5 +1,7 @@
 """Text → unit vectors: the factory that picks an encoder by name and loads it once. The interface every encoder
-offers is in `base`, so the index and search never care which model sits behind it."""
+offers is in `base`, so the index and search never care which model sits behind it. The stages that load or run an
+encoder import the interface from here; the index format, which only records each model's ModelSpec, imports it from
+`base`, so that it names none of the backends the factory picks from."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import RetrieverError
-from .base import (  # noqa: F401 - the package's interface, imported from here by the stages
+from .base import (  # noqa: F401 - the package's interface
     ALIASES,
     DEFAULT_MODEL,
     USE_MODEL,
@@ -24,6 +26,13 @@ from .base import (  # noqa: F401 - the package's interface, imported from here 
     passes,
     span_encoder,
 )
+
+DEFAULT_MODELS = (DEFAULT_MODEL, USE_MODEL)  # the ensemble measured best on both dev sets
+
+
+def short_name(name: str) -> str:
+    """e5 and use by their aliases, anything else by its last path part."""
+    return next((alias for alias, full in ALIASES.items() if full == name), Path(name).name or name)
 
 
 @cache

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..encoders import ModelSpec
+from ..encoders.base import ModelSpec
 from ..timings import phase
 from .integrity import save_array
 from .manifest import Manifest

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..encoders import ModelSpec
-from ..reading.chunking import Chunk, Part
-from ..reading.notes import FileStamp
+from ..encoders.base import ModelSpec
+from ..reading.chunk import Chunk, Part
+from ..reading.stamp import FileStamp
 from .metatable import PartTable, Tables
 
 FORMAT = "retriever-index"

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from ..reading.chunking import Chunk, Part
+from ..reading.chunk import Chunk, Part
 from .integrity import save_array
 
 TABLES = ("meta.chunks", "meta.questions")  # [rows, len(COLUMNS)] int64, each with `<name>.text` (its text, UTF-8)

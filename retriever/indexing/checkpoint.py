@@ -31,7 +31,7 @@ from ..encoders import ModelSpec, Pooled, SpanEncoder, Spans
 from ..failpoints import holdpoint
 from ..index.integrity import fsync_dir, save_array, sha256_file, write_file
 from ..index.tokencodes import Codebook, int8_of, pool_tokens
-from ..reading.chunking import content_hash
+from ..reading.chunk import content_hash
 
 FOLDER = "checkpoint"
 FORMAT = 1

@@ -22,18 +22,10 @@ from ..index.manifest import COLLECTIONS, LEXICAL, SPANS, Manifest, matrix_name
 from ..index.rowfile import RowReader, Rows, RowWriter, gather
 from ..index.tokencodes import Codebook, int8_of, token_floats
 from ..index.vectorfile import VectorWriter
-from ..local.store import IndexStore
+from ..local.store import Check, IndexStore
 from ..progress import EmbedProgress
-from ..reading.chunking import (
-    Chunk,
-    ChunkerSettings,
-    Part,
-    chunk_section,
-    content_hash,
-    parts_of,
-    split_sections,
-    with_headings,
-)
+from ..reading.chunk import Chunk, Part, content_hash, with_headings
+from ..reading.chunking import ChunkerSettings, chunk_section, parts_of, split_sections
 from ..reading.notes import NoteScan
 from ..timings import phase
 from .checkpoint import FOLDER as CHECKPOINT
@@ -431,6 +423,7 @@ def build(
     settings: ChunkerSettings,
     store: IndexStore,
     old: StoredIndex | None,
+    check: Check,
     reuse: bool = True,
     progress: Progress | None = None,
     passes_of: Embedders | None = None,
@@ -441,6 +434,7 @@ def build(
     old is the current index: its vectors are reused when `reuse` holds and the model is the same, and the
     added/unchanged/removed counts always compare against its chunks, so --full still reports what changed.
     passes_of makes each model's passes: in this process by default, or sharded over a cluster (`ray_build`).
+    check is asked of the written generation before it goes live (store.commit).
     """
     started = time.perf_counter()
     specs = [e.spec for e in encoders]
@@ -525,7 +519,7 @@ def build(
             )
             lexical = LexicalIndex.build([c.embed_text for c in corpus.chunks], keys["chunks"], known)
         with phase("commit (ANN, checksums, manifest)"):
-            store.commit(generation, manifest, lexical, previous)
+            store.commit(generation, manifest, lexical, check, previous)
     checkpoint.clear()  # its work is in the committed generation
     old_keys = {c.content_hash for c in old.manifest.chunks} if old else set()
     new_keys = keys["chunks"]  # a chunk's content hash is that of its embedded text

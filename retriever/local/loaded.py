@@ -11,7 +11,7 @@ import numpy as np
 from ..index.manifest import SPANS, Manifest
 from ..index.tokencodes import Codebook, token_floats
 from ..index.vectorfile import dequantise
-from ..search.view import IndexView
+from ..index.view import IndexView
 
 if TYPE_CHECKING:
     from ..index.lexical import LexicalScores

@@ -16,7 +16,7 @@ import shlex
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from .loaded import LoadedIndex, check_spans, mapped
 CURRENT = "CURRENT"
 LOCK_FILE = ".build.lock"
 KEEP_GENERATIONS = 2  # the live one and its predecessor, for readers that opened the old one mid-swap
+Check = Callable[[LoadedIndex], None]  # raises unless a loaded generation answers (the build passes selfcheck.answers)
 
 
 class OlderFormat(RetrieverError):
@@ -241,10 +242,16 @@ class IndexStore:
             raise
 
     def commit(
-        self, generation: Generation, manifest: Manifest, lexical: Any, previous: StoredIndex | None = None
+        self,
+        generation: Generation,
+        manifest: Manifest,
+        lexical: Any,
+        check: Check,
+        previous: StoredIndex | None = None,
     ) -> Path:
-        """Finish a generation (ANN indexes, BM25, checksums, manifest) and make it current; the old one stays
-        readable until the pointer swap. ANN indexes keep the trained lists of `previous` where they still fit."""
+        """Finish a generation (ANN indexes, BM25, checksums, manifest) and make it current once `check` passed; the
+        old one stays readable until the pointer swap. ANN indexes keep the trained lists of `previous` where they
+        still fit."""
         from ..index.ann import build_index
 
         tmp = generation.folder
@@ -281,7 +288,7 @@ class IndexStore:
         fsync_dir(tmp)
         for name in manifest.checksums:  # hashed just now, by this process: the check's load need not hash again
             remember_verified(tmp / name)
-        read = self.answering(tmp)
+        read = self.answering(tmp, check)
         final = self.root / generation.name
         os.rename(tmp, final)
         for name in manifest.checksums:  # the same files under their final names, for this process's next load
@@ -296,16 +303,14 @@ class IndexStore:
         self.sweep()
         return self.root / generation.name
 
-    def answering(self, gen: Path) -> Manifest:
+    def answering(self, gen: Path, check: Check) -> Manifest:
         """A written generation loaded as a reader loads it (manifest parsed from disk, files checked, FAISS, BM25,
-        token codes and codebook) and asked one question (see selfcheck); its manifest as read. Else the
+        token codes and codebook) and checked (asked one question: see selfcheck); its manifest as read. Else the
         generation is removed and a RetrieverError says why: CURRENT never names an index that cannot answer."""
-        from .selfcheck import answers
-
         try:
             with phase("check (load, one question)"):
                 loaded = self.load(gen)
-                answers(loaded)
+                check(loaded)
         except Exception as exc:
             shutil.rmtree(gen, ignore_errors=True)
             self._last = None

@@ -14,7 +14,7 @@ from ..errors import StaleRead
 from ..index.lexical import term_ids
 from ..index.manifest import SPANS, Manifest
 from ..index.tokencodes import token_floats
-from ..search.view import IndexView
+from ..index.view import IndexView
 from .connection import Connected
 from .layout import BATCH, MAX_LIMIT, PIECES_PER_PART, TOKEN_PIECE
 

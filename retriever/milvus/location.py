@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from ..errors import RetrieverError
-from ..search.view import MILVUS_SCHEME
 
+MILVUS_SCHEME = "milvus://"
 TOKEN_ENV = "RETRIEVER_MILVUS_TOKEN"  # "user:password" or an API key
 USER_ENV, PASSWORD_ENV = "RETRIEVER_MILVUS_USER", "RETRIEVER_MILVUS_PASSWORD"
 CREDENTIALS_HINT = f"{TOKEN_ENV}, or {USER_ENV} and {PASSWORD_ENV}"
@@ -32,6 +32,11 @@ REQUEST_TIMEOUT = (
 
 
 HIDDEN = "***"
+
+
+def is_milvus(where: str) -> bool:
+    """A Milvus server URL, or a Milvus Lite database file (a path ending in .db)."""
+    return where.startswith(MILVUS_SCHEME) or where.endswith(".db")
 
 
 def shown(where: str) -> str:

@@ -18,6 +18,7 @@ from .conversion import Unreadable
 from .documents import DOCUMENT_SUFFIXES, TEXT_SUFFIXES, read_document
 from .extraction_cache import ExtractionCache
 from .globs import gitignore_spec
+from .stamp import FileStamp
 
 NOTE_SUFFIXES = TEXT_SUFFIXES | DOCUMENT_SUFFIXES
 # A note is prose someone wrote; a multi-megabyte file is a dump or an export, and chunking and embedding it would
@@ -28,15 +29,6 @@ MAX_DOCUMENT_BYTES = int(float(os.environ.get("RETRIEVER_MAX_DOCUMENT_MB", "50")
 # Entries (files and folders) a walk looks at before it stops: a folder of notes, attachments and all, holds far
 # fewer; more is a disk or a home folder named by mistake, whose walk would run for minutes and index it all.
 MAX_FILES = int(os.environ.get("RETRIEVER_MAX_FILES", "1000000"))
-
-
-@dataclass(frozen=True)
-class FileStamp:
-    """Enough to tell cheaply whether a note changed since the index saw it."""
-
-    sha256: str
-    size: int
-    mtime_ns: int
 
 
 @dataclass(frozen=True)

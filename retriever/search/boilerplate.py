@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..reading.chunking import Chunk
+from ..reading.chunk import Chunk
 
 MIN_FILES = 5
 MIN_SHARE = 0.5

@@ -18,8 +18,10 @@ from typing import Literal
 
 import numpy as np
 
-from ..index.manifest import matrix_name
-from .view import IndexView, LexicalRanking
+from ..index.manifest import Manifest, matrix_name
+from ..index.view import IndexView, LexicalRanking
+from ..reading.language import passage_languages
+from .boilerplate import boilerplate_rows
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
@@ -97,6 +99,12 @@ class Pool:
         return cls(rows, np.searchsorted(rows, ranked), np.searchsorted(rows, reference))
 
 
+def boilerplate(manifest: Manifest) -> np.ndarray:
+    """Chunk rows no ranking shows: sections repeated across the folder's notes (see boilerplate.py), worked out
+    once per loaded index (`IndexView.derived`)."""
+    return boilerplate_rows(manifest.chunks)
+
+
 def candidates(
     index: IndexView,
     queries: dict[int, np.ndarray],
@@ -106,7 +114,7 @@ def candidates(
 ) -> np.ndarray:
     """The rows every channel ranks: each channel's n best, from the ANN indexes, or, under filters, by exact scores
     of the allowed rows alone (a filtered-out chunk must never take a candidate's place). Boilerplate is never one."""
-    hidden = index.boilerplate
+    hidden = index.derived(boilerplate)
     if allowed is not None:
         allowed = np.setdiff1d(allowed, hidden)
         return allowed if len(allowed) <= n else filtered_candidates(index, queries, lexical, n, allowed)
@@ -184,11 +192,17 @@ Groups = list[
 ]  # per language: (its positions in rows, its positions in rows of the basis)
 
 
+def chunk_korean(manifest: Manifest) -> np.ndarray:
+    """Which chunks are in Korean, for ranking to normalise each language on its own, worked out once per loaded
+    index (`IndexView.derived`)."""
+    return passage_languages(f"{c.heading}\n{c.text}" for c in manifest.chunks)
+
+
 def language_groups(index: IndexView, rows: np.ndarray, basis: np.ndarray) -> Groups:
     """The candidates by passage language, when both Korean and English ones are many enough to be measured;
     else none, and every channel is normalised over all candidates as before (a Korean folder with a few English
     notes, or the reverse)."""
-    korean = index.chunk_korean[rows]
+    korean = index.derived(chunk_korean)[rows]
     groups = [(np.flatnonzero(korean == flag), basis[korean[basis] == flag]) for flag in (True, False)]
     return groups if all(len(reference) >= MIN_LANGUAGE for _, reference in groups) else []
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..reading.chunking import Chunk
+    from ..reading.chunk import Chunk
 
 
 @dataclass(frozen=True)

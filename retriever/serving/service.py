@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..api import Retriever, canonical_model
-from ..builder import DEFAULT_MODELS, short_name
+from ..encoders import DEFAULT_MODELS, short_name
 from ..errors import Busy, RetrieverError
 from ..failpoints import holdpoint
 from ..milvus.connection import StoreUnreachable

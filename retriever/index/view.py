@@ -1,27 +1,27 @@
-"""The seam between ranking and where an index lives: what a question reads of an index, and which store holds it.
+"""The seam between ranking and where an index lives: what a question reads of an index.
 
 Ranking asks an `IndexView` for nearest rows, rows of vectors, token vectors of parts and lexical scores, and never
 touches files or a server itself. Two stores implement it: local files with FAISS (`local/loaded.py`, the default) and a
 Milvus collection set (`milvus/store.py`), which any number of stateless servers can share; `stores.py` picks one.
+It is the index stage's, so the stores need nothing of the search stage: what search works out from the manifest
+for itself (boilerplate rows, passage languages, the filters' note table) it keeps with the view through `derived`.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from functools import cached_property
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
-from ..reading.language import passage_languages
-from .boilerplate import boilerplate_rows
-from .filters import NoteTable
-
 if TYPE_CHECKING:
-    from ..index.manifest import Manifest
+    from .manifest import Manifest
 
-MILVUS_SCHEME = "milvus://"
+T = TypeVar("T")
+DERIVING = threading.RLock()  # one derivation at a time, as Python 3.11's cached_property lock made them
 
 
 class LexicalRanking(Protocol):
@@ -80,25 +80,19 @@ class IndexView(ABC):
         return np.searchsorted(self.part_owners, np.arange(len(self.manifest.chunks) + 1))
 
     @cached_property
-    def notes(self) -> NoteTable:
-        """What filters ask of each note, worked out at the first filtered question and kept with the index."""
-        return NoteTable(self.manifest)
-
-    @cached_property
-    def chunk_korean(self) -> np.ndarray:
-        """Which chunks are in Korean, for ranking to normalise each language on its own (see ranking)."""
-        return passage_languages(f"{c.heading}\n{c.text}" for c in self.manifest.chunks)
-
-    @cached_property
-    def boilerplate(self) -> np.ndarray:
-        """Chunk rows no ranking shows: sections repeated across the folder's notes (see boilerplate.py)."""
-        return boilerplate_rows(self.manifest.chunks)
-
-    @cached_property
     def chunk_questions(self) -> np.ndarray:
         return np.asarray(self.manifest.chunk_question, dtype=np.int64)
 
+    @cached_property
+    def _derived(self) -> dict[Callable[[Manifest], Any], Any]:
+        return {}
 
-def is_milvus(where: str) -> bool:
-    """A Milvus server URL, or a Milvus Lite database file (a path ending in .db)."""
-    return where.startswith(MILVUS_SCHEME) or where.endswith(".db")
+    def derived(self, make: Callable[[Manifest], T]) -> T:
+        """make(manifest), worked out at its first use and kept with the view, which lives as long as its
+        generation: what a reader derives from the manifest alone is worked out once per build, not per question."""
+        kept = self._derived
+        if make not in kept:
+            with DERIVING:  # the first questions of a generation, at once: the work is done once, the others wait
+                if make not in kept:
+                    kept[make] = make(self.manifest)
+        return kept[make]

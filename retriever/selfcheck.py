@@ -5,16 +5,19 @@ The question is made of the index itself, so no model is needed: the first chunk
 the first part's decoded token vectors, and a term of the BM25 vocabulary. It runs through the same ranking a
 question does (candidates, dense views, BM25, the late re-rank); every ANN index must find a stored vector as close
 as the vector itself, and every token segment must decode.
+
+It asks through the search stage, so it lives above both stages, beside the build half (builder.py), which hands
+it to the store's commit: the local store, part of the index layer, names nothing of the search stage downstream.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..index.manifest import COLLECTIONS, SPANS, matrix_name
-from ..index.tokencodes import token_floats
-from ..search.ranking import Query, RankSettings, rank
-from .loaded import LoadedIndex
+from .index.manifest import COLLECTIONS, SPANS, matrix_name
+from .index.tokencodes import token_floats
+from .local.loaded import LoadedIndex
+from .search.ranking import Query, RankSettings, rank
 
 SAMPLE = 64  # token rows of each segment decoded: a bad codebook or segment fails on its first row
 TOLERANCE = 1e-3  # the nearest found may beat the vector's own score by float rounding, never lose
