@@ -1,8 +1,8 @@
 """Every test runs in its own temp folder with its own notes and index; the converted model is shared, and so are
 the indexes many tests start from: each is built once per run and every test gets a copy of its own.
 
-The suite can run on pytest-xdist workers (`-n 2`, see pyproject.toml). What a whole run shares (the model cache,
-the session builds) lives in the run's temp folder, which every worker sees, and is built by the first worker
+The README's test command runs the suite on two pytest-xdist workers (`-n 2`). What a whole run shares (the model
+cache, the session builds) lives in the run's temp folder, which every worker sees, and is built by the first worker
 that needs it under a file lock while the others wait for it."""
 
 from __future__ import annotations
@@ -17,6 +17,45 @@ from filelock import FileLock
 from helpers import make_notes
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+# The longest test files first, by their time in a serial run: xdist hands a worker the next file when it is almost
+# done, so a long file started last would leave the other worker idle while it runs alone.
+LONGEST_FIRST = [
+    "test_ray_build.py",
+    "test_sessions.py",
+    "test_model_cache.py",
+    "test_milvus_store.py",
+    "test_reliability.py",
+    "test_startup.py",
+    "test_late_chunking.py",
+    "test_integrity.py",
+    "test_serve.py",
+    "test_hostile.py",
+    "test_readme.py",
+    "test_hostile_http.py",
+    "test_arguments.py",
+    "test_bounded.py",
+    "test_query_engine.py",
+    "test_milvus_writers.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Each test file whole on one worker, so its module fixtures are built once, in the order above rather than
+    xdist's (by number of tests)."""
+    from xdist.scheduler import LoadFileScheduling
+
+    config.option.loadscopereorder = False
+    return LoadFileScheduling(config, log)
 
 
 def run_folder(factory: pytest.TempPathFactory) -> Path:
