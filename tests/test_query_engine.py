@@ -63,6 +63,15 @@ def test_int8_passage_encoder_stays_within_cosine_099_of_float32(float32_encoder
     assert [encoder.count_tokens(t) for t in TEXTS] == [float32_encoder.count_tokens(t) for t in TEXTS]
 
 
+def test_int8_passage_graph_is_fed_the_word_rows_torch_loads(float32_encoder, encoder) -> None:
+    """The graph starts after the word-embedding lookup: its rows, read from a memory map of model.safetensors,
+    are the float32 rows torch's embedding layer holds, for the first, the last and a text's own ids."""
+    table = float32_encoder.model[0].auto_model.embeddings.word_embeddings.weight.detach().numpy()
+    ids = [0, 1, 2, len(table) - 1, *encoder.tokenizer.encode("passage: " + TEXTS[2]).ids]
+    assert encoder.words.shape == table.shape
+    assert np.array_equal(encoder.words[ids].astype(np.float32), table[ids])
+
+
 def test_onnx_engine_can_be_chosen(model_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load_query_encoder.cache_clear()
     monkeypatch.setenv("RETRIEVER_QUERY_ENGINE", "onnx")

