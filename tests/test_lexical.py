@@ -1,4 +1,5 @@
-"""The BM25 channel: Korean morphemes, not whitespace words, and a saved index that loads back the same."""
+"""The BM25 channel: Korean morphemes, not whitespace words, and a saved index that loads back the same, scored
+as bm25s scores it by a question that imports neither bm25s nor scipy."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
+from helpers import cli
 
-from retriever.index.lexical import LexicalIndex, tokenize
+from retriever.index.lexical import LexicalIndex, quiet_bm25s, stopwords, tokenize
 
 
 def test_particles_and_endings_are_stripped_so_forms_meet() -> None:
@@ -24,6 +27,14 @@ def test_english_inside_korean_is_lowercased_and_stopwords_dropped() -> None:
     assert tokens.count("bert") == 2
     assert {"learning", "rate", "scheduler"} <= set(tokens)
     assert not {"what", "for"} & set(tokens)
+
+
+def test_the_stopwords_are_bm25s_own_lists() -> None:
+    """Read from bm25s's file without importing the package: the same lists as `bm25s.stopwords` holds."""
+    from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_KOREAN
+
+    assert stopwords() == frozenset(STOPWORDS_EN_PLUS) | frozenset(STOPWORDS_KOREAN)
+    assert {"what", "무엇"} <= stopwords()
 
 
 def test_scores_coverage_and_round_trip(tmp_path: Path) -> None:
@@ -77,3 +88,58 @@ def test_a_basic_config_run_while_the_graph_is_made_is_undone() -> None:
     with quiet_root_logger():
         logging.basicConfig(level=logging.INFO)  # what onnxruntime's quantiser does on import
     assert (root.level, root.handlers) == before
+
+
+QUESTIONS = [
+    "캐글은 어떻게 시작하나요?",
+    "캐글 대회 캐글 대회 캐글",  # repeated terms add their weights again
+    "배치사이즈와 lr은 GPU에 맞춰 어떻게 정하나요?",
+    "Which pre-trained BERT model and scheduler for text classification?",
+    "kaggle notebook gpu gpu quantum chromodynamics",  # words no note holds are dropped, repeats kept
+]
+
+
+def test_scores_equal_bm25s_own_for_every_term_and_question(repo_build: Path) -> None:
+    """The index's own files, read without bm25s, score exactly as bm25s's get_scores over the same files."""
+    index = repo_build / "index"
+    folder = index / (index / "CURRENT").read_text().strip() / "bm25"
+    ours = LexicalIndex.load(folder)
+    theirs = quiet_bm25s().BM25.load(str(folder), mmap=True, show_progress=False, allow_pickle=False)
+    assert ours.vocab == theirs.vocab_dict
+    for term in range(ours.postings.terms):
+        assert np.array_equal(ours.scores_of([term], 1.0).scores, theirs.get_scores([term]).astype(np.float32))
+    asked = [ours.term_ids(question) for question in QUESTIONS]
+    assert any(len(ids) > len(set(ids)) for ids, _, _ in asked) and any(0 < cover < 1 for _, cover, _ in asked)
+    for question, (ids, coverage, foreign) in zip(QUESTIONS, asked):
+        scored = ours.score(question)
+        assert ids and scored.scores.dtype == np.float32 and scored.scores.any()
+        assert np.array_equal(scored.scores, theirs.get_scores(ids).astype(np.float32)), question
+        assert (scored.coverage, scored.foreign) == (coverage, foreign)
+
+
+def test_a_load_checks_the_matrix_against_its_own_files(tmp_path: Path) -> None:
+    """Inside an index the checksums catch an altered file first; this is what a load itself refuses."""
+    LexicalIndex.build(["배치사이즈 GPU가 허용한 크게", "텍스트면 bert"], ["a", "b"], {}).save(tmp_path / "bm25")
+    pointers = tmp_path / "bm25" / "indptr.csc.index.npy"
+    np.save(pointers, np.load(pointers)[:-1])
+    with pytest.raises(ValueError, match="inconsistent"):
+        LexicalIndex.load(tmp_path / "bm25")
+    assert LexicalIndex.known_tokens(tmp_path / "bm25", ["a", "b"]) == {}
+    pointers.unlink()
+    with pytest.raises(FileNotFoundError):
+        LexicalIndex.load(tmp_path / "bm25")
+
+
+def test_a_cold_question_imports_neither_bm25s_nor_scipy(small: tuple[Path, Path]) -> None:
+    """bm25s imports scipy.sparse, 0.3 CPU-s of a cold question: a question reads the BM25 files on its own."""
+    notes, index = small
+    done = cli(
+        "ask", "배치사이즈는 어떻게 정하나요?", "--notes", str(notes), "--index", str(index),
+        "--no-server", "--mode", "hybrid", "-k", "1", "--json",
+        env={"PYTHONPROFILEIMPORTTIME": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"path": "a.md"' in done.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
+    assert "retriever.index.lexical" in imported  # the check sees modules at all
+    assert not {name for name in imported if name.split(".")[0] in ("bm25s", "scipy")}

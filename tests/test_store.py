@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import rewrite_manifest
+from helpers import rewrite_manifest, rewrite_table
 from typer.testing import CliRunner
 
 from retriever import Retriever, RetrieverError
@@ -156,6 +156,8 @@ def test_newer_format_version_is_refused(built: Retriever, repo_built: Path) -> 
         "meta.chunks.text.npy",
         "meta.parts.npy",
         "bm25/vocab.index.json",
+        "bm25/params.index.json",
+        "bm25/indptr.csc.index.npy",
     ],
 )
 def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_built: Path, file: str) -> None:
@@ -164,6 +166,13 @@ def test_truncated_or_missing_data_files_are_reported(built: Retriever, repo_bui
     assert "missing or altered" in cli_error(repo_built)
     path.unlink()
     assert "missing or altered" in cli_error(repo_built)
+
+
+def test_a_bm25_matrix_sealed_inconsistent_is_reported(built: Retriever, repo_built: Path) -> None:
+    """A question reads bm25s's files itself (index/lexical.py): pointers past the matrix are refused on load."""
+    rewrite_table(generation(built), "bm25/indptr.csc.index.npy", lambda pointers: pointers + 1)
+    error = cli_error(repo_built)
+    assert "could not be read" in error and "BM25 matrix" in error and "retriever index --full" in error
 
 
 def test_dimension_mismatch_is_reported(built: Retriever) -> None:

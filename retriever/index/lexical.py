@@ -3,10 +3,15 @@
 Korean glues particles and endings onto words (배치사이즈는, 정하나요), so whitespace tokens rarely match across
 question and note; Kiwi's morphemes do. Latin-script words come through Kiwi as foreign tokens and are lower-cased,
 so English terms inside Korean notes (lr, bert, GPU) match too.
+
+bm25s builds and saves the index; a question reads its files without it (see `Postings`), since `import bm25s`
+imports scipy.sparse, for a sum of a few columns: a cold question took 2.27 CPU-s with it and 2.08 without
+(0.92×, same run, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections import Counter
@@ -28,10 +33,23 @@ CONTENT_TAGS = ("NNG", "NNP", "NNB", "NR", "VV", "VA", "XR", "SL", "SN", "SH", "
 
 @cache
 def stopwords() -> frozenset[str]:
-    """bm25s's own English and Korean lists: question words (what, how, 어떻다) carry no topic."""
-    from bm25s.stopwords import STOPWORDS_EN_PLUS, STOPWORDS_KOREAN
+    """bm25s's own English and Korean lists: question words (what, how, 무엇) carry no topic.
 
-    return frozenset(STOPWORDS_EN_PLUS) | frozenset(STOPWORDS_KOREAN)
+    Read from bm25s's stopwords.py alone (plain tuples, no imports), not as `bm25s.stopwords`, whose import runs the
+    package's __init__ and so imports scipy.sparse: 0.375 CPU-s for numpy and bm25s against 0.199 for numpy and
+    this module. The lists stay bm25s's own, one copy that a build and a question read alike, rather than a copy of
+    its 678 words here to keep in step; the file takes ~1 ms."""
+    package = importlib.util.find_spec("bm25s")  # finds the package without importing it
+    if package is None or not package.submodule_search_locations:
+        raise ModuleNotFoundError("bm25s is not installed")
+    spec = importlib.util.spec_from_file_location(
+        "bm25s.stopwords", Path(package.submodule_search_locations[0]) / "stopwords.py"
+    )
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError("bm25s has no stopwords.py")
+    lists = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lists)
+    return frozenset(lists.STOPWORDS_EN_PLUS) | frozenset(lists.STOPWORDS_KOREAN)
 
 
 def tokenize(text: str) -> list[str]:
@@ -110,64 +128,106 @@ class LexicalScores:
 
 
 COUNTS = "counts.csc.index.npy"  # how often each (term, chunk) entry of the BM25 matrix occurs in its chunk
+DATA, DOCS, POINTERS = "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy"  # bm25s's names
+VOCAB, PARAMS = "vocab.index.json", "params.index.json"
+NONOCCURRENCE = ("bm25l", "bm25+")  # bm25s's variants that add a per-term constant outside the matrix
+
+
+@dataclass(frozen=True)
+class Postings:
+    """bm25s's BM25 matrix as it saves it, CSC: term t's weights in the chunks that hold it are
+    data[pointers[t]:pointers[t + 1]], those chunks' rows docs[pointers[t]:pointers[t + 1]].
+
+    A question's scores are the sum of its terms' columns, so reading the three .npy files as memory maps and adding
+    columns as bm25s's get_scores does (same dtype, same order) gives its scores bit for bit without importing it
+    (tests/test_lexical.py compares them)."""
+
+    data: np.ndarray
+    docs: np.ndarray
+    pointers: np.ndarray
+    num_docs: int
+    dtype: np.dtype
+
+    @classmethod
+    def load(cls, folder: Path) -> Postings:
+        """ValueError for files that are not a matrix bm25s saved for this reader, OSError for a missing one."""
+        params = json.loads((folder / PARAMS).read_text(encoding="utf-8"))
+        if (
+            not isinstance(params, dict)
+            or params.get("method") in NONOCCURRENCE
+            or params.get("dtype") not in ("float16", "float32", "float64")
+            or not isinstance(params.get("num_docs"), int)
+        ):
+            raise ValueError(f"{folder / PARAMS} is not a BM25 index this retriever reads")
+        data, docs, pointers = (
+            np.load(folder / name, allow_pickle=False, mmap_mode="r") for name in (DATA, DOCS, POINTERS)
+        )
+        if data.ndim != 1 or docs.shape != data.shape or pointers.ndim != 1 or not len(pointers):
+            raise ValueError(
+                f"the BM25 matrix in {folder} is inconsistent: {data.shape}, {docs.shape}, {pointers.shape}"
+            )
+        if pointers[0] != 0 or pointers[-1] != len(data):
+            raise ValueError(
+                f"the BM25 matrix in {folder} is inconsistent: its pointers do not span its {len(data)} entries"
+            )
+        return cls(data, docs, pointers, params["num_docs"], np.dtype(params["dtype"]))
+
+    @property
+    def terms(self) -> int:
+        return len(self.pointers) - 1
+
+    def scores(self, ids: list[int]) -> np.ndarray:
+        """bm25s's _compute_relevance_from_scores, step for step: repeated ids add their column again."""
+        scores = np.zeros(self.num_docs, dtype=self.dtype)
+        for term in ids:
+            start, end = self.pointers[term], self.pointers[term + 1]
+            np.add.at(scores, self.docs[start:end], self.data[start:end])
+        return scores
 
 
 class LexicalIndex:
-    """A thin layer over bm25s: its index is computed once at build time and saved as .npy + JSON.
+    """The BM25 matrix and its vocabulary, read from the files bm25s saved (see `Postings`)."""
 
-    Beside bm25s's files it keeps each entry's term count, from which the next build gets every unchanged chunk's
-    tokens back without Kiwi (~2 ms a passage, most of a large corpus's re-index). The tokens as JSON by text hash,
-    which this replaces, took 1.1× the text of kobill; the counts take 2 bytes an entry (0.15×).
-    """
-
-    def __init__(self, bm25, doc_tokens: list[list[str]] | None = None) -> None:
-        self.bm25 = bm25
-        self.vocab: dict[str, int] = bm25.vocab_dict
-        self.doc_tokens = doc_tokens or []
+    def __init__(self, postings: Postings, vocab: dict[str, int]) -> None:
+        self.postings = postings
+        self.vocab = vocab
 
     @classmethod
-    def build(cls, texts: list[str], keys: list[str], known: dict[str, list[str]]) -> LexicalIndex:
+    def build(cls, texts: list[str], keys: list[str], known: dict[str, list[str]]) -> BuiltLexicalIndex:
         """keys are the texts' hashes; known holds tokens of texts an earlier build tokenised."""
         bm25s = quiet_bm25s()
         tokens = [(known[key] if key in known else tokenize(text)) or [""] for key, text in zip(keys, texts)]
         bm25 = bm25s.BM25()
         bm25.index(tokens, show_progress=False)
-        return cls(bm25, tokens)
+        return BuiltLexicalIndex(bm25, tokens)
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        vocab = json.loads((folder / VOCAB).read_text(encoding="utf-8"))
+        postings = Postings.load(folder)
+        if not isinstance(vocab, dict) or len(vocab) < postings.terms:
+            raise ValueError(f"{folder / VOCAB} names fewer terms than the BM25 matrix in {folder} holds")
+        return cls(postings, vocab)
 
     @staticmethod
     def known_tokens(folder: Path, keys: list[str]) -> dict[str, list[str]]:
         """The tokens of each chunk of the index in folder, by its key (keys: the index's chunk keys, in order), in
         any order: BM25 counts them, it does not read them in order."""
         try:
-            vocab = json.loads((folder / "vocab.index.json").read_text(encoding="utf-8"))
+            index = LexicalIndex.load(folder)
             counts = np.load(folder / COUNTS, allow_pickle=False)
-            docs = np.load(folder / "indices.csc.index.npy", allow_pickle=False)
-            pointers = np.load(folder / "indptr.csc.index.npy", allow_pickle=False)
         except (OSError, ValueError):
             return {}
-        names = sorted(vocab, key=vocab.get)[: len(pointers) - 1]  # bm25s numbers terms from 0, "" last, unused
-        if len(counts) != len(docs) or len(names) != len(pointers) - 1 or (len(docs) and docs.max() >= len(keys)):
+        postings = index.postings
+        docs = np.asarray(postings.docs)
+        if len(counts) != len(docs) or (len(docs) and docs.max() >= len(keys)):
             return {}  # not this index's: everything is tokenised afresh
-        terms = np.repeat(np.array(names, dtype=object), np.diff(pointers))
+        names = sorted(index.vocab, key=index.vocab.get)[: postings.terms]  # bm25s numbers terms from 0, "" last
+        terms = np.repeat(np.array(names, dtype=object), np.diff(postings.pointers))
         tokens: list[list[str]] = [[] for _ in keys]
         for doc, term, count in zip(docs.tolist(), terms.tolist(), counts.tolist()):
             tokens[doc] += [term] * count
         return dict(zip(keys, tokens))
-
-    @classmethod
-    def load(cls, folder: Path) -> LexicalIndex:
-        bm25s = quiet_bm25s()
-        return cls(bm25s.BM25.load(str(folder), mmap=True, show_progress=False, allow_pickle=False))
-
-    def save(self, folder: Path) -> None:
-        self.bm25.save(str(folder), show_progress=False, allow_pickle=False)
-        scores = self.bm25.scores
-        pointers, docs = np.asarray(scores["indptr"]), np.asarray(scores["indices"])
-        terms = np.repeat(np.arange(len(pointers) - 1), np.diff(pointers))
-        per_doc = [Counter(tokens) for tokens in self.doc_tokens]
-        names = sorted(self.vocab, key=self.vocab.get)
-        counts = [per_doc[doc][names[term]] for doc, term in zip(docs.tolist(), terms.tolist())]
-        save_array(folder / COUNTS, np.asarray(counts, dtype=np.uint16), durable=False)
 
     def score(self, question: str) -> LexicalScores:
         return self.scores_of(*self.term_ids(question))
@@ -175,8 +235,8 @@ class LexicalIndex:
     def scores_of(self, ids: list[int], coverage: float, foreign: float = 0.0) -> LexicalScores:
         """The scores of a question already read into vocabulary ids."""
         if not ids:
-            return LexicalScores(np.zeros(self.bm25.scores["num_docs"], dtype=np.float32), 0.0)
-        return LexicalScores(self.bm25.get_scores(ids).astype(np.float32), coverage, foreign)
+            return LexicalScores(np.zeros(self.postings.num_docs, dtype=np.float32), 0.0)
+        return LexicalScores(self.postings.scores(ids).astype(np.float32), coverage, foreign)
 
     def term_ids(self, question: str) -> tuple[list[int], float, float]:
         """The question's known terms as vocabulary ids (repeats kept: each adds its weight again), the share of
@@ -186,13 +246,40 @@ class LexicalIndex:
     def weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each chunk's BM25 weight per term as CSR rows (data, term ids, row pointers): a score is the sum of
         the weights of the question's terms, so a store with sparse vectors reproduces these scores exactly."""
-        scores = self.bm25.scores
-        indptr = np.asarray(scores["indptr"], dtype=np.int64)
-        docs = np.asarray(scores["indices"], dtype=np.int64)
+        postings = self.postings
+        indptr = np.asarray(postings.pointers, dtype=np.int64)
+        docs = np.asarray(postings.docs, dtype=np.int64)
         terms = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
         order = np.lexsort((terms, docs))
-        pointers = np.searchsorted(docs[order], np.arange(int(scores["num_docs"]) + 1))
-        return np.asarray(scores["data"], dtype=np.float32)[order], terms[order], pointers.astype(np.int64)
+        pointers = np.searchsorted(docs[order], np.arange(postings.num_docs + 1))
+        return np.asarray(postings.data, dtype=np.float32)[order], terms[order], pointers.astype(np.int64)
+
+
+class BuiltLexicalIndex(LexicalIndex):
+    """An index bm25s has just computed, to be saved in its files.
+
+    Beside bm25s's files it keeps each entry's term count, from which the next build gets every unchanged chunk's
+    tokens back without Kiwi (~2 ms a passage, most of a large corpus's re-index). The tokens as JSON by text hash,
+    which this replaces, took 1.1× the text of kobill; the counts take 2 bytes an entry (0.15×).
+    """
+
+    def __init__(self, bm25, doc_tokens: list[list[str]]) -> None:
+        scores = bm25.scores
+        postings = Postings(
+            scores["data"], scores["indices"], scores["indptr"], scores["num_docs"], np.dtype(bm25.dtype)
+        )
+        super().__init__(postings, bm25.vocab_dict)
+        self.bm25 = bm25
+        self.doc_tokens = doc_tokens
+
+    def save(self, folder: Path) -> None:
+        self.bm25.save(str(folder), show_progress=False, allow_pickle=False)
+        pointers, docs = np.asarray(self.postings.pointers), np.asarray(self.postings.docs)
+        terms = np.repeat(np.arange(len(pointers) - 1), np.diff(pointers))
+        per_doc = [Counter(tokens) for tokens in self.doc_tokens]
+        names = sorted(self.vocab, key=self.vocab.get)
+        counts = [per_doc[doc][names[term]] for doc, term in zip(docs.tolist(), terms.tolist())]
+        save_array(folder / COUNTS, np.asarray(counts, dtype=np.uint16), durable=False)
 
 
 def term_ids(vocab: dict[str, int], question: str) -> tuple[list[int], float, float]:
