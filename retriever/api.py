@@ -12,7 +12,7 @@ from .encoders import ALIASES
 from .encoders.threads import cap_threads
 from .errors import RetrieverError
 from .index.view import IndexView
-from .reading.chunking import ChunkerSettings
+from .reading.chunker_settings import ChunkerSettings
 from .reading.notes import Library
 from .search.ranking import MODES, Mode, RankSettings
 from .searcher import Searcher

@@ -1,6 +1,7 @@
 """The half of a Retriever that builds its index: which models, and one build at a time per index, on this machine
 or a Ray cluster. A sibling of the search half (searcher.py) over the state both share (state.py), which the
-Retriever's constructor sets."""
+Retriever's constructor sets. The indexer and the self-check are imported where a build needs them: a question
+that finds its index up to date never does, and importing them (with the chunker) cost every cold question ~40 ms."""
 
 from __future__ import annotations
 
@@ -14,16 +15,15 @@ from typing import TYPE_CHECKING
 from .encoders import DEFAULT_MODELS, Encoder, ModelSpec, load_encoder, short_name
 from .errors import RetrieverError
 from .index.generation import StoredIndex
-from .indexing.indexer import Embedders, IndexReport, build, holds
 from .local.store import IndexNotWritable
 from .progress import ticking
 from .reading.extraction_cache import ExtractionCache
 from .reading.notes import Listing, NoteScan, scan_notes
-from .selfcheck import answers
 from .state import RetrieverState, paused_gc
 from .timings import phase
 
 if TYPE_CHECKING:
+    from .indexing.indexer import Embedders, IndexReport
     from .indexing.ray_build import RaySettings
 
 
@@ -73,6 +73,9 @@ class Builder(RetrieverState):
         names = self.index_models()
         report = self._unchanged(scan, names) if by_name and not full else None
         if report is None:
+            from .indexing.indexer import build
+            from .selfcheck import answers
+
             with phase("model load"), self._phase(f"loading {', '.join(short_name(n) for n in names)}"):
                 encoders = self.encoders(names)
             with phase("check previous index"):
@@ -120,6 +123,8 @@ class Builder(RetrieverState):
     def _unchanged(self, scan: NoteScan, names: list[str]) -> IndexReport | None:
         """The report of a build that has nothing to do, found from the manifest alone: loading models costs tens
         of seconds, and an unchanged folder needs none of them."""
+        from .indexing.indexer import IndexReport, holds
+
         started = time.perf_counter()
         staging = self.store.local  # a shared store's staged build: what a publish to any name is made from
         try:

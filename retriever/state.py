@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .index.view import IndexView
     from .local.store import IndexStore
     from .progress import EmbedProgress
-    from .reading.chunking import ChunkerSettings
+    from .reading.chunker_settings import ChunkerSettings
     from .reading.notes import Library
 
 

