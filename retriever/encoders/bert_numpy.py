@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import ModelSpec, Role
+from .word_table import WORDS, word_rows, word_table
 
 
 def erf(x: np.ndarray) -> np.ndarray:
@@ -56,27 +57,24 @@ class NumpyBertQueryEncoder:
         self.prompt_lengths = {
             role: len(self.tokenizer.encode(prompt)) - 1 if prompt else 1 for role, prompt in self.prompts.items()
         }
-        self.weights = safe_open(str(folder / "model.safetensors"), "np")
+        weights = safe_open(str(folder / "model.safetensors"), "np")
         # float32 throughout (a float64 scalar would silently upcast every product); dense weights stored
         # transposed and contiguous, the layout a row-vector product reads fastest
         self.w = {
             key: np.ascontiguousarray(tensor.T if tensor.ndim == 2 and ".layer." in key else tensor, np.float32)
-            for key in self.weights.keys()  # noqa: SIM118 - safe_open is not a mapping
-            if key != "embeddings.word_embeddings.weight"
-            for tensor in (self.weights.get_tensor(key),)
+            for key in weights.keys()  # noqa: SIM118 - safe_open is not a mapping
+            if key != WORDS
+            for tensor in (weights.get_tensor(key),)
         }
+        self.words = word_table(folder / "model.safetensors")
         self.layers = int(config["num_hidden_layers"])
         dim = int(config["hidden_size"])
         self.spec = ModelSpec(name, source, dim, {"query": self.prompts["query"], "passage": self.prompts["passage"]})
 
-    def word_vectors(self, ids: list[int]) -> np.ndarray:
-        table = self.weights.get_slice("embeddings.word_embeddings.weight")
-        return np.stack([table[i : i + 1][0] for i in ids]).astype(np.float32)
-
     def forward(self, ids: list[int]) -> np.ndarray:
         """Last hidden states [tokens, dim] of one unpadded sequence."""
         w, n = self.w, len(ids)
-        x = self.word_vectors(ids) + w["embeddings.position_embeddings.weight"][:n]
+        x = word_rows(self.words, ids) + w["embeddings.position_embeddings.weight"][:n]
         x = x + w["embeddings.token_type_embeddings.weight"][0]
         x = layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
         head = x.shape[1] // self.heads

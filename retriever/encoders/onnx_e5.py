@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import struct
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +32,7 @@ from ..timings import phase
 from .base import ModelSpec, Pooled, Role, Spans, TokenEncoder, pool_spans, span_masks
 from .cache import built_once
 from .threads import cap_threads
+from .word_table import word_rows, word_table
 
 # Texts embedded at once, each by one thread: two single-threaded passes keep two cores busier than one pass split
 # in two (one text's matrices are small). No more than the CPUs this process may use (affinity, cgroup quota).
@@ -42,8 +42,6 @@ QUANTISATION = "onnx-int8-matmul-per-channel"
 # The vectors' provenance, recorded in every index (encoders.default_source): bump when a text's vectors change, and
 # indexes re-embed. Export 2 (the lookup left out) gives export 1's vectors bit for bit, so their indexes are kept.
 VECTORS_VERSION = 1
-WORDS = "embeddings.word_embeddings.weight"
-SAFETENSORS_DTYPES = {"F16": np.float16, "F32": np.float32}
 
 
 def ensure_onnx(model_dir: Path) -> Path:
@@ -127,17 +125,6 @@ def write_graph(model_dir: Path, dest: Path) -> None:
     (dest / "float32.onnx").unlink()
 
 
-def word_table(weights: Path) -> np.ndarray:
-    """The word-embedding table inside a safetensors file (8-byte little-endian header length, then a JSON header
-    of {name: {dtype, shape, data_offsets}}), memory-mapped: a text reads its own rows, never the 250 000."""
-    with weights.open("rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        entry = json.loads(handle.read(length))[WORDS]
-    start, _ = entry["data_offsets"]
-    table = np.memmap(weights, SAFETENSORS_DTYPES[entry["dtype"]], "r", 8 + length + start, tuple(entry["shape"]))
-    return np.asarray(table)
-
-
 class OnnxE5Encoder(TokenEncoder):
     """Encoder over the int8 graph; tokenisation and prompts are the converted model folder's own."""
 
@@ -204,7 +191,7 @@ class OnnxE5Encoder(TokenEncoder):
         """Last hidden states of one sequence, cut as the model's truncation cuts: the text, keeping </s>."""
         if len(ids) > self.max_tokens:
             ids = ids[: self.max_tokens - 1] + ids[-1:]
-        words = self.words[np.array(ids)].astype(np.float32)[None]
+        words = word_rows(self.words, ids)[None]
         mask = np.ones(words.shape[:2], dtype=np.int64)
         return self.session.run(None, {"words": words, "attention_mask": mask})[0][0]
 
